@@ -1,0 +1,262 @@
+package gust
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Runtimes a version can run on.
+const (
+	RuntimeWasm    = "wasm"    // WebAssembly: a gust reactor or a WASI command (WAGI)
+	RuntimeProcess = "process" // any executable, HTTP on $PORT or the Lambda Runtime API
+	RuntimePython3 = "python3" // Lambda-style Python handler
+	RuntimeNodejs  = "nodejs"  // Lambda-style Node.js handler
+)
+
+// Defaults for a Spec's zero fields.
+const (
+	DefaultMemoryMB               = 128
+	DefaultTimeout                = 30 * time.Second
+	DefaultMaxConcurrency         = 100
+	DefaultIdleTimeout            = 5 * time.Minute
+	DefaultQueueTimeout           = 1 * time.Second
+	DefaultMaxBodyBytes           = 6 << 20
+	DefaultPerInstanceConcurrency = 1
+
+	MaxMemoryMB = 4096
+	MaxTimeout  = 15 * time.Minute
+)
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidateName reports whether name is a valid function name: lowercase
+// letters, digits and '-', 1 to 63 characters, not starting or ending with
+// '-'. The error is EINVALID and names the offending value.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return Errorf(EINVALID, "invalid function name %q: use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit", name)
+	}
+	return nil
+}
+
+// Duration is a time.Duration that reads and writes as a Go duration string
+// ("30s", "1m30s") in JSON and YAML.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string, or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n int64
+		if err2 := json.Unmarshal(b, &n); err2 != nil {
+			return fmt.Errorf("duration must be a string such as \"30s\": %w", err)
+		}
+		*d = Duration(n)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Spec is what a version runs with: its runtime, limits and scaling. Every
+// field is a manifest field (gust.yaml) and a `gust deploy` flag. Zero
+// fields take the defaults above (see WithDefaults).
+type Spec struct {
+	Runtime string            `json:"runtime"`
+	Env     map[string]string `json:"env,omitempty"`
+
+	// Limits.
+	MemoryMB     int      `json:"memory,omitempty"`       // --memory MB
+	Timeout      Duration `json:"timeout,omitempty"`      // --timeout DUR
+	MaxBodyBytes int64    `json:"maxBodyBytes,omitempty"` // request body limit
+
+	// Scaling.
+	MaxConcurrency         int      `json:"maxConcurrency,omitempty"`         // --max-concurrency N
+	MinInstances           int      `json:"minInstances,omitempty"`           // --min-instances N
+	IdleTimeout            Duration `json:"idleTimeout,omitempty"`            // --idle-timeout DUR
+	QueueTimeout           Duration `json:"queueTimeout,omitempty"`           // --queue-timeout DUR
+	PerInstanceConcurrency int      `json:"perInstanceConcurrency,omitempty"` // --per-instance-concurrency N
+}
+
+// WithDefaults returns a copy of s with zero fields set to their defaults.
+func (s Spec) WithDefaults() Spec {
+	if s.Runtime == "" {
+		s.Runtime = RuntimeWasm
+	}
+	if s.MemoryMB == 0 {
+		s.MemoryMB = DefaultMemoryMB
+	}
+	if s.Timeout == 0 {
+		s.Timeout = Duration(DefaultTimeout)
+	}
+	if s.MaxBodyBytes == 0 {
+		s.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if s.MaxConcurrency == 0 {
+		s.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if s.QueueTimeout == 0 {
+		s.QueueTimeout = Duration(DefaultQueueTimeout)
+	}
+	if s.PerInstanceConcurrency == 0 {
+		s.PerInstanceConcurrency = DefaultPerInstanceConcurrency
+	}
+	return s
+}
+
+var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate checks a spec (after WithDefaults) and returns an EINVALID error
+// naming the first field that is wrong.
+func (s Spec) Validate() error {
+	switch s.Runtime {
+	case RuntimeWasm, RuntimeProcess, RuntimePython3, RuntimeNodejs:
+	default:
+		return Errorf(EINVALID, "invalid runtime %q: want wasm, process, python3 or nodejs", s.Runtime)
+	}
+	if s.MemoryMB < 1 || s.MemoryMB > MaxMemoryMB {
+		return Errorf(EINVALID, "invalid memory %d MB: want 1 to %d", s.MemoryMB, MaxMemoryMB)
+	}
+	if s.Timeout.D() <= 0 || s.Timeout.D() > MaxTimeout {
+		return Errorf(EINVALID, "invalid timeout %s: want more than 0 and at most %s", s.Timeout, MaxTimeout)
+	}
+	if s.MaxBodyBytes < 0 {
+		return Errorf(EINVALID, "invalid maxBodyBytes %d: must not be negative", s.MaxBodyBytes)
+	}
+	if s.MaxConcurrency < 1 {
+		return Errorf(EINVALID, "invalid max concurrency %d: want at least 1", s.MaxConcurrency)
+	}
+	if s.MinInstances < 0 || s.MinInstances > s.MaxConcurrency {
+		return Errorf(EINVALID, "invalid min instances %d: want 0 to max concurrency (%d)", s.MinInstances, s.MaxConcurrency)
+	}
+	if s.IdleTimeout.D() < 0 {
+		return Errorf(EINVALID, "invalid idle timeout %s: must not be negative", s.IdleTimeout)
+	}
+	if s.QueueTimeout.D() < 0 {
+		return Errorf(EINVALID, "invalid queue timeout %s: must not be negative", s.QueueTimeout)
+	}
+	if s.PerInstanceConcurrency < 1 {
+		return Errorf(EINVALID, "invalid per-instance concurrency %d: want at least 1", s.PerInstanceConcurrency)
+	}
+	if s.Runtime == RuntimeWasm && s.PerInstanceConcurrency != 1 {
+		return Errorf(EINVALID, "invalid per-instance concurrency %d: a wasm instance serves one call at a time", s.PerInstanceConcurrency)
+	}
+	keys := make([]string, 0, len(s.Env))
+	for k := range s.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !envKeyRE.MatchString(k) {
+			return Errorf(EINVALID, "invalid env name %q: want letters, digits and '_', not starting with a digit", k)
+		}
+		if strings.ContainsRune(s.Env[k], 0) {
+			return Errorf(EINVALID, "invalid env value for %q: contains a NUL byte", k)
+		}
+	}
+	return nil
+}
+
+// Version is one immutable deploy of a function. Numbers start at 1 and only
+// grow; a version is never changed after it is created.
+type Version struct {
+	Function   string    `json:"function"`
+	Number     int       `json:"version"`
+	Spec       Spec      `json:"spec"`
+	CodeDigest string    `json:"codeDigest"` // "sha256:<hex>" of the code artifact
+	CodeSize   int64     `json:"codeSize"`
+	Shape      string    `json:"shape,omitempty"` // driver-specific: "reactor", "wagi", ...
+	CreatedAt  time.Time `json:"createdAt"`
+}
+
+// AliasLive is the alias that `/fn/NAME` and `gust deploy` use.
+const AliasLive = "live"
+
+// Function is a named function: its versions and which one is live.
+type Function struct {
+	Name          string    `json:"name"`
+	Live          int              `json:"live"`          // version the live alias sends most traffic to
+	LatestVersion int              `json:"latestVersion"` // highest version number ever created
+	Aliases       map[string]Alias `json:"aliases"`       // always holds "live" once deployed
+	CreatedAt     time.Time        `json:"createdAt"`
+	UpdatedAt     time.Time        `json:"updatedAt"`
+}
+
+// AliasTarget is one version an alias routes to, with its share of traffic.
+type AliasTarget struct {
+	Version int `json:"version"`
+	Weight  int `json:"weight"` // percent, 1..100; the targets of an alias sum to 100
+}
+
+// Alias names a version, or splits traffic between two versions by weight
+// (a canary). The alias "live" always exists once a function has a version.
+type Alias struct {
+	Name    string        `json:"name"`
+	Targets []AliasTarget `json:"targets"`
+}
+
+// Validate checks an alias: a valid name, one or two distinct positive
+// versions, weights 1..100 that sum to 100.
+func (a Alias) Validate() error {
+	if err := ValidateName(a.Name); err != nil {
+		return Errorf(EINVALID, "invalid alias name %q", a.Name)
+	}
+	if len(a.Targets) < 1 || len(a.Targets) > 2 {
+		return Errorf(EINVALID, "alias %q must point at one or two versions, not %d", a.Name, len(a.Targets))
+	}
+	sum := 0
+	seen := map[int]bool{}
+	for _, t := range a.Targets {
+		if t.Version < 1 {
+			return Errorf(EINVALID, "alias %q: invalid version %d", a.Name, t.Version)
+		}
+		if seen[t.Version] {
+			return Errorf(EINVALID, "alias %q names version %d twice", a.Name, t.Version)
+		}
+		seen[t.Version] = true
+		if t.Weight < 1 || t.Weight > 100 {
+			return Errorf(EINVALID, "alias %q: weight %d of version %d must be 1 to 100", a.Name, t.Weight, t.Version)
+		}
+		sum += t.Weight
+	}
+	if sum != 100 {
+		return Errorf(EINVALID, "alias %q: weights sum to %d, want 100", a.Name, sum)
+	}
+	return nil
+}
+
+// Pick returns the version the alias routes a request to, given r uniformly
+// drawn from [0, 100). It is a pure function so a split is testable.
+func (a Alias) Pick(r int) int {
+	for _, t := range a.Targets {
+		if r < t.Weight {
+			return t.Version
+		}
+		r -= t.Weight
+	}
+	if len(a.Targets) == 0 {
+		return 0
+	}
+	return a.Targets[len(a.Targets)-1].Version
+}

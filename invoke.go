@@ -1,0 +1,69 @@
+package gust
+
+import (
+	"net/http"
+	"time"
+)
+
+// Request is the one event shape every trigger becomes: an HTTP request to
+// the function. Path is the part after /fn/NAME and always starts with "/".
+type Request struct {
+	ID       string // invocation id, also sent to the client as X-Gust-Invocation-Id
+	Function string
+	Version  int
+	Method   string
+	Path     string
+	Query    string // raw query, without '?'
+	Header   http.Header
+	Body     []byte
+	Trigger  string // "http", "async", "cron", ...
+}
+
+// Response is what a function answered.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Invocation statuses, as metered and reported.
+const (
+	StatusOK        = "ok"
+	StatusError     = "error"
+	StatusTimeout   = "timeout"
+	StatusThrottled = "throttled"
+	StatusOOM       = "oom"
+)
+
+// StatusOf maps an invocation error to its metered status.
+func StatusOf(err error) string {
+	switch ErrorCode(err) {
+	case "":
+		return StatusOK
+	case ETIMEOUT:
+		return StatusTimeout
+	case ETHROTTLED, ECAPACITY:
+		return StatusThrottled
+	case EOOM:
+		return StatusOOM
+	default:
+		return StatusError
+	}
+}
+
+// Invocation is the record of one invocation: what ran, for how long, and
+// how it ended. The meter derives billing from it.
+type Invocation struct {
+	ID        string        `json:"id"`
+	Function  string        `json:"function"`
+	Version   int           `json:"version"`
+	Trigger   string        `json:"trigger"`
+	Start     time.Time     `json:"start"`
+	Duration  time.Duration `json:"durationNs"`
+	QueueWait time.Duration `json:"queueWaitNs"`
+	MemoryMB  int           `json:"memoryMB"`
+	Cold      bool          `json:"cold"`
+	Status    string        `json:"status"`
+	Error     string        `json:"error,omitempty"`
+	HTTPCode  int           `json:"httpStatus,omitempty"`
+}
