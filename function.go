@@ -195,7 +195,7 @@ const AliasLive = "live"
 
 // Function is a named function: its versions and which one is live.
 type Function struct {
-	Name          string    `json:"name"`
+	Name          string           `json:"name"`
 	Live          int              `json:"live"`          // version the live alias sends most traffic to
 	LatestVersion int              `json:"latestVersion"` // highest version number ever created
 	Aliases       map[string]Alias `json:"aliases"`       // always holds "live" once deployed
