@@ -67,3 +67,25 @@ type Invocation struct {
 	Error     string        `json:"error,omitempty"`
 	HTTPCode  int           `json:"httpStatus,omitempty"`
 }
+
+// Recorder receives the record of every finished invocation (including
+// throttled ones). Record is called on the invocation path: it must be
+// cheap and must not block on I/O.
+type Recorder interface {
+	Record(inv *Invocation)
+}
+
+// PoolStats is a snapshot of the instances of one function version on
+// this node, for `gust status` and metrics.
+type PoolStats struct {
+	Function   string `json:"function"`
+	Version    int    `json:"version"`
+	Idle       int    `json:"idle"`
+	Busy       int    `json:"busy"`
+	Starting   int    `json:"starting"`
+	Waiting    int    `json:"waiting"`
+	InFlight   int    `json:"inFlight"`
+	MemoryMB   int    `json:"memoryMB"`
+	ColdStarts int64  `json:"coldStarts"`
+	Throttled  int64  `json:"throttled"`
+}
