@@ -1,0 +1,371 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/httperr"
+)
+
+// DefaultMaxCodeBytes bounds an uploaded artifact.
+const DefaultMaxCodeBytes = 64 << 20
+
+// Deployer prepares code for deploy and reports node state; the invoker
+// implements it.
+type Deployer interface {
+	// Prepare validates and compiles code (EINVALID if bad).
+	Prepare(ctx context.Context, name string, next int, spec gust.Spec, code []byte) (gust.Module, error)
+	// Adopt hands a prepared module to the pool of the stored version.
+	Adopt(v *gust.Version, predicted int, m gust.Module)
+	// Discard closes a prepared module that was not stored.
+	Discard(m gust.Module)
+	// Stats lists the pools on this node.
+	Stats() []gust.PoolStats
+	// Reconcile brings pools in step with the registry after a change.
+	Reconcile(ctx context.Context)
+}
+
+// Config configures the API.
+type Config struct {
+	Registry     gust.Registry
+	Deployer     Deployer
+	Budget       func() (totalMB, usedMB int) // node memory budget
+	Usage        http.Handler                 // GET /v1/usage; nil: not mounted
+	Require      func(http.Handler) http.Handler
+	MaxCodeBytes int64
+	Version      string // gust version, for /v1/status
+	Logger       *slog.Logger
+}
+
+// API serves /v1.
+type API struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the API handler. Every route requires cfg.Require.
+func New(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxCodeBytes == 0 {
+		cfg.MaxCodeBytes = DefaultMaxCodeBytes
+	}
+	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	a.handle("GET /v1/functions", a.listFunctions)
+	a.handle("GET /v1/functions/{name}", a.getFunction)
+	a.handle("DELETE /v1/functions/{name}", a.deleteFunction)
+	a.handle("POST /v1/functions/{name}/versions", a.deploy)
+	a.handle("GET /v1/functions/{name}/versions", a.listVersions)
+	a.handle("GET /v1/functions/{name}/versions/{n}", a.getVersion)
+	a.handle("POST /v1/functions/{name}/rollback", a.rollback)
+	a.handle("PUT /v1/functions/{name}/aliases/{alias}", a.setAlias)
+	a.handle("DELETE /v1/functions/{name}/aliases/{alias}", a.deleteAlias)
+	a.handle("GET /v1/status", a.status)
+	if cfg.Usage != nil {
+		a.mux.Handle("GET /v1/usage", cfg.Require(cfg.Usage))
+	}
+	// Anything else under /v1 is a 404 in the JSON shape, after auth so
+	// the route table is not probeable without a token.
+	a.mux.Handle("/v1/", cfg.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httperr.Write(w, r, gust.Errorf(gust.ENOTFOUND, "no API route %s %s", r.Method, r.URL.Path))
+	})))
+	return a
+}
+
+// Routes lists the registered route patterns (for tests that walk them).
+func (a *API) Routes() []string {
+	r := []string{
+		"GET /v1/functions", "GET /v1/functions/{name}", "DELETE /v1/functions/{name}",
+		"POST /v1/functions/{name}/versions", "GET /v1/functions/{name}/versions",
+		"GET /v1/functions/{name}/versions/{n}", "POST /v1/functions/{name}/rollback",
+		"PUT /v1/functions/{name}/aliases/{alias}", "DELETE /v1/functions/{name}/aliases/{alias}",
+		"GET /v1/status",
+	}
+	if a.cfg.Usage != nil {
+		r = append(r, "GET /v1/usage")
+	}
+	return r
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (a *API) handle(pattern string, h handlerFunc) {
+	a.mux.Handle(pattern, a.cfg.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			httperr.Write(w, r, err)
+		}
+	})))
+}
+
+func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) error {
+	fns, err := a.cfg.Registry.Functions(r.Context())
+	if err != nil {
+		return err
+	}
+	if fns == nil {
+		fns = []*gust.Function{}
+	}
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{"functions": fns})
+	return nil
+}
+
+func (a *API) getFunction(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r)
+	if err != nil {
+		return err
+	}
+	fn, err := a.cfg.Registry.Function(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	httperr.WriteJSON(w, http.StatusOK, fn)
+	return nil
+}
+
+func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r)
+	if err != nil {
+		return err
+	}
+	if err := a.cfg.Registry.Delete(r.Context(), name); err != nil {
+		return err
+	}
+	a.cfg.Deployer.Reconcile(r.Context())
+	a.log.Info("function deleted", "function", name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deploy reads a multipart upload (part "spec": JSON gust.Spec; part
+// "code": the artifact), validates and compiles it, and only then stores a
+// new version. Bad input stores nothing.
+func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r)
+	if err != nil {
+		return err
+	}
+	spec, code, err := a.readUpload(r)
+	if err != nil {
+		return err
+	}
+	spec = spec.WithDefaults()
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	next := 1
+	if fn, err := a.cfg.Registry.Function(r.Context(), name); err == nil {
+		next = fn.LatestVersion + 1
+	}
+	m, err := a.cfg.Deployer.Prepare(r.Context(), name, next, spec, code)
+	if err != nil {
+		if gust.ErrorCode(err) == gust.EINTERNAL {
+			return fmt.Errorf("preparing code: %w", err)
+		}
+		return err
+	}
+	v, err := a.cfg.Registry.Deploy(r.Context(), name, spec, m.Shape(), code)
+	if err != nil {
+		a.cfg.Deployer.Discard(m)
+		return err
+	}
+	a.cfg.Deployer.Adopt(v, next, m)
+	a.cfg.Deployer.Reconcile(r.Context())
+	a.log.Info("function deployed", "function", name, "version", v.Number, "runtime", spec.Runtime,
+		"shape", v.Shape, "digest", v.CodeDigest, "bytes", v.CodeSize)
+	httperr.WriteJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (a *API) readUpload(r *http.Request) (gust.Spec, []byte, error) {
+	var spec gust.Spec
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" {
+		return spec, nil, gust.Errorf(gust.EINVALID, "deploy wants a multipart/form-data body with parts \"spec\" and \"code\", got Content-Type %q", r.Header.Get("Content-Type"))
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return spec, nil, gust.WrapError(gust.EINVALID, err, "reading multipart body")
+	}
+	var code []byte
+	var haveSpec, haveCode bool
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return spec, nil, gust.WrapError(gust.EINVALID, err, "reading multipart body")
+		}
+		switch p.FormName() {
+		case "spec":
+			dec := json.NewDecoder(io.LimitReader(p, 1<<20))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&spec); err != nil {
+				return spec, nil, gust.Errorf(gust.EINVALID, "invalid spec: %v", err)
+			}
+			haveSpec = true
+		case "code":
+			var buf bytes.Buffer
+			n, err := buf.ReadFrom(io.LimitReader(p, a.cfg.MaxCodeBytes+1))
+			if err != nil {
+				return spec, nil, gust.WrapError(gust.EINVALID, err, "reading code upload")
+			}
+			if n > a.cfg.MaxCodeBytes {
+				return spec, nil, gust.Errorf(gust.EINVALID, "code upload is over the limit of %d bytes", a.cfg.MaxCodeBytes)
+			}
+			code = buf.Bytes()
+			haveCode = true
+		default:
+			return spec, nil, gust.Errorf(gust.EINVALID, "unexpected multipart part %q: want \"spec\" and \"code\"", p.FormName())
+		}
+	}
+	if !haveSpec {
+		return spec, nil, gust.Errorf(gust.EINVALID, "missing multipart part \"spec\"")
+	}
+	if !haveCode || len(code) == 0 {
+		return spec, nil, gust.Errorf(gust.EINVALID, "missing or empty multipart part \"code\"")
+	}
+	return spec, code, nil
+}
+
+func (a *API) listVersions(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r)
+	if err != nil {
+		return err
+	}
+	vs, err := a.cfg.Registry.Versions(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if vs == nil {
+		vs = []*gust.Version{}
+	}
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{"versions": vs})
+	return nil
+}
+
+func (a *API) getVersion(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n < 1 {
+		return gust.Errorf(gust.EINVALID, "invalid version %q: want a positive number", r.PathValue("n"))
+	}
+	v, err := a.cfg.Registry.Version(r.Context(), name, n)
+	if err != nil {
+		return err
+	}
+	httperr.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (a *API) rollback(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Version int `json:"version"`
+	}
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	if body.Version < 1 {
+		return gust.Errorf(gust.EINVALID, "invalid version %d: want a positive number", body.Version)
+	}
+	fn, err := a.cfg.Registry.Rollback(r.Context(), name, body.Version)
+	if err != nil {
+		return err
+	}
+	a.cfg.Deployer.Reconcile(r.Context())
+	a.log.Info("function rolled back", "function", name, "version", body.Version)
+	httperr.WriteJSON(w, http.StatusOK, fn)
+	return nil
+}
+
+func (a *API) setAlias(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Targets []gust.AliasTarget `json:"targets"`
+	}
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	alias := gust.Alias{Name: r.PathValue("alias"), Targets: body.Targets}
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	fn, err := a.cfg.Registry.SetAlias(r.Context(), name, alias)
+	if err != nil {
+		return err
+	}
+	a.cfg.Deployer.Reconcile(r.Context())
+	httperr.WriteJSON(w, http.StatusOK, fn)
+	return nil
+}
+
+func (a *API) deleteAlias(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r)
+	if err != nil {
+		return err
+	}
+	fn, err := a.cfg.Registry.DeleteAlias(r.Context(), name, r.PathValue("alias"))
+	if err != nil {
+		return err
+	}
+	a.cfg.Deployer.Reconcile(r.Context())
+	httperr.WriteJSON(w, http.StatusOK, fn)
+	return nil
+}
+
+// Status is the body of GET /v1/status.
+type Status struct {
+	Version        string           `json:"version"`
+	MemoryBudgetMB int              `json:"memoryBudgetMB"`
+	MemoryUsedMB   int              `json:"memoryUsedMB"`
+	Pools          []gust.PoolStats `json:"pools"`
+}
+
+func (a *API) status(w http.ResponseWriter, r *http.Request) error {
+	s := Status{Version: a.cfg.Version, Pools: a.cfg.Deployer.Stats()}
+	if a.cfg.Budget != nil {
+		s.MemoryBudgetMB, s.MemoryUsedMB = a.cfg.Budget()
+	}
+	httperr.WriteJSON(w, http.StatusOK, s)
+	return nil
+}
+
+func pathName(r *http.Request) (string, error) {
+	name := r.PathValue("name")
+	if err := gust.ValidateName(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return gust.Errorf(gust.EINVALID, "invalid JSON body: %v", err)
+	}
+	return nil
+}

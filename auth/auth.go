@@ -1,0 +1,90 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/httperr"
+)
+
+// TokenFile is the admin token's file name inside the data dir.
+const TokenFile = "admin.token"
+
+// Auth checks bearer tokens.
+type Auth struct {
+	admin [sha256.Size]byte
+}
+
+// LoadOrCreate reads DATA/admin.token, creating it with a new random token
+// (mode 0600) if it does not exist. created reports whether it was made now.
+func LoadOrCreate(dataDir string) (a *Auth, path string, created bool, err error) {
+	path = filepath.Join(dataDir, TokenFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		tok := strings.TrimSpace(string(b))
+		if len(tok) < 16 {
+			return nil, path, false, fmt.Errorf("admin token in %s is too short; delete the file to make a new one", path)
+		}
+		return &Auth{admin: sha256.Sum256([]byte(tok))}, path, false, nil
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return nil, path, false, fmt.Errorf("reading admin token: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, path, false, fmt.Errorf("making admin token: %w", err)
+	}
+	tok := "gust_" + hex.EncodeToString(raw[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, path, false, fmt.Errorf("writing admin token: %w", err)
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return nil, path, false, fmt.Errorf("writing admin token: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, path, false, fmt.Errorf("writing admin token: %w", err)
+	}
+	return &Auth{admin: sha256.Sum256([]byte(tok))}, path, true, nil
+}
+
+// Check reports whether the request carries the admin token. Errors:
+// EUNAUTHORIZED naming what is wrong.
+func (a *Auth) Check(r *http.Request) error {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return gust.Errorf(gust.EUNAUTHORIZED, "missing bearer token: send 'Authorization: Bearer TOKEN'")
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return gust.Errorf(gust.EUNAUTHORIZED, "malformed Authorization header: want 'Bearer TOKEN'")
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	if subtle.ConstantTimeCompare(sum[:], a.admin[:]) != 1 {
+		return gust.Errorf(gust.EUNAUTHORIZED, "invalid token")
+	}
+	return nil
+}
+
+// Require wraps next so it runs only for requests with a valid token.
+func (a *Auth) Require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := a.Check(r); err != nil {
+			httperr.Write(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,55 @@
+package auth
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestLoadOrCreate(t *testing.T) {
+	dir := t.TempDir()
+	a, path, created, err := LoadOrCreate(dir)
+	if err != nil || !created {
+		t.Fatalf("first start: created=%v err=%v", created, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode = %v, want 0600", st.Mode().Perm())
+	}
+	b, _ := os.ReadFile(path)
+	tok := strings.TrimSpace(string(b))
+
+	a2, _, created, err := LoadOrCreate(dir)
+	if err != nil || created {
+		t.Fatalf("second start: created=%v err=%v", created, err)
+	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	for _, au := range []*Auth{a, a2} {
+		for _, tc := range []struct {
+			header string
+			want   int
+		}{
+			{"", 401},
+			{"Bearer", 401},
+			{"Basic " + tok, 401},
+			{"Bearer wrong-token", 401},
+			{"Bearer " + tok, 204},
+			{"bearer " + tok, 204},
+		} {
+			rec := httptest.NewRecorder()
+			r := httptest.NewRequest("GET", "/v1/functions", nil)
+			if tc.header != "" {
+				r.Header.Set("Authorization", tc.header)
+			}
+			au.Require(ok).ServeHTTP(rec, r)
+			if rec.Code != tc.want {
+				t.Errorf("Authorization %q: status %d, want %d", tc.header, rec.Code, tc.want)
+			}
+		}
+	}
+}

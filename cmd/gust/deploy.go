@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/client"
+)
+
+func newDeployCmd(a *app) *cobra.Command {
+	var (
+		file string
+		m    client.Manifest
+		env  []string
+		// Durations are read as time.Duration (pflag parses "30s") and
+		// copied into the spec only if given.
+		timeout, idleTimeout, queueTimeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "deploy [NAME] (--code PATH --runtime RUNTIME | -f gust.yaml) [flags]",
+		Short: "Create a new version of a function and make it live",
+		Long: `Upload code as a new immutable version of function NAME and point its live
+alias at it. The function is created on its first deploy.
+
+Either give the code and spec with flags, or read them from a manifest with
+-f gust.yaml (fields: name, code, runtime, env, memory, timeout, maxBodyBytes,
+maxConcurrency, minInstances, idleTimeout, queueTimeout, perInstanceConcurrency;
+code is relative to the manifest's directory). Flags given with -f override the
+manifest's fields, and NAME overrides its name.`,
+		Example: `  gust deploy hello --runtime wasm --code hello.wasm --memory 64 --timeout 10s
+  gust deploy -f gust.yaml
+  gust deploy hello-canary -f gust.yaml --env MODE=canary`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var spec client.Manifest
+			if file != "" {
+				mf, err := client.LoadManifest(file)
+				if err != nil {
+					return err
+				}
+				spec = *mf
+			}
+			if len(args) == 1 {
+				spec.Name = args[0]
+			}
+			f := cmd.Flags()
+			override := func(flag string, set func()) {
+				if f.Changed(flag) {
+					set()
+				}
+			}
+			override("code", func() { spec.Code = m.Code })
+			override("runtime", func() { spec.Runtime = m.Runtime })
+			override("memory", func() { spec.MemoryMB = m.MemoryMB })
+			override("timeout", func() { spec.Timeout = gust.Duration(timeout) })
+			override("max-body-bytes", func() { spec.MaxBodyBytes = m.MaxBodyBytes })
+			override("max-concurrency", func() { spec.MaxConcurrency = m.MaxConcurrency })
+			override("min-instances", func() { spec.MinInstances = m.MinInstances })
+			override("idle-timeout", func() { spec.IdleTimeout = gust.Duration(idleTimeout) })
+			override("queue-timeout", func() { spec.QueueTimeout = gust.Duration(queueTimeout) })
+			override("per-instance-concurrency", func() { spec.PerInstanceConcurrency = m.PerInstanceConcurrency })
+			if len(env) > 0 {
+				// Copy, so the manifest's map is not shared, then let each
+				// --env win over the manifest's value of the same name.
+				merged := make(map[string]string, len(spec.Env)+len(env))
+				for k, v := range spec.Env {
+					merged[k] = v
+				}
+				for _, kv := range env {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok || k == "" {
+						return fmt.Errorf("invalid --env %q: want NAME=VALUE", kv)
+					}
+					merged[k] = v
+				}
+				spec.Env = merged
+			}
+
+			if spec.Name == "" {
+				return fmt.Errorf("no function name: give NAME or set name: in the manifest")
+			}
+			if spec.Code == "" {
+				return fmt.Errorf("no code: pass --code PATH or set code: in the manifest")
+			}
+			if spec.Runtime == "" {
+				if !strings.HasSuffix(spec.Code, ".wasm") {
+					return fmt.Errorf("no runtime for %s: pass --runtime wasm, process, python3 or nodejs", spec.Code)
+				}
+				spec.Runtime = gust.RuntimeWasm
+			}
+			code, err := os.Open(spec.Code)
+			if err != nil {
+				return fmt.Errorf("open code: %w", err)
+			}
+			defer code.Close()
+			if st, err := code.Stat(); err != nil {
+				return fmt.Errorf("open code: %w", err)
+			} else if st.IsDir() {
+				return fmt.Errorf("code %s is a directory: pass the artifact file to upload", spec.Code)
+			}
+
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			v, err := c.Deploy(cmd.Context(), spec.Name, spec.Spec, spec.Code, code)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deployed %s version %d (live)\n", v.Function, v.Number)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "file", "f", "", "read name, code and spec from this manifest (gust.yaml)")
+	f.StringVar(&m.Code, "code", "", "path of the code artifact (.wasm module, executable, ...)")
+	f.StringVar(&m.Runtime, "runtime", "", "runtime: wasm, process, python3 or nodejs (default wasm for a .wasm file)")
+	f.IntVar(&m.MemoryMB, "memory", 0, fmt.Sprintf("memory limit in MB (default %d)", gust.DefaultMemoryMB))
+	f.DurationVar(&timeout, "timeout", 0, fmt.Sprintf("time limit of one invocation (default %s)", gust.DefaultTimeout))
+	f.StringArrayVar(&env, "env", nil, "environment variable NAME=VALUE (repeatable)")
+	f.IntVar(&m.MaxConcurrency, "max-concurrency", 0, fmt.Sprintf("most invocations at once (default %d)", gust.DefaultMaxConcurrency))
+	f.IntVar(&m.MinInstances, "min-instances", 0, "instances kept warm even when idle")
+	f.DurationVar(&idleTimeout, "idle-timeout", 0, fmt.Sprintf("idle time before an instance is stopped (default %s)", gust.DefaultIdleTimeout))
+	f.DurationVar(&queueTimeout, "queue-timeout", 0, fmt.Sprintf("how long a request waits at max concurrency before 429 (default %s)", gust.DefaultQueueTimeout))
+	f.IntVar(&m.PerInstanceConcurrency, "per-instance-concurrency", 0, "invocations one instance serves at once (process runtimes; default 1)")
+	f.Int64Var(&m.MaxBodyBytes, "max-body-bytes", 0, fmt.Sprintf("largest request body in bytes (default %d)", gust.DefaultMaxBodyBytes))
+	return cmd
+}

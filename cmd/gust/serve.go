@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gustfaas/gust/node"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		cfg       node.Config
+		logFormat string
+		logLevel  string
+		metering  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a gust node: gateway, admin API, scheduler and an embedded NATS JetStream",
+		Long: `Run a gust node. With no --nats it starts an embedded NATS JetStream server
+whose file store lives under --data, so it needs no other process.
+On first start it writes an admin token to DATA/admin.token (mode 0600).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			slog.SetDefault(log)
+			cfg.Logger = log
+			cfg.Metering = &metering
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			n, err := node.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "gust %s listening on %s\nadmin token: %s\n", node.Version, n.URL(), n.TokenPath())
+			<-ctx.Done()
+			log.Info("shutting down")
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			n.Close(shutdownCtx)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "gust-data", "data directory (NATS store, compiled-module cache, admin token)")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
+	f.StringVar(&cfg.NATSURL, "nats", "", "use this external NATS JetStream (comma-separated URLs) instead of the embedded one")
+	f.BoolVar(&cfg.SyncAlways, "sync-always", false, "fsync every JetStream write before acknowledging it (embedded NATS)")
+	f.IntVar(&cfg.Replicas, "replicas", 1, "replicas of every stream, KV bucket and object store")
+	f.IntVar(&cfg.MemoryBudget, "memory-budget", node.DefaultMemoryBudget(), "MB of memory for function instances on this node")
+	f.Int64Var(&cfg.MaxCodeBytes, "max-code-bytes", 64<<20, "largest code artifact accepted at deploy, in bytes")
+	f.BoolVar(&metering, "metering", true, "record usage and Prometheus metrics for every invocation")
+	f.Float64Var(&cfg.PricePerGBSecond, "price-gb-second", 0.0000166667, "price per GB-second for usage cost estimates")
+	f.Float64Var(&cfg.PricePerMillionRequests, "price-million-requests", 0.20, "price per million requests for usage cost estimates")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("invalid --log-format %q: want text or json", format)
+	}
+}

@@ -1,0 +1,279 @@
+package meter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gustfaas/gust"
+)
+
+// hourKeyFormat is the UTC hour in aggregate keys: FUNCTION.YYYYMMDDHH.
+const hourKeyFormat = "2006010215"
+
+// pinIDHeader carries the consumer pin on messages to the pinned client.
+const pinIDHeader = "Nats-Pin-Id"
+
+// maxUpdateAttempts bounds optimistic-concurrency retries of one key.
+const maxUpdateAttempts = 20
+
+// aggregate is the stored value of one hour bucket. It counts MB·ms as an
+// integer (GB-s are derived when reporting) and remembers the last stream
+// sequence it applied, which makes applying a redelivered record a no-op.
+type aggregate struct {
+	Function    string    `json:"function"`
+	Hour        time.Time `json:"hour"`
+	Invocations int64     `json:"invocations"`
+	Errors      int64     `json:"errors"`
+	Throttles   int64     `json:"throttles"`
+	ColdStarts  int64     `json:"coldStarts"`
+	BilledMs    int64     `json:"billedMs"`
+	MBMs        int64     `json:"mbMs"`
+	DurationUs  int64     `json:"durationUs"`
+	LastSeq     uint64    `json:"lastSeq"`
+}
+
+func (a *aggregate) add(r *Record) {
+	if r.Status == gust.StatusThrottled {
+		a.Throttles++
+		return
+	}
+	a.Invocations++
+	switch r.Status {
+	case gust.StatusError, gust.StatusTimeout, gust.StatusOOM:
+		a.Errors++
+	}
+	if r.Cold {
+		a.ColdStarts++
+	}
+	a.BilledMs += r.BilledMs
+	a.MBMs += r.BilledMs * int64(r.MemoryMB)
+	a.DurationUs += r.DurationUs
+}
+
+func hourKey(function string, hour time.Time) string {
+	return token(function) + "." + hour.UTC().Format(hourKeyFormat)
+}
+
+type seqRecord struct {
+	seq uint64
+	rec Record
+}
+
+type bucketDelta struct {
+	function string
+	hour     time.Time
+	recs     []seqRecord // in stream order
+}
+
+// startAggregator subscribes to the shared consumer. Messages reach one
+// goroutine in stream order; it folds whatever has arrived (up to a batch)
+// into the bucket aggregates, then acks the batch.
+func (m *Meter) startAggregator(ctx context.Context) error {
+	msgs := make(chan jetstream.Msg, 4*fetchBatch)
+	cc, err := m.cons.Consume(func(msg jetstream.Msg) {
+		if id := msg.Headers().Get(pinIDHeader); id != "" {
+			m.pinMu.Lock()
+			m.pinID = id
+			m.pinMu.Unlock()
+		}
+		select {
+		case msgs <- msg:
+		case <-ctx.Done():
+			// Closing: hand it back at once; redeliveries go out before
+			// new messages, which keeps stream order for the next node.
+			_ = msg.Nak()
+		}
+	},
+		jetstream.PullMaxMessages(fetchBatch),
+		jetstream.PullExpiry(pullExpiry),
+		jetstream.PullPriorityGroup(priorityGroup),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if ctx.Err() == nil {
+				m.log.Debug("usage consumer", "err", err)
+			}
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("consume usage records: %w", err)
+	}
+	go m.aggregateLoop(ctx, cc, msgs)
+	return nil
+}
+
+func (m *Meter) aggregateLoop(ctx context.Context, cc jetstream.ConsumeContext, in chan jetstream.Msg) {
+	defer close(m.aggDone)
+	batch := make([]jetstream.Msg, 0, fetchBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case msg := <-in:
+			batch = append(batch, msg)
+		case <-ctx.Done():
+			cc.Stop()
+			m.giveBack(nil, in)
+			return
+		}
+	fill:
+		for len(batch) < fetchBatch {
+			select {
+			case msg := <-in:
+				batch = append(batch, msg)
+			default:
+				break fill
+			}
+		}
+		// Retry in place: letting later records through before these
+		// would make the last-sequence check skip them.
+		wait := 100 * time.Millisecond
+		for {
+			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := m.apply(actx, batch)
+			if err == nil {
+				// AckAll: acking the last acks the batch.
+				if err := batch[len(batch)-1].DoubleAck(actx); err != nil {
+					m.log.Warn("acking usage records; their redelivery will be skipped", "err", err)
+				}
+				cancel()
+				break
+			}
+			cancel()
+			m.log.Warn("aggregating usage records; retrying", "count", len(batch), "err", err)
+			sleep(ctx, wait)
+			wait = min(2*wait, 5*time.Second)
+			if ctx.Err() != nil {
+				cc.Stop()
+				m.giveBack(batch, in)
+				return
+			}
+		}
+	}
+}
+
+// giveBack naks what this node holds but did not apply, lowest sequence
+// first, so the next aggregator receives it before anything newer.
+func (m *Meter) giveBack(held []jetstream.Msg, in chan jetstream.Msg) {
+	for {
+		select {
+		case msg := <-in:
+			held = append(held, msg)
+			continue
+		default:
+		}
+		break
+	}
+	seq := func(msg jetstream.Msg) uint64 {
+		if md, err := msg.Metadata(); err == nil {
+			return md.Sequence.Stream
+		}
+		return 0
+	}
+	sort.SliceStable(held, func(i, j int) bool { return seq(held[i]) < seq(held[j]) })
+	for _, msg := range held {
+		_ = msg.Nak()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// apply folds msgs into their hour buckets, one KV write per bucket.
+func (m *Meter) apply(ctx context.Context, msgs []jetstream.Msg) error {
+	deltas := map[string]*bucketDelta{}
+	for _, msg := range msgs {
+		md, err := msg.Metadata()
+		if err != nil {
+			m.log.Warn("usage message without metadata skipped", "subject", msg.Subject(), "err", err)
+			continue
+		}
+		var r Record
+		if err := json.Unmarshal(msg.Data(), &r); err != nil {
+			m.log.Warn("malformed usage record skipped", "seq", md.Sequence.Stream, "err", err)
+			continue
+		}
+		start := r.Start
+		if start.IsZero() {
+			start = md.Timestamp
+		}
+		hour := start.UTC().Truncate(time.Hour)
+		key := hourKey(r.Function, hour)
+		d := deltas[key]
+		if d == nil {
+			d = &bucketDelta{function: r.Function, hour: hour}
+			deltas[key] = d
+		}
+		d.recs = append(d.recs, seqRecord{seq: md.Sequence.Stream, rec: r})
+	}
+	keys := make([]string, 0, len(deltas))
+	for k := range deltas {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := m.applyBucket(ctx, k, deltas[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Meter) applyBucket(ctx context.Context, key string, d *bucketDelta) error {
+	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
+		var (
+			agg aggregate
+			rev uint64
+		)
+		entry, err := m.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			agg = aggregate{Function: d.function, Hour: d.hour}
+		case err != nil:
+			return fmt.Errorf("read usage aggregate %s: %w", key, err)
+		default:
+			if err := json.Unmarshal(entry.Value(), &agg); err != nil {
+				return fmt.Errorf("decode usage aggregate %s: %w", key, err)
+			}
+			rev = entry.Revision()
+		}
+		applied := 0
+		for i := range d.recs {
+			if d.recs[i].seq <= agg.LastSeq {
+				continue // redelivered: already counted
+			}
+			agg.add(&d.recs[i].rec)
+			agg.LastSeq = d.recs[i].seq
+			applied++
+		}
+		if applied == 0 {
+			return nil
+		}
+		val, err := json.Marshal(&agg)
+		if err != nil {
+			return fmt.Errorf("encode usage aggregate %s: %w", key, err)
+		}
+		if rev == 0 {
+			_, err = m.kv.Create(ctx, key, val)
+		} else {
+			_, err = m.kv.Update(ctx, key, val, rev)
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return fmt.Errorf("write usage aggregate %s: %w", key, err)
+		}
+		// Another writer won; read again and re-apply what is still new.
+	}
+	return gust.Errorf(gust.ECONFLICT, "usage aggregate %s: too many concurrent updates", key)
+}

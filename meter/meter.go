@@ -1,0 +1,554 @@
+package meter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/gustfaas/gust"
+)
+
+// Names of the JetStream resources the meter owns.
+const (
+	StreamName    = "GUST_USAGE"     // usage records, one message per invocation
+	SubjectPrefix = "gust.usage."    // + function name
+	BucketName    = "gust_usage"     // hourly aggregates, key FUNCTION.YYYYMMDDHH (UTC)
+	ConsumerName  = "gust-usage-agg" // the durable consumer every node shares
+	priorityGroup = "aggregators"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultPricePerGBSecond        = 0.0000166667
+	DefaultPricePerMillionRequests = 0.20
+	DefaultRetention               = 30 * 24 * time.Hour
+	DefaultFlushInterval           = time.Second
+)
+
+const (
+	// bufferSize bounds the records waiting for the publisher. At 64k a
+	// burst of tens of thousands of invocations per second fits while a
+	// batch is in flight; only a stalled NATS makes it overflow.
+	bufferSize = 1 << 16
+	// maxBatch is how many records one round of async publishes carries.
+	maxBatch = 2048
+	// maxPublishAttempts bounds retries of one record before it is dropped.
+	maxPublishAttempts = 5
+	// fetchBatch is both the consumer's MaxAckPending and the most records
+	// applied at once, with one KV write per hour bucket.
+	fetchBatch = 1000
+	// pullExpiry bounds one pull request; the pinned client pulls far more
+	// often than pinnedTTL, so it keeps its pin while it lives.
+	pullExpiry = 5 * time.Second
+	// ackWait is shorter than pinnedTTL on purpose: when an aggregator
+	// dies holding records, they are due for redelivery before another
+	// node is pinned, and redeliveries go out before newer records, so
+	// the successor still applies records in stream order.
+	ackWait   = 10 * time.Second
+	pinnedTTL = 30 * time.Second
+)
+
+// Config configures a Meter. Zero fields take the defaults above.
+type Config struct {
+	// Replicas of the usage stream and bucket (1 on a single node).
+	Replicas int
+	// PricePerGBSecond and PricePerMillionRequests price the estimated cost
+	// in reports; the defaults are Lambda's x86 list prices.
+	PricePerGBSecond        float64
+	PricePerMillionRequests float64
+	// Retention is the max age of raw records in the stream. Hourly
+	// aggregates are kept regardless.
+	Retention time.Duration
+	// FlushInterval is the longest a record waits in memory before it is
+	// published, unless a full batch or a Flush sends it sooner.
+	FlushInterval time.Duration
+	Logger        *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.PricePerGBSecond == 0 {
+		c.PricePerGBSecond = DefaultPricePerGBSecond
+	}
+	if c.PricePerMillionRequests == 0 {
+		c.PricePerMillionRequests = DefaultPricePerMillionRequests
+	}
+	if c.Retention <= 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Meter records invocations durably and aggregates them per hour. It
+// implements gust.Recorder. Build it with New; stop it with Close.
+type Meter struct {
+	cfg    Config
+	log    *slog.Logger
+	js     jetstream.JetStream
+	pub    jetstream.JetStream // own context: PublishAsyncComplete then waits for the meter's publishes only
+	stream jetstream.Stream
+	cons   jetstream.Consumer
+	kv     jetstream.KeyValue
+
+	ch          chan Record
+	flushReq    chan chan flushResult
+	closed      atomic.Bool
+	dropped     atomic.Uint64
+	lastDropLog atomic.Int64
+
+	pinMu sync.Mutex
+	pinID string // the consumer pin this meter was last given
+
+	stopPub   chan struct{}
+	pubDone   chan struct{}
+	stopAgg   context.CancelFunc
+	aggDone   chan struct{}
+	closeOnce sync.Once
+}
+
+var _ gust.Recorder = (*Meter)(nil)
+
+type flushResult struct {
+	err error
+}
+
+// New creates (or updates) the usage stream, bucket and consumer on js and
+// starts the publisher and the aggregator.
+func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Meter, error) {
+	cfg = cfg.withDefaults()
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "gust usage records, one per invocation",
+		Subjects:    []string{SubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		MaxAge:      cfg.Retention,
+		Discard:     jetstream.DiscardOld,
+		// Records carry a message id, so a batch retried after a lost ack
+		// is not stored twice.
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create usage stream: %w", err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketName,
+		Description: "gust hourly usage aggregates",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create usage bucket: %w", err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "folds usage records into hourly aggregates",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: fetchBatch,
+		// Pinning lets exactly one node aggregate at a time, so records
+		// are applied in stream order, which the per-bucket last-sequence
+		// check relies on; another node takes over when the pin lapses.
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{priorityGroup},
+		PinnedTTL:      pinnedTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create usage consumer: %w", err)
+	}
+	pub, err := newPublisher(js)
+	if err != nil {
+		return nil, err
+	}
+	aggCtx, stopAgg := context.WithCancel(context.Background())
+	m := &Meter{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "meter"),
+		js:       js,
+		pub:      pub,
+		stream:   stream,
+		cons:     cons,
+		kv:       kv,
+		ch:       make(chan Record, bufferSize),
+		flushReq: make(chan chan flushResult),
+		stopPub:  make(chan struct{}),
+		pubDone:  make(chan struct{}),
+		stopAgg:  stopAgg,
+		aggDone:  make(chan struct{}),
+	}
+	if err := m.startAggregator(aggCtx); err != nil {
+		stopAgg()
+		return nil, err
+	}
+	go m.publishLoop()
+	return m, nil
+}
+
+func newPublisher(js jetstream.JetStream) (jetstream.JetStream, error) {
+	o := js.Options()
+	opts := []jetstream.JetStreamOpt{
+		jetstream.WithPublishAsyncMaxPending(maxBatch),
+		jetstream.WithPublishAsyncTimeout(10 * time.Second),
+	}
+	if o.DefaultTimeout > 0 {
+		opts = append(opts, jetstream.WithDefaultTimeout(o.DefaultTimeout))
+	}
+	var (
+		pub jetstream.JetStream
+		err error
+	)
+	switch {
+	case o.Domain != "":
+		pub, err = jetstream.NewWithDomain(js.Conn(), o.Domain, opts...)
+	case o.APIPrefix != "":
+		pub, err = jetstream.NewWithAPIPrefix(js.Conn(), o.APIPrefix, opts...)
+	default:
+		pub, err = jetstream.New(js.Conn(), opts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("usage publisher: %w", err)
+	}
+	return pub, nil
+}
+
+// Record meters one finished invocation. It never blocks: if the buffer is
+// full (NATS stalled for a long while) the record is dropped and counted.
+func (m *Meter) Record(inv *gust.Invocation) {
+	if inv == nil {
+		return
+	}
+	if m.closed.Load() {
+		m.drop()
+		return
+	}
+	select {
+	case m.ch <- NewRecord(inv):
+	default:
+		m.drop()
+	}
+}
+
+func (m *Meter) drop() {
+	n := m.dropped.Add(1)
+	now := time.Now().UnixNano()
+	last := m.lastDropLog.Load()
+	if now-last >= int64(time.Second) && m.lastDropLog.CompareAndSwap(last, now) {
+		m.log.Warn("usage records dropped: buffer full or meter closed", "dropped_total", n)
+	}
+}
+
+// Dropped is how many records were lost since New: buffer overflow, the
+// meter closed, or publishes that kept failing.
+func (m *Meter) Dropped() uint64 { return m.dropped.Load() }
+
+// Close publishes what is buffered (bounded by ctx), stops the publisher
+// and the aggregator, and releases this node's pin on the consumer so that
+// another node (or the next Meter) aggregates at once.
+func (m *Meter) Close(ctx context.Context) error {
+	var err error
+	m.closeOnce.Do(func() {
+		m.closed.Store(true)
+		close(m.stopPub)
+		select {
+		case <-m.pubDone:
+		case <-ctx.Done():
+			err = fmt.Errorf("close meter: publishing buffered records: %w", ctx.Err())
+		}
+		m.stopAgg()
+		select {
+		case <-m.aggDone:
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("close meter: stopping aggregator: %w", ctx.Err())
+			}
+		}
+		m.unpin(ctx)
+	})
+	return err
+}
+
+// unpin releases the consumer if this meter holds its pin, so the next
+// aggregator starts at once instead of after pinnedTTL. It must not unpin
+// another node: that node may hold records not yet applied, and records
+// delivered meanwhile to a third node would overtake them.
+func (m *Meter) unpin(ctx context.Context) {
+	m.pinMu.Lock()
+	id := m.pinID
+	m.pinMu.Unlock()
+	if id == "" {
+		return
+	}
+	ci, err := m.cons.Info(ctx)
+	if err != nil {
+		m.log.Debug("usage consumer info at close", "err", err)
+		return
+	}
+	for _, g := range ci.PriorityGroups {
+		if g.Group == priorityGroup && g.PinnedClientID == id {
+			if err := m.stream.UnpinConsumer(ctx, ConsumerName, priorityGroup); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				m.log.Debug("unpin usage consumer", "err", err)
+			}
+		}
+	}
+}
+
+// Flush returns once every record handed to Record before the call is
+// stored in the stream and folded into the hourly aggregates (by whichever
+// node aggregates), or when ctx ends.
+func (m *Meter) Flush(ctx context.Context) error {
+	reply := make(chan flushResult, 1)
+	select {
+	case m.flushReq <- reply:
+	case <-m.pubDone:
+		return gust.Errorf(gust.EUNAVAILABLE, "meter is closed")
+	case <-ctx.Done():
+		return fmt.Errorf("flush usage: %w", ctx.Err())
+	}
+	select {
+	case res := <-reply:
+		if res.err != nil {
+			return res.err
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("flush usage: %w", ctx.Err())
+	}
+	info, err := m.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("flush usage: stream info: %w", err)
+	}
+	target := info.State.LastSeq
+	wait := time.Millisecond
+	for {
+		ci, err := m.cons.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("flush usage: consumer info: %w", err)
+		}
+		if ci.AckFloor.Stream >= target || ci.NumPending == 0 && ci.NumAckPending == 0 && ci.Delivered.Stream >= target {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("flush usage: waiting for aggregation up to sequence %d: %w", target, ctx.Err())
+		}
+		wait = min(wait*2, 50*time.Millisecond)
+	}
+}
+
+// pending is a record on its way to the stream. Its message id stays the
+// same across retries so the stream's duplicate window drops a copy whose
+// first ack was merely lost.
+type pending struct {
+	rec      Record
+	msgID    string
+	attempts int
+}
+
+func (m *Meter) publishLoop() {
+	defer close(m.pubDone)
+	var retry []pending
+	batch := make([]pending, 0, maxBatch)
+	timer := time.NewTimer(m.cfg.FlushInterval)
+	defer timer.Stop()
+	for {
+		var flush chan flushResult
+		stopping := false
+		// Wait for the first record of a batch (or a flush or stop).
+		if len(retry) == 0 {
+			select {
+			case r := <-m.ch:
+				batch = append(batch, pending{rec: r})
+			case flush = <-m.flushReq:
+			case <-m.stopPub:
+				stopping = true
+			}
+		}
+		// Linger up to FlushInterval for a fuller batch (a retry has
+		// already waited).
+		if flush == nil && !stopping && len(retry) == 0 {
+			resetTimer(timer, m.cfg.FlushInterval)
+		linger:
+			for len(batch)+len(retry) < maxBatch {
+				select {
+				case r := <-m.ch:
+					batch = append(batch, pending{rec: r})
+				case flush = <-m.flushReq:
+					break linger
+				case <-m.stopPub:
+					stopping = true
+					break linger
+				case <-timer.C:
+					break linger
+				}
+			}
+		}
+		// A flush or stop sends everything buffered now, in full batches.
+		drainAll := flush != nil || stopping
+		var err error
+		// Bounded: a flush sends at most what the buffer can hold, even
+		// while new records keep arriving.
+		for round := 0; round <= bufferSize/maxBatch+1; round++ {
+			batch = append(retry, batch...)
+			retry = nil
+		fill:
+			for len(batch) < maxBatch {
+				select {
+				case r := <-m.ch:
+					batch = append(batch, pending{rec: r})
+				default:
+					break fill
+				}
+			}
+			var failed []pending
+			failed, err = m.publishBatch(batch)
+			batch = batch[:0]
+			retry = failed
+			if !drainAll || (len(m.ch) == 0 && len(retry) == 0) {
+				break
+			}
+			if len(retry) > 0 && (stopping || flush != nil) {
+				// A failing stream will not recover within a flush; give
+				// the caller the error and keep the records for later.
+				break
+			}
+		}
+		if flush != nil {
+			if err == nil && len(retry) > 0 {
+				err = gust.Errorf(gust.EUNAVAILABLE, "%d usage records not yet stored", len(retry))
+			}
+			flush <- flushResult{err: err}
+		}
+		if stopping {
+			if n := len(retry) + len(m.ch); n > 0 {
+				m.dropped.Add(uint64(n))
+				m.log.Error("usage records lost at close", "count", n, "err", err)
+			}
+			return
+		}
+		if len(retry) > 0 {
+			// Back off before retrying so a stalled stream is not hammered.
+			resetTimer(timer, m.cfg.FlushInterval)
+			select {
+			case <-timer.C:
+			case <-m.stopPub:
+				m.dropped.Add(uint64(len(retry) + len(m.ch)))
+				m.log.Error("usage records lost at close", "count", len(retry)+len(m.ch))
+				return
+			}
+		}
+	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	t.Stop()
+	select {
+	case <-t.C:
+	default:
+	}
+	t.Reset(d)
+}
+
+// publishBatch publishes batch asynchronously, waits for every ack and
+// returns the records that must be retried.
+func (m *Meter) publishBatch(batch []pending) ([]pending, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	futures := make([]jetstream.PubAckFuture, len(batch))
+	var firstErr error
+	for i := range batch {
+		p := &batch[i]
+		if p.msgID == "" {
+			p.msgID = nuid.Next()
+		}
+		p.attempts++
+		data, err := json.Marshal(&p.rec)
+		if err != nil {
+			firstErr = firstOf(firstErr, fmt.Errorf("encode usage record: %w", err))
+			continue
+		}
+		msg := &nats.Msg{Subject: subjectFor(p.rec.Function), Data: data, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, p.msgID)
+		f, err := m.pub.PublishMsgAsync(msg, jetstream.WithExpectStream(StreamName))
+		if err != nil {
+			firstErr = firstOf(firstErr, fmt.Errorf("publish usage record: %w", err))
+			continue
+		}
+		futures[i] = f
+	}
+	select {
+	case <-m.pub.PublishAsyncComplete():
+	case <-time.After(15 * time.Second):
+		firstErr = firstOf(firstErr, gust.Errorf(gust.EUNAVAILABLE, "timed out waiting for usage record acks"))
+	}
+	var failed []pending
+	for i, f := range futures {
+		ok := false
+		if f != nil {
+			select {
+			case <-f.Ok():
+				ok = true
+			case err := <-f.Err():
+				firstErr = firstOf(firstErr, fmt.Errorf("store usage record: %w", err))
+			default:
+			}
+		}
+		if ok {
+			continue
+		}
+		if batch[i].attempts >= maxPublishAttempts {
+			m.dropped.Add(1)
+			continue
+		}
+		failed = append(failed, batch[i])
+	}
+	if firstErr != nil {
+		m.log.Warn("publishing usage records", "batch", len(batch), "retrying", len(failed), "err", firstErr)
+	}
+	return failed, firstErr
+}
+
+func firstOf(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// subjectFor puts the function name in the subject so records of one
+// function can be filtered; a name that is not a valid subject token (it
+// cannot be, after gust.ValidateName, but the meter must not fail on it)
+// goes under "_".
+func subjectFor(function string) string {
+	return SubjectPrefix + token(function)
+}
+
+// token is function as a subject and key token.
+func token(function string) string {
+	if gust.ValidateName(function) != nil {
+		return "_"
+	}
+	return function
+}

@@ -1,0 +1,299 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/api"
+	"github.com/gustfaas/gust/auth"
+	"github.com/gustfaas/gust/broker"
+	"github.com/gustfaas/gust/gateway"
+	"github.com/gustfaas/gust/invoke"
+	"github.com/gustfaas/gust/logs"
+	"github.com/gustfaas/gust/meter"
+	"github.com/gustfaas/gust/metrics"
+	"github.com/gustfaas/gust/pool"
+	"github.com/gustfaas/gust/registry"
+	"github.com/gustfaas/gust/wasm"
+)
+
+// Version is gust's version, reported by /v1/status and `gust version`.
+var Version = "0.1.0-dev"
+
+// Config configures a node. Zero fields take defaults.
+type Config struct {
+	DataDir                 string // default ./gust-data
+	Listen                  string // default 127.0.0.1:8080; port 0 picks one
+	NATSURL                 string // external NATS; "" runs it embedded
+	SyncAlways              bool   // fsync every JetStream write (embedded NATS)
+	Replicas                int    // replicas of streams and buckets (default 1)
+	MemoryBudget            int    // MB for all instances on this node; default DefaultMemoryBudget()
+	MaxCodeBytes            int64  // largest accepted artifact; default api.DefaultMaxCodeBytes
+	Metering                *bool  // usage records and metrics; default on
+	PricePerGBSecond        float64
+	PricePerMillionRequests float64
+	ReconcileEvery          time.Duration // default 2s
+	Logger                  *slog.Logger
+}
+
+// DefaultMemoryBudget is half of the machine's memory, in MB, leaving the
+// rest to gust itself, the page cache and the operating system.
+func DefaultMemoryBudget() int {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil || si.Totalram == 0 {
+		return 2048
+	}
+	total := uint64(si.Totalram) * uint64(si.Unit)
+	return int(total / 2 / (1 << 20))
+}
+
+// Node is a running gust node.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	brk       *broker.Broker
+	reg       *registry.Registry
+	wasm      *wasm.Driver
+	budget    *pool.Budget
+	inv       *invoke.Invoker
+	meter     *meter.Meter
+	srv       *http.Server
+	ln        net.Listener
+	tokenPath string
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Start starts a node and returns once it serves HTTP and /healthz is 200.
+func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "gust-data"
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8080"
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.MemoryBudget == 0 {
+		cfg.MemoryBudget = DefaultMemoryBudget()
+	}
+	if cfg.ReconcileEvery == 0 {
+		cfg.ReconcileEvery = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	metering := cfg.Metering == nil || *cfg.Metering
+	log := cfg.Logger
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	n = &Node{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			n.Close(context.Background())
+		}
+	}()
+
+	a, tokenPath, created, err := auth.LoadOrCreate(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	n.tokenPath = tokenPath
+	if created {
+		log.Info("created admin token", "path", tokenPath)
+	}
+
+	n.brk, err = broker.Start(ctx, broker.Config{
+		DataDir: cfg.DataDir, URL: cfg.NATSURL, SyncAlways: cfg.SyncAlways,
+		Replicas: cfg.Replicas, Logger: log.With("part", "broker"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting broker: %w", err)
+	}
+	js := n.brk.JetStream()
+	n.reg, err = registry.Open(ctx, js, registry.Config{Replicas: cfg.Replicas, Logger: log.With("part", "registry")})
+	if err != nil {
+		return nil, fmt.Errorf("opening registry: %w", err)
+	}
+	n.wasm, err = wasm.New(wasm.Config{CacheDir: filepath.Join(cfg.DataDir, "cache", "wasm"), Logger: log.With("part", "wasm")})
+	if err != nil {
+		return nil, fmt.Errorf("starting wasm driver: %w", err)
+	}
+	n.budget = pool.NewBudget(cfg.MemoryBudget)
+
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var recorders []gust.Recorder
+	var usage http.Handler
+	var mets *metrics.Metrics
+	if metering {
+		n.meter, err = meter.New(ctx, js, meter.Config{
+			Replicas: cfg.Replicas, PricePerGBSecond: cfg.PricePerGBSecond,
+			PricePerMillionRequests: cfg.PricePerMillionRequests, Logger: log.With("part", "meter"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("starting meter: %w", err)
+		}
+		usage = n.meter.Handler()
+		recorders = append(recorders, n.meter)
+	}
+	n.inv = invoke.New(invoke.Config{
+		Registry: n.reg,
+		Drivers:  []gust.Driver{n.wasm},
+		Budget:   n.budget,
+		Logs:     logs.SlogSink{Logger: log.With("part", "function")},
+		Logger:   log.With("part", "invoker"),
+	})
+	if metering {
+		mets = metrics.New(promReg, n.inv.Stats)
+		recorders = append(recorders, mets)
+		n.inv.SetRecorder(metrics.Multi(recorders...))
+	}
+
+	adminAPI := api.New(api.Config{
+		Registry: n.reg,
+		Deployer: n.inv,
+		Budget: func() (int, int) {
+			s := n.budget.Stats()
+			return s.TotalMB, s.UsedMB
+		},
+		Usage:        usage,
+		Require:      a.Require,
+		MaxCodeBytes: cfg.MaxCodeBytes,
+		Version:      Version,
+		Logger:       log.With("part", "api"),
+	})
+	gw := gateway.New(gateway.Config{Invoker: n.inv, NewID: invoke.NewID, Logger: log.With("part", "gateway")})
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	if mets != nil {
+		mux.Handle("GET /metrics", mets.Handler())
+	} else {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	}
+	mux.Handle("/v1/", adminAPI)
+	mux.Handle(gateway.Prefix, gw)
+
+	n.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	n.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.reconcileLoop(runCtx)
+	}()
+	n.inv.Reconcile(ctx)
+	log.Info("gust is ready", "listen", n.Addr(), "data", cfg.DataDir, "nats", n.brk.ClientURL(),
+		"memory_budget_mb", cfg.MemoryBudget, "version", Version)
+	return n, nil
+}
+
+func (n *Node) reconcileLoop(ctx context.Context) {
+	changes := make(chan struct{}, 1)
+	stop := n.reg.OnChange(func(string) {
+		select {
+		case changes <- struct{}{}:
+		default:
+		}
+	})
+	defer stop()
+	t := time.NewTicker(n.cfg.ReconcileEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-changes:
+		}
+		n.inv.Reconcile(ctx)
+	}
+}
+
+// Addr is the address the node listens on.
+func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// URL is the node's base URL.
+func (n *Node) URL() string { return "http://" + n.Addr() }
+
+// TokenPath is where the admin token is.
+func (n *Node) TokenPath() string { return n.tokenPath }
+
+// Registry returns the node's registry.
+func (n *Node) Registry() *registry.Registry { return n.reg }
+
+// Invoker returns the node's invoker.
+func (n *Node) Invoker() *invoke.Invoker { return n.inv }
+
+// Meter returns the node's meter, nil when metering is off.
+func (n *Node) Meter() *meter.Meter { return n.meter }
+
+// Close stops the node: it stops accepting requests, lets in-flight ones
+// finish (bounded by ctx), drains instances, flushes usage records, and
+// shuts the broker down.
+func (n *Node) Close(ctx context.Context) {
+	n.closeOnce.Do(func() {
+		if n.srv != nil {
+			if err := n.srv.Shutdown(ctx); err != nil {
+				n.log.Warn("http shutdown", "err", err)
+			}
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		if n.inv != nil {
+			_ = n.inv.Close(ctx)
+		}
+		if n.meter != nil {
+			if err := n.meter.Close(ctx); err != nil {
+				n.log.Warn("closing meter", "err", err)
+			}
+		}
+		if n.wasm != nil {
+			_ = n.wasm.Close(ctx)
+		}
+		if n.reg != nil {
+			n.reg.Close()
+		}
+		if n.brk != nil {
+			n.brk.Close()
+		}
+	})
+}

@@ -1,0 +1,138 @@
+package pool
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	gust "github.com/gustfaas/gust"
+)
+
+// maxReclaims bounds the reclaim attempts of one reservation; each attempt
+// closes an instance or finds that a racing call changed the state.
+const maxReclaims = 1000
+
+// Budget is the node's memory budget, shared by all pools. Every instance
+// reserves its pool's MemoryMB before it starts and frees it when closed.
+// When a start would exceed the budget, the budget reclaims idle instances
+// of other pools, least recently used first across the node, never a busy
+// one and never below a pool's MinInstances; only when nothing is
+// reclaimable is the start refused with ECAPACITY. A nil *Budget is no
+// limit.
+//
+// Its mutex is never held while a pool's is (see the package doc).
+type Budget struct {
+	total int
+
+	mu    sync.Mutex
+	used  int
+	pools []*Pool
+}
+
+// BudgetStats is a snapshot of a Budget.
+type BudgetStats struct {
+	TotalMB int `json:"totalMB"` // 0: no limit
+	UsedMB  int `json:"usedMB"`
+	Pools   int `json:"pools"`
+}
+
+// NewBudget returns a budget of totalMB megabytes; 0 or less is no limit
+// (memory is still counted).
+func NewBudget(totalMB int) *Budget {
+	if totalMB < 0 {
+		totalMB = 0
+	}
+	return &Budget{total: totalMB}
+}
+
+// Stats returns the budget's total and used megabytes.
+func (b *Budget) Stats() BudgetStats {
+	if b == nil {
+		return BudgetStats{}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return BudgetStats{TotalMB: b.total, UsedMB: b.used, Pools: len(b.pools)}
+}
+
+func (b *Budget) register(p *Pool) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.pools = append(b.pools, p)
+	b.mu.Unlock()
+}
+
+func (b *Budget) unregister(p *Pool) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	if i := slices.Index(b.pools, p); i >= 0 {
+		b.pools = slices.Delete(b.pools, i, i+1)
+	}
+	b.mu.Unlock()
+}
+
+func (b *Budget) release(mb int) {
+	if b == nil || mb <= 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= mb
+	b.mu.Unlock()
+}
+
+// reserve takes mb for an instance of requester, reclaiming idle instances
+// of other pools if it must. Errors: ECAPACITY.
+func (b *Budget) reserve(ctx context.Context, requester *Pool, mb int) error {
+	if b == nil || mb <= 0 {
+		return nil
+	}
+	if b.total > 0 && mb > b.total {
+		return gust.Errorf(gust.ECAPACITY, "node memory budget of %d MB is smaller than the %d MB an instance of %s needs", b.total, mb, requester.cfg.Function)
+	}
+	used := 0
+	for attempt := 0; attempt < maxReclaims; attempt++ {
+		b.mu.Lock()
+		if b.total == 0 || b.used+mb <= b.total {
+			b.used += mb
+			b.mu.Unlock()
+			return nil
+		}
+		used = b.used
+		pools := slices.Clone(b.pools)
+		b.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return gust.WrapError(gust.ECAPACITY, err, "node memory budget of %d MB exhausted (%d MB in use); gave up reclaiming memory for %s", b.total, used, requester.cfg.Function)
+		}
+		victim, in := lruIdle(pools, requester)
+		if victim == nil {
+			break
+		}
+		victim.reclaim(in)
+	}
+	return gust.Errorf(gust.ECAPACITY, "node memory budget of %d MB exhausted (%d MB in use); no idle instance can be reclaimed to start %s (%d MB)", b.total, used, requester.cfg.Function, mb)
+}
+
+// lruIdle picks the least recently used reclaimable idle instance among
+// pools other than requester.
+func lruIdle(pools []*Pool, requester *Pool) (*Pool, *instance) {
+	var (
+		best   *Pool
+		bestIn *instance
+		bestAt time.Time
+	)
+	for _, p := range pools {
+		if p == requester {
+			continue
+		}
+		in, at, ok := p.lruIdle()
+		if ok && (bestIn == nil || at.Before(bestAt)) {
+			best, bestIn, bestAt = p, in, at
+		}
+	}
+	return best, bestIn
+}

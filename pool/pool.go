@@ -1,0 +1,853 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gust "github.com/gustfaas/gust"
+)
+
+// Config is how a pool runs one function version. New fills zero fields as
+// documented on each; ConfigFor builds one from a version.
+type Config struct {
+	Function string
+	Version  int
+	// MemoryMB is reserved from Budget for every instance. 0 reserves
+	// nothing.
+	MemoryMB int
+	// MaxConcurrency bounds the leases in flight, those cold-starting
+	// included. Below 1: gust.DefaultMaxConcurrency.
+	MaxConcurrency int
+	// MinInstances are kept warm: never reaped, started by Prewarm and
+	// restored by the background loop.
+	MinInstances int
+	// IdleTimeout is how long an idle instance lives. 0 or less:
+	// gust.DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// QueueTimeout is how long a call waits for capacity before
+	// ETHROTTLED. 0 or less: no waiting, throttle at once.
+	QueueTimeout time.Duration
+	// PerInstanceConcurrency is how many leases one instance carries at
+	// once (1 for wasm). Below 1: 1.
+	PerInstanceConcurrency int
+	// Budget is the node memory budget shared by all pools; nil: no limit.
+	Budget *Budget
+	// Logger; nil: slog.Default().
+	Logger *slog.Logger
+	// Clock tells the time for idle reaping and queue waits; nil:
+	// time.Now. Tests pass a fake clock and call Reconcile.
+	Clock func() time.Time
+	// Interval is how often the background loop started by New applies
+	// the scaling decisions. 0: min(1s, IdleTimeout/4), at least 10ms.
+	// Negative: no loop; the owner calls Reconcile.
+	Interval time.Duration
+}
+
+// ConfigFor returns the pool config of version v (its spec with defaults
+// applied), sharing budget and logging to logger.
+func ConfigFor(v *gust.Version, budget *Budget, logger *slog.Logger) Config {
+	s := v.Spec.WithDefaults()
+	return Config{
+		Function:               v.Function,
+		Version:                v.Number,
+		MemoryMB:               s.MemoryMB,
+		MaxConcurrency:         s.MaxConcurrency,
+		MinInstances:           s.MinInstances,
+		IdleTimeout:            s.IdleTimeout.D(),
+		QueueTimeout:           s.QueueTimeout.D(),
+		PerInstanceConcurrency: s.PerInstanceConcurrency,
+		Budget:                 budget,
+		Logger:                 logger,
+	}
+}
+
+// Stats is a snapshot of a pool. Instances is Idle + Busy.
+type Stats struct {
+	gust.PoolStats
+	Instances int `json:"instances"`
+}
+
+// Pool keeps the instances of one function version. Its methods are safe
+// for concurrent use. See the package doc for the life of an instance.
+type Pool struct {
+	m      gust.Module
+	cfg    Config
+	spec   Spec
+	log    *slog.Logger
+	now    func() time.Time
+	budget *Budget
+
+	mu       sync.Mutex
+	all      []*instance // live instances, in no order
+	avail    []*instance // live instances with a free slot; the top is the most recently used
+	waiters  waitQueue
+	inflight int // leases in flight, cold-starting ones included
+	starting int // instances being started, for leases or to reach MinInstances
+	closing  int // instances claimed for closing whose Close has not returned
+	closed   bool
+	forced   bool
+	finished bool
+	cold     int64
+	thrott   int64
+	stateBuf []InstanceState
+
+	reservedMB atomic.Int64
+
+	drained    chan struct{} // closed once the module is closed
+	closeErr   error         // of Module.Close; read after drained
+	loopCancel context.CancelFunc
+	loopDone   chan struct{}
+}
+
+// instance is one live gust.Instance and its bookkeeping, guarded by the
+// pool's mutex.
+type instance struct {
+	inst     gust.Instance
+	lastUsed time.Time
+	leases   int
+	allIdx   int  // index in Pool.all while live
+	inAvail  bool // on Pool.avail
+	dead     bool // removed from the pool: never leased again
+	claimed  bool // someone has taken the job of closing it
+}
+
+// New returns a pool of instances of m. Unless cfg.Interval is negative it
+// starts a background loop that reaps idle instances and keeps
+// MinInstances; Drain or Close stops it. New starts no instance: call
+// Prewarm for MinInstances now.
+func New(m gust.Module, cfg Config) *Pool {
+	if cfg.MaxConcurrency < 1 {
+		cfg.MaxConcurrency = gust.DefaultMaxConcurrency
+	}
+	if cfg.PerInstanceConcurrency < 1 {
+		cfg.PerInstanceConcurrency = 1
+	}
+	if cfg.MinInstances < 0 {
+		cfg.MinInstances = 0
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = gust.DefaultIdleTimeout
+	}
+	if cfg.QueueTimeout < 0 {
+		cfg.QueueTimeout = 0
+	}
+	if cfg.MemoryMB < 0 {
+		cfg.MemoryMB = 0
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	now := cfg.Clock
+	if now == nil {
+		now = time.Now
+	}
+	p := &Pool{
+		m:       m,
+		cfg:     cfg,
+		spec:    Spec{MinInstances: cfg.MinInstances, IdleTimeout: cfg.IdleTimeout},
+		log:     log.With("function", cfg.Function, "version", cfg.Version),
+		now:     now,
+		budget:  cfg.Budget,
+		drained: make(chan struct{}),
+	}
+	p.budget.register(p)
+	if cfg.Interval >= 0 {
+		interval := cfg.Interval
+		if interval == 0 {
+			interval = tickInterval(cfg.IdleTimeout)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		p.loopCancel = cancel
+		p.loopDone = make(chan struct{})
+		go p.loop(ctx, interval)
+	}
+	return p
+}
+
+// Function is the name of the function the pool runs.
+func (p *Pool) Function() string { return p.cfg.Function }
+
+// Version is the number of the version the pool runs.
+func (p *Pool) Version() int { return p.cfg.Version }
+
+// Config returns the pool's config with New's defaults filled in.
+func (p *Pool) Config() Config { return p.cfg }
+
+// Lease is one call's hold on an instance, from Acquire to Release.
+type Lease struct {
+	p    *Pool
+	in   *instance
+	cold bool
+	wait time.Duration
+}
+
+// leases recycles Lease values so the warm path does not allocate; a Lease
+// must not be used after Release.
+var leases = sync.Pool{New: func() any { return new(Lease) }}
+
+// Instance is the leased instance. Call Invoke on it at most once at a time
+// per lease.
+func (l *Lease) Instance() gust.Instance { return l.in.inst }
+
+// Cold reports whether this call had to start its instance.
+func (l *Lease) Cold() bool { return l.cold }
+
+// QueueWait is how long the call waited in the queue for capacity.
+func (l *Lease) QueueWait() time.Duration { return l.wait }
+
+// Release ends the lease. With err == nil the instance becomes available
+// again, first to the oldest waiter; with err != nil the instance is closed
+// and never reused (a call that timed out, ran out of memory or trapped
+// leaves it unusable). Call it exactly once; the Lease is recycled.
+func (l *Lease) Release(err error) {
+	p, in := l.p, l.in
+	if p == nil {
+		return // released twice before being recycled
+	}
+	*l = Lease{}
+	leases.Put(l)
+	p.release(in, err)
+}
+
+func (p *Pool) newLease(in *instance, cold bool, wait time.Duration) *Lease {
+	l := leases.Get().(*Lease)
+	*l = Lease{p: p, in: in, cold: cold, wait: wait}
+	return l
+}
+
+// Acquire leases an instance: a warm available one (most recently used
+// first); else, below MaxConcurrency, a newly started one (a cold start,
+// budget permitting); else it waits in a FIFO queue up to QueueTimeout or
+// until ctx is done. Errors: ETHROTTLED when no capacity came in time,
+// ECAPACITY when the node memory budget refuses a start, EUNAVAILABLE once
+// the pool is draining, and the driver's error when a cold start fails.
+func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
+	p.mu.Lock()
+	switch admit(p.loadLocked(p.waiters.n)) {
+	case admitIdle:
+		in := p.takeLocked()
+		p.mu.Unlock()
+		return p.newLease(in, false, 0), nil
+	case admitStart:
+		p.inflight++
+		p.starting++
+		p.mu.Unlock()
+		return p.coldStart(ctx, 0)
+	case admitQueue:
+		w := &waiter{ch: make(chan grant, 1)}
+		p.waiters.push(w)
+		p.mu.Unlock()
+		return p.wait(ctx, w)
+	case admitThrottle:
+		p.thrott++
+		p.mu.Unlock()
+		return nil, p.errThrottled(nil)
+	default:
+		p.mu.Unlock()
+		return nil, p.errUnavailable()
+	}
+}
+
+func (p *Pool) loadLocked(waiting int) load {
+	return load{
+		Closed:         p.closed,
+		Available:      len(p.avail),
+		InFlight:       p.inflight,
+		Waiting:        waiting,
+		MaxConcurrency: p.cfg.MaxConcurrency,
+		CanWait:        p.cfg.QueueTimeout > 0,
+	}
+}
+
+// takeLocked leases the most recently used available instance.
+func (p *Pool) takeLocked() *instance {
+	in := p.avail[len(p.avail)-1]
+	in.leases++
+	p.inflight++
+	if in.leases >= p.cfg.PerInstanceConcurrency {
+		p.avail[len(p.avail)-1] = nil
+		p.avail = p.avail[:len(p.avail)-1]
+		in.inAvail = false
+	}
+	return in
+}
+
+// dispatchLocked hands freed capacity to waiters, oldest first, deciding
+// for the head waiter as admit would for a call with nobody ahead of it.
+func (p *Pool) dispatchLocked() {
+	for p.waiters.n > 0 {
+		var g grant
+		switch admit(p.loadLocked(0)) {
+		case admitIdle:
+			g.in = p.takeLocked()
+		case admitStart:
+			p.inflight++
+			p.starting++
+			g.start = true
+		default:
+			return
+		}
+		w := p.waiters.popFront()
+		w.granted = true
+		w.ch <- g
+	}
+}
+
+// grant is what a waiter is handed: an instance, leave to start one, or
+// an error.
+type grant struct {
+	in    *instance
+	start bool
+	err   error
+}
+
+func (p *Pool) wait(ctx context.Context, w *waiter) (*Lease, error) {
+	start := p.now()
+	timer := time.NewTimer(p.cfg.QueueTimeout)
+	defer timer.Stop()
+	var cause error
+	select {
+	case g := <-w.ch:
+		return p.granted(ctx, g, p.now().Sub(start))
+	case <-timer.C:
+	case <-ctx.Done():
+		cause = ctx.Err()
+	}
+	p.mu.Lock()
+	if w.granted {
+		// Capacity arrived as the wait ended. Take it if only the queue
+		// timeout passed; hand it on if the caller is gone.
+		p.mu.Unlock()
+		g := <-w.ch
+		if cause == nil {
+			return p.granted(ctx, g, p.now().Sub(start))
+		}
+		p.giveBack(g)
+		return nil, p.errThrottled(cause)
+	}
+	p.waiters.remove(w)
+	p.thrott++
+	p.mu.Unlock()
+	return nil, p.errThrottled(cause)
+}
+
+func (p *Pool) granted(ctx context.Context, g grant, wait time.Duration) (*Lease, error) {
+	switch {
+	case g.err != nil:
+		return nil, g.err
+	case g.start:
+		return p.coldStart(ctx, wait)
+	default:
+		return p.newLease(g.in, false, wait), nil
+	}
+}
+
+// giveBack returns a grant its waiter will not use.
+func (p *Pool) giveBack(g grant) {
+	switch {
+	case g.err != nil:
+	case g.start:
+		p.startFailed(true)
+	default:
+		p.release(g.in, nil)
+	}
+}
+
+// coldStart starts an instance for a lease already counted in flight and
+// starting.
+func (p *Pool) coldStart(ctx context.Context, wait time.Duration) (*Lease, error) {
+	in, err := p.start(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	return p.newLease(in, true, wait), nil
+}
+
+// start reserves memory and starts an instance, outside the pool lock; the
+// caller has counted it in p.starting (and, for a lease, in p.inflight).
+// For a lease the instance comes back leased once; otherwise it is made
+// available.
+func (p *Pool) start(ctx context.Context, forLease bool) (*instance, error) {
+	mb := p.cfg.MemoryMB
+	if err := p.budget.reserve(ctx, p, mb); err != nil {
+		p.startFailed(forLease)
+		return nil, err
+	}
+	p.reservedMB.Add(int64(mb))
+	gi, err := p.m.NewInstance(ctx)
+	if err != nil {
+		p.freeMemory()
+		p.startFailed(forLease)
+		p.log.Warn("instance failed to start", "error", err)
+		return nil, fmt.Errorf("start an instance of %s version %d: %w", p.cfg.Function, p.cfg.Version, err)
+	}
+	in := &instance{inst: gi, lastUsed: p.now()}
+	p.mu.Lock()
+	p.starting--
+	if p.finished || (p.closed && !forLease) {
+		// A forced Close finished while this start ran, or a Prewarm
+		// outlived a Drain: nobody will lease it.
+		if forLease {
+			p.inflight--
+		}
+		in.dead, in.claimed = true, true
+		p.closing++
+		p.mu.Unlock()
+		p.closeInstance(in)
+		return nil, p.errUnavailable()
+	}
+	in.allIdx = len(p.all)
+	p.all = append(p.all, in)
+	if forLease {
+		in.leases = 1
+		p.cold++
+	}
+	if !p.closed && in.leases < p.cfg.PerInstanceConcurrency {
+		p.avail = append(p.avail, in)
+		in.inAvail = true
+		p.dispatchLocked()
+	}
+	p.mu.Unlock()
+	return in, nil
+}
+
+// startFailed undoes the counting of a start that did not happen.
+func (p *Pool) startFailed(forLease bool) {
+	p.mu.Lock()
+	p.starting--
+	if forLease {
+		p.inflight--
+	}
+	p.dispatchLocked()
+	fin := p.finishLocked()
+	p.mu.Unlock()
+	if fin {
+		p.finish()
+	}
+}
+
+func (p *Pool) release(in *instance, err error) {
+	now := p.now()
+	p.mu.Lock()
+	in.leases--
+	p.inflight--
+	switch {
+	case err != nil || p.closed || in.dead:
+		p.killLocked(in)
+	default:
+		in.lastUsed = now
+		if !in.inAvail {
+			p.avail = append(p.avail, in)
+			in.inAvail = true
+		}
+	}
+	mustClose := p.claimLocked(in)
+	p.dispatchLocked()
+	fin := p.finishLocked()
+	p.mu.Unlock()
+	if mustClose {
+		p.closeInstance(in)
+	}
+	if fin {
+		p.finish()
+	}
+}
+
+// killLocked removes in from the pool so it is never leased again.
+func (p *Pool) killLocked(in *instance) {
+	if in.dead {
+		return
+	}
+	in.dead = true
+	last := len(p.all) - 1
+	p.all[in.allIdx] = p.all[last]
+	p.all[in.allIdx].allIdx = in.allIdx
+	p.all[last] = nil
+	p.all = p.all[:last]
+	if in.inAvail {
+		for i, a := range p.avail {
+			if a == in {
+				copy(p.avail[i:], p.avail[i+1:])
+				p.avail[len(p.avail)-1] = nil
+				p.avail = p.avail[:len(p.avail)-1]
+				break
+			}
+		}
+		in.inAvail = false
+	}
+}
+
+// claimLocked reports whether the caller must close the dead instance in:
+// the first to see it dead with no lease left.
+func (p *Pool) claimLocked(in *instance) bool {
+	if !in.dead || in.claimed || in.leases > 0 {
+		return false
+	}
+	in.claimed = true
+	p.closing++
+	return true
+}
+
+// closeInstance closes a claimed instance and frees its memory.
+func (p *Pool) closeInstance(in *instance) {
+	if err := in.inst.Close(context.Background()); err != nil {
+		p.log.Warn("closing an instance failed", "error", err)
+	}
+	p.freeMemory()
+	p.mu.Lock()
+	p.closing--
+	fin := p.finishLocked()
+	p.mu.Unlock()
+	if fin {
+		p.finish()
+	}
+}
+
+func (p *Pool) freeMemory() {
+	p.reservedMB.Add(-int64(p.cfg.MemoryMB))
+	p.budget.release(p.cfg.MemoryMB)
+}
+
+// finishLocked reports whether the caller must finish the pool: it is
+// draining and nothing is in flight, starting or closing any more (or a
+// forced Close gave up waiting for leases).
+func (p *Pool) finishLocked() bool {
+	if !p.closed || p.finished || p.closing > 0 {
+		return false
+	}
+	if !p.forced && (p.inflight > 0 || p.starting > 0) {
+		return false
+	}
+	p.finished = true
+	return true
+}
+
+func (p *Pool) finish() {
+	if err := p.m.Close(context.Background()); err != nil {
+		p.closeErr = fmt.Errorf("close module of %s version %d: %w", p.cfg.Function, p.cfg.Version, err)
+	}
+	p.budget.unregister(p)
+	p.log.Debug("pool drained")
+	close(p.drained)
+}
+
+// Prewarm starts instances until MinInstances are live or starting. It is
+// called after a deploy and at server start; the background loop also
+// restores MinInstances. It returns the first start error.
+func (p *Pool) Prewarm(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return p.errUnavailable()
+	}
+	n := p.cfg.MinInstances - len(p.all) - p.starting
+	if n <= 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	p.starting += n
+	p.mu.Unlock()
+	return p.startIdle(ctx, n)
+}
+
+// startIdle starts n available instances one after another; the caller
+// counted them in p.starting.
+func (p *Pool) startIdle(ctx context.Context, n int) error {
+	for i := 0; i < n; i++ {
+		if _, err := p.start(ctx, false); err != nil {
+			if rest := n - i - 1; rest > 0 {
+				p.mu.Lock()
+				p.starting -= rest
+				p.dispatchLocked()
+				fin := p.finishLocked()
+				p.mu.Unlock()
+				if fin {
+					p.finish()
+				}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Reconcile applies one scaling decision now: it reaps idle instances past
+// IdleTimeout (keeping MinInstances) and starts instances up to
+// MinInstances. The background loop calls it; with Config.Interval < 0 the
+// owner does. It returns the first start error.
+func (p *Pool) Reconcile(ctx context.Context) error {
+	now := p.now()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	s := State{Instances: p.stateBuf[:0], Starting: p.starting}
+	for _, in := range p.all {
+		s.Instances = append(s.Instances, InstanceState{LastUsed: in.lastUsed, Busy: in.leases > 0})
+	}
+	p.stateBuf = s.Instances
+	plan := Decide(now, s, p.spec)
+	var reap []*instance
+	if len(plan.Reap) > 0 {
+		reap = make([]*instance, 0, len(plan.Reap))
+		for _, i := range plan.Reap {
+			reap = append(reap, p.all[i])
+		}
+		for _, in := range reap {
+			p.killLocked(in)
+			p.claimLocked(in)
+		}
+	}
+	p.starting += plan.Start
+	p.mu.Unlock()
+	for _, in := range reap {
+		p.closeInstance(in)
+	}
+	if len(reap) > 0 {
+		p.log.Debug("reaped idle instances", "count", len(reap))
+	}
+	if plan.Start > 0 {
+		return p.startIdle(ctx, plan.Start)
+	}
+	return nil
+}
+
+func (p *Pool) loop(ctx context.Context, interval time.Duration) {
+	defer close(p.loopDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := p.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			if gust.ErrorCode(err) == gust.ECAPACITY {
+				p.log.Debug("cannot keep min instances warm", "error", err)
+			} else {
+				p.log.Warn("cannot keep min instances warm", "error", err)
+			}
+		}
+	}
+}
+
+// Drain stops the pool from accepting calls (Acquire returns EUNAVAILABLE,
+// and so do calls still queued), closes idle instances at once and the
+// others as their leases end, and then closes the module; calls in flight
+// finish on this version. It returns when the module is closed, or with
+// ctx's error when ctx ends first (the drain then goes on by itself as
+// leases are released). It is safe to call more than once.
+func (p *Pool) Drain(ctx context.Context) error {
+	var idle []*instance
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		if p.loopCancel != nil {
+			p.loopCancel()
+		}
+		unavailable := p.errUnavailable()
+		for w := p.waiters.popFront(); w != nil; w = p.waiters.popFront() {
+			w.granted = true
+			w.ch <- grant{err: unavailable}
+		}
+		for _, in := range p.avail {
+			in.inAvail = false
+			if in.leases == 0 {
+				idle = append(idle, in)
+			}
+		}
+		clear(p.avail)
+		p.avail = p.avail[:0]
+		for _, in := range idle {
+			p.killLocked(in)
+			p.claimLocked(in)
+		}
+	}
+	fin := p.finishLocked()
+	p.mu.Unlock()
+	for _, in := range idle {
+		p.closeInstance(in)
+	}
+	if fin {
+		p.finish()
+	}
+	if p.loopDone != nil {
+		select {
+		case <-p.loopDone:
+		case <-ctx.Done():
+			return fmt.Errorf("drain %s version %d: %w", p.cfg.Function, p.cfg.Version, ctx.Err())
+		}
+	}
+	select {
+	case <-p.drained:
+		return p.closeErr
+	case <-ctx.Done():
+		return fmt.Errorf("drain %s version %d: %w", p.cfg.Function, p.cfg.Version, ctx.Err())
+	}
+}
+
+// Close drains the pool like Drain; if ctx ends before the leases in
+// flight do, it closes their instances under them (their calls fail) and
+// closes the module without waiting further. For server shutdown.
+func (p *Pool) Close(ctx context.Context) error {
+	err := p.Drain(ctx)
+	if err == nil || !errors.Is(err, ctx.Err()) {
+		return err
+	}
+	var busy []*instance
+	p.mu.Lock()
+	p.forced = true
+	for len(p.all) > 0 {
+		in := p.all[len(p.all)-1]
+		p.killLocked(in)
+		if !in.claimed {
+			in.claimed = true
+			p.closing++
+			busy = append(busy, in)
+		}
+	}
+	fin := p.finishLocked()
+	p.mu.Unlock()
+	p.log.Warn("closing instances with calls in flight", "count", len(busy))
+	for _, in := range busy {
+		p.closeInstance(in)
+	}
+	if fin {
+		p.finish()
+	}
+	if p.loopDone != nil {
+		<-p.loopDone
+	}
+	<-p.drained
+	return p.closeErr
+}
+
+// Stats returns a snapshot of the pool.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := Stats{
+		PoolStats: gust.PoolStats{
+			Function:   p.cfg.Function,
+			Version:    p.cfg.Version,
+			Starting:   p.starting,
+			Waiting:    p.waiters.n,
+			InFlight:   p.inflight,
+			MemoryMB:   int(p.reservedMB.Load()),
+			ColdStarts: p.cold,
+			Throttled:  p.thrott,
+		},
+		Instances: len(p.all),
+	}
+	for _, in := range p.all {
+		if in.leases > 0 {
+			s.Busy++
+		} else {
+			s.Idle++
+		}
+	}
+	return s
+}
+
+func (p *Pool) errThrottled(cause error) error {
+	if cause != nil {
+		return gust.WrapError(gust.ETHROTTLED, cause, "function %s is at its max concurrency of %d; retry later", p.cfg.Function, p.cfg.MaxConcurrency)
+	}
+	return gust.Errorf(gust.ETHROTTLED, "function %s is at its max concurrency of %d; retry later", p.cfg.Function, p.cfg.MaxConcurrency)
+}
+
+func (p *Pool) errUnavailable() error {
+	return gust.Errorf(gust.EUNAVAILABLE, "function %s version %d is shutting down; retry", p.cfg.Function, p.cfg.Version)
+}
+
+// lruIdle returns the pool's least recently used idle instance that a
+// Budget may reclaim without going below MinInstances.
+func (p *Pool) lruIdle() (*instance, time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.all) <= p.cfg.MinInstances {
+		return nil, time.Time{}, false
+	}
+	var lru *instance
+	for _, in := range p.avail {
+		if in.leases == 0 && (lru == nil || in.lastUsed.Before(lru.lastUsed)) {
+			lru = in
+		}
+	}
+	if lru == nil {
+		return nil, time.Time{}, false
+	}
+	return lru, lru.lastUsed, true
+}
+
+// reclaim closes in for the Budget if it is still idle and reclaimable,
+// and reports whether it did.
+func (p *Pool) reclaim(in *instance) bool {
+	p.mu.Lock()
+	if p.closed || in.dead || in.leases > 0 || len(p.all) <= p.cfg.MinInstances {
+		p.mu.Unlock()
+		return false
+	}
+	p.killLocked(in)
+	p.claimLocked(in)
+	p.mu.Unlock()
+	p.log.Debug("reclaimed an idle instance for the node memory budget")
+	p.closeInstance(in)
+	return true
+}
+
+// waiter is one queued Acquire.
+type waiter struct {
+	next, prev *waiter
+	ch         chan grant // buffered: the granter never blocks
+	granted    bool       // taken off the queue and sent a grant
+}
+
+// waitQueue is a FIFO of waiters that can drop one from the middle when
+// its wait ends.
+type waitQueue struct {
+	head, tail *waiter
+	n          int
+}
+
+func (q *waitQueue) push(w *waiter) {
+	w.prev = q.tail
+	if q.tail != nil {
+		q.tail.next = w
+	} else {
+		q.head = w
+	}
+	q.tail = w
+	q.n++
+}
+
+func (q *waitQueue) popFront() *waiter {
+	w := q.head
+	if w != nil {
+		q.remove(w)
+	}
+	return w
+}
+
+func (q *waitQueue) remove(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		q.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		q.tail = w.prev
+	}
+	w.next, w.prev = nil, nil
+	q.n--
+}

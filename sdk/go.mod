@@ -1,0 +1,3 @@
+module github.com/gustfaas/gust/sdk
+
+go 1.26

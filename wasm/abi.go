@@ -1,0 +1,147 @@
+package wasm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+
+	"github.com/gustfaas/gust"
+)
+
+// headerInvocationID is the request header through which a reactor learns
+// its invocation id.
+const headerInvocationID = "X-Gust-Invocation-Id"
+
+// addsInvocationID reports whether the encoding of req carries an extra
+// X-Gust-Invocation-Id entry.
+func addsInvocationID(req *gust.Request) bool {
+	if req.ID == "" {
+		return false
+	}
+	_, has := req.Header[headerInvocationID]
+	return !has
+}
+
+// requestSize returns the encoded size of req (ABI version 1), or an error
+// if it does not fit the 32-bit address space of a guest.
+func requestSize(req *gust.Request) (uint32, error) {
+	n := uint64(4*3 + 4 + 4)
+	n += uint64(len(req.Method) + len(req.Path) + len(req.Query) + len(req.Body))
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			n += 8 + uint64(len(k)+len(v))
+		}
+	}
+	if addsInvocationID(req) {
+		n += 8 + uint64(len(headerInvocationID)+len(req.ID))
+	}
+	if n > math.MaxUint32 {
+		return 0, gust.Errorf(gust.ETOOLARGE, "request of %d bytes does not fit a WebAssembly guest", n)
+	}
+	return uint32(n), nil
+}
+
+// encodeRequest writes req into b, which is exactly requestSize(req) long
+// (in practice, a view of guest memory).
+func encodeRequest(b []byte, req *gust.Request) {
+	b = putBytes(b, req.Method)
+	b = putBytes(b, req.Path)
+	b = putBytes(b, req.Query)
+	n := 0
+	for _, vs := range req.Header {
+		n += len(vs)
+	}
+	add := addsInvocationID(req)
+	if add {
+		n++
+	}
+	binary.LittleEndian.PutUint32(b, uint32(n))
+	b = b[4:]
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			b = putBytes(b, k)
+			b = putBytes(b, v)
+		}
+	}
+	if add {
+		b = putBytes(b, headerInvocationID)
+		b = putBytes(b, req.ID)
+	}
+	putBytes(b, req.Body)
+}
+
+func putBytes[S ~string | ~[]byte](b []byte, s S) []byte {
+	binary.LittleEndian.PutUint32(b, uint32(len(s)))
+	copy(b[4:], s)
+	return b[4+len(s):]
+}
+
+var errTruncated = errors.New("truncated")
+
+// decodeResponse decodes a response from guest memory. It copies what it
+// keeps: b is a view that the next call overwrites.
+func decodeResponse(b []byte) (*gust.Response, error) {
+	d := decoder{b: b}
+	status := d.u32()
+	n := d.u32()
+	if d.err == nil && uint64(n)*8 > uint64(len(d.b)) {
+		return nil, fmt.Errorf("header count %d exceeds the %d bytes left", n, len(d.b))
+	}
+	resp := &gust.Response{Status: int(status), Header: make(http.Header, n)}
+	for i := uint32(0); i < n && d.err == nil; i++ {
+		k := d.bytes()
+		v := d.bytes()
+		if d.err == nil {
+			key := http.CanonicalHeaderKey(string(k))
+			resp.Header[key] = append(resp.Header[key], string(v))
+		}
+	}
+	body := d.bytes()
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%d bytes after the body", len(d.b))
+	}
+	if status < 100 || status > 999 {
+		return nil, fmt.Errorf("invalid status %d", status)
+	}
+	if len(body) > 0 {
+		resp.Body = append([]byte(nil), body...)
+	}
+	return resp, nil
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) u32() uint32 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 4 {
+		d.err = errTruncated
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(d.b)
+	d.b = d.b[4:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.u32()
+	if d.err != nil {
+		return nil
+	}
+	if uint64(n) > uint64(len(d.b)) {
+		d.err = fmt.Errorf("length %d exceeds the %d bytes left", n, len(d.b))
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}

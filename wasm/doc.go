@@ -1,0 +1,64 @@
+// Package wasm is gust's WebAssembly driver: it implements gust.Driver on
+// wazero, in-process.
+//
+// # What it does
+//
+// Load compiles a module once (deploy calls it, so broken code fails the
+// deploy) through a compilation cache that lives on disk, so a restarted
+// server loads in tens of milliseconds instead of recompiling for a second.
+// A module gets nothing from the host but WASI preview 1 with exactly the
+// environment variables of its spec: no host environment, no files, no
+// sockets, real clocks and a real random source. Imports from any other
+// host module are refused at load.
+//
+// wazero sets the memory limit per runtime, so the driver keeps one runtime
+// per distinct Spec.MemoryMB, all sharing one compilation cache, and all with
+// close-on-context-done: the only way to stop a guest stuck in a loop.
+//
+// # Two module shapes, told apart by their exports
+//
+// A reactor exports gust_malloc and gust_handle (Go with //go:wasmexport,
+// built with -buildmode=c-shared; see the SDK). An instance is instantiated
+// once without running _start, _initialize runs once, and the instance then
+// serves call after call warm. Its stdout and stderr go to the log sink
+// tagged with the invocation running at the time.
+//
+// A WAGI module is any WASI command (it exports _start), in any language. It
+// gets a fresh instance per request: CGI variables and the request headers
+// (as HTTP_*) in its environment, the body on stdin, and a CGI response on
+// stdout (headers, a blank line, the body; "Status: 404 Not Found" sets the
+// status, a Location header alone means 302).
+//
+// # The reactor ABI, version 1
+//
+// Guest exports: _initialize() (from c-shared; optional for other
+// toolchains), gust_malloc(size i32) i32, which returns a guest buffer of at
+// least size bytes that the guest owns and keeps alive, and
+// gust_handle(ptr i32, len i32) i64, which decodes the request the host wrote
+// at ptr/len, runs the handler, and returns (respPtr<<32)|respLen of the
+// encoded response, valid until the next call.
+//
+// Encoding: every integer is a u32, little-endian; every string or byte
+// string is a u32 length followed by its bytes.
+//
+//	request  = method path query header-count (name value)* body
+//	response = status header-count (name value)* body
+//
+// query is raw, without '?'. A header with several values is several
+// entries. The host adds X-Gust-Invocation-Id to the request's headers when
+// the request has an id and does not carry that header already. The host
+// encodes the request straight into the buffer gust_malloc returned, so a
+// warm call copies the request once and allocates only for the response.
+//
+// # Failures
+//
+// A deadline is ETIMEOUT, hitting the memory limit is EOOM, a trap, panic or
+// non-zero exit is EFUNCTION; after any of them the instance is unusable and
+// the pool discards it. Bad code at Load is EINVALID with a message that
+// names the problem.
+//
+// This package must not know about pools, HTTP servers or the registry: it
+// turns code and a request into a response, nothing else. BuildGo, which
+// `gust build` runs, lives here because it is the other half of the reactor
+// contract.
+package wasm

@@ -1,0 +1,244 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/gustfaas/gust"
+)
+
+// Config configures a Driver.
+type Config struct {
+	// CacheDir holds wazero's compilation cache, so compiled code survives
+	// a restart. Empty means an in-memory cache shared by this Driver only.
+	CacheDir string
+	// Logger receives the driver's own logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Driver runs WebAssembly functions. It is safe for concurrent use.
+type Driver struct {
+	log   *slog.Logger
+	cache wazero.CompilationCache
+
+	mu       sync.Mutex
+	runtimes map[int]*runtime // by Spec.MemoryMB
+	closed   bool
+}
+
+// runtime is one wazero runtime, with the memory limit of every module
+// loaded into it, and its WASI host module.
+type runtime struct {
+	memoryMB int
+	r        wazero.Runtime
+	wasi     map[string]api.FunctionDefinition // WASI preview 1 as wazero defines it
+}
+
+var _ gust.Driver = (*Driver)(nil)
+
+// New returns a Driver. It creates cfg.CacheDir if needed.
+func New(cfg Config) (*Driver, error) {
+	d := &Driver{log: cfg.Logger, runtimes: map[int]*runtime{}}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wasm: compilation cache in %s: %w", cfg.CacheDir, err)
+		}
+		d.cache = c
+	} else {
+		d.cache = wazero.NewCompilationCache()
+	}
+	return d, nil
+}
+
+// Runtime returns gust.RuntimeWasm.
+func (d *Driver) Runtime() string { return gust.RuntimeWasm }
+
+// Close closes every runtime, and with them every module and instance.
+func (d *Driver) Close(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	for _, rt := range d.runtimes {
+		if err := rt.r.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close runtime for %d MB: %w", rt.memoryMB, err))
+		}
+	}
+	d.runtimes = nil
+	if err := d.cache.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close compilation cache: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// runtimeFor returns the runtime for a memory limit, creating it on first
+// use.
+func (d *Driver) runtimeFor(ctx context.Context, memoryMB int) (*runtime, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, gust.Errorf(gust.EUNAVAILABLE, "wasm driver is closed")
+	}
+	if rt := d.runtimes[memoryMB]; rt != nil {
+		return rt, nil
+	}
+	cfg := wazero.NewRuntimeConfig().
+		WithCompilationCache(d.cache).
+		WithMemoryLimitPages(uint32(memoryMB) * 16).
+		WithCloseOnContextDone(true)
+	r := wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
+		_ = r.Close(ctx)
+		return nil, fmt.Errorf("wasm: instantiate WASI for %d MB runtime: %w", memoryMB, err)
+	}
+	rt := &runtime{memoryMB: memoryMB, r: r, wasi: r.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions()}
+	d.runtimes[memoryMB] = rt
+	d.log.Debug("wasm runtime created", "memoryMB", memoryMB)
+	return rt, nil
+}
+
+var wasmMagic = []byte{0, 'a', 's', 'm'}
+
+// Load validates and compiles code. Errors are EINVALID and name the
+// problem.
+func (d *Driver) Load(ctx context.Context, v *gust.Version, code []byte, logs gust.LogSink) (gust.Module, error) {
+	spec := v.Spec.WithDefaults()
+	if spec.Runtime != gust.RuntimeWasm {
+		return nil, gust.Errorf(gust.EINVALID, "wasm driver cannot run runtime %q", spec.Runtime)
+	}
+	if spec.MemoryMB < 1 || spec.MemoryMB > gust.MaxMemoryMB {
+		return nil, gust.Errorf(gust.EINVALID, "invalid memory %d MB: want 1 to %d", spec.MemoryMB, gust.MaxMemoryMB)
+	}
+	if len(code) < 8 || !bytes.Equal(code[:4], wasmMagic) {
+		return nil, gust.Errorf(gust.EINVALID, "not a WebAssembly module (bad magic)")
+	}
+	if !bytes.Equal(code[4:8], []byte{1, 0, 0, 0}) {
+		return nil, gust.Errorf(gust.EINVALID, "unsupported WebAssembly binary version %d (want 1)", uint32(code[4])|uint32(code[5])<<8|uint32(code[6])<<16|uint32(code[7])<<24)
+	}
+	rt, err := d.runtimeFor(ctx, spec.MemoryMB)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := rt.r.CompileModule(ctx, code)
+	if err != nil {
+		return nil, gust.WrapError(gust.EINVALID, err, "invalid WebAssembly module: %v", err)
+	}
+	shape, err := check(cm, rt.wasi)
+	if err != nil {
+		_ = cm.Close(ctx)
+		return nil, err
+	}
+	m := &module{
+		d:        d,
+		rt:       rt,
+		compiled: cm,
+		shape:    shape,
+		function: v.Function,
+		version:  v.Number,
+		spec:     spec,
+		logs:     logs,
+		limit:    uint64(spec.MemoryMB) << 20,
+	}
+	return m, nil
+}
+
+// Exports of the reactor ABI.
+const (
+	exportMalloc     = "gust_malloc"
+	exportHandle     = "gust_handle"
+	exportInitialize = "_initialize"
+	exportStart      = "_start"
+)
+
+// Shapes a module can have.
+const (
+	ShapeReactor = "reactor"
+	ShapeWAGI    = "wagi"
+)
+
+// check tells a module's shape from its exports and refuses imports the
+// host does not provide.
+func check(cm wazero.CompiledModule, wasi map[string]api.FunctionDefinition) (string, error) {
+	for _, f := range cm.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		if mod != wasi_snapshot_preview1.ModuleName {
+			return "", gust.Errorf(gust.EINVALID, "module imports function %s.%s: functions may only import %s", mod, name, wasi_snapshot_preview1.ModuleName)
+		}
+		hf, ok := wasi[name]
+		if !ok {
+			return "", gust.Errorf(gust.EINVALID, "module imports %s.%s, which WASI preview 1 does not define", mod, name)
+		}
+		if !sameSignature(f, hf) {
+			return "", gust.Errorf(gust.EINVALID, "module imports %s.%s with signature %s, want %s", mod, name, signature(f), signature(hf))
+		}
+	}
+	for _, m := range cm.ImportedMemories() {
+		mod, name, _ := m.Import()
+		return "", gust.Errorf(gust.EINVALID, "module imports memory %s.%s: a function must define its own memory", mod, name)
+	}
+
+	ex := cm.ExportedFunctions()
+	malloc, hasMalloc := ex[exportMalloc]
+	handle, hasHandle := ex[exportHandle]
+	switch {
+	case hasMalloc && hasHandle:
+		if s := signature(malloc); s != "(i32) -> (i32)" {
+			return "", gust.Errorf(gust.EINVALID, "reactor export %s has signature %s, want (i32) -> (i32)", exportMalloc, s)
+		}
+		if s := signature(handle); s != "(i32, i32) -> (i64)" {
+			return "", gust.Errorf(gust.EINVALID, "reactor export %s has signature %s, want (i32, i32) -> (i64)", exportHandle, s)
+		}
+		if init, ok := ex[exportInitialize]; ok && signature(init) != "() -> ()" {
+			return "", gust.Errorf(gust.EINVALID, "reactor export %s has signature %s, want () -> ()", exportInitialize, signature(init))
+		}
+		if len(cm.ExportedMemories()) == 0 {
+			return "", gust.Errorf(gust.EINVALID, "reactor exports no memory")
+		}
+		return ShapeReactor, nil
+	case hasHandle:
+		return "", gust.Errorf(gust.EINVALID, "module exports %s but not %s: a gust reactor needs both", exportHandle, exportMalloc)
+	case hasMalloc:
+		return "", gust.Errorf(gust.EINVALID, "module exports %s but not %s: a gust reactor needs both", exportMalloc, exportHandle)
+	}
+	if start, ok := ex[exportStart]; ok {
+		if s := signature(start); s != "() -> ()" {
+			return "", gust.Errorf(gust.EINVALID, "WASI command export %s has signature %s, want () -> ()", exportStart, s)
+		}
+		return ShapeWAGI, nil
+	}
+	return "", gust.Errorf(gust.EINVALID, "module exports neither %s+%s (a gust reactor) nor %s (a WASI command)", exportHandle, exportMalloc, exportStart)
+}
+
+func sameSignature(a, b api.FunctionDefinition) bool {
+	return bytes.Equal(a.ParamTypes(), b.ParamTypes()) && bytes.Equal(a.ResultTypes(), b.ResultTypes())
+}
+
+func signature(f api.FunctionDefinition) string {
+	return "(" + typeList(f.ParamTypes()) + ") -> (" + typeList(f.ResultTypes()) + ")"
+}
+
+func typeList(ts []api.ValueType) string {
+	var b bytes.Buffer
+	for i, t := range ts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(api.ValueTypeName(t))
+	}
+	return b.String()
+}

@@ -1,0 +1,136 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/gustfaas/gust"
+)
+
+// module is compiled code of one version. It implements gust.Module.
+type module struct {
+	d        *Driver
+	rt       *runtime
+	compiled wazero.CompiledModule
+	shape    string
+	function string
+	version  int
+	spec     gust.Spec // with defaults
+	logs     gust.LogSink
+	limit    uint64 // memory limit in bytes
+}
+
+func (m *module) Shape() string { return m.shape }
+
+func (m *module) NewInstance(ctx context.Context) (gust.Instance, error) {
+	if m.shape == ShapeWAGI {
+		return &wagiInstance{m: m}, nil
+	}
+	return m.newReactor(ctx)
+}
+
+func (m *module) Close(ctx context.Context) error {
+	if err := m.compiled.Close(ctx); err != nil {
+		return fmt.Errorf("close compiled module of %s v%d: %w", m.function, m.version, err)
+	}
+	return nil
+}
+
+// config returns a fresh module configuration: the spec's environment and
+// nothing else from the host. It is built anew for each instance because
+// wazero's ModuleConfig.WithEnv appends to a slice its clones share, which
+// races when one base config is extended from several goroutines.
+func (m *module) config(extraEnv ...string) wazero.ModuleConfig {
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithArgs(m.function).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep().
+		WithRandSource(rand.Reader)
+	keys := make([]string, 0, len(m.spec.Env))
+	for k := range m.spec.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		cfg = cfg.WithEnv(k, m.spec.Env[k])
+	}
+	for i := 0; i+1 < len(extraEnv); i += 2 {
+		cfg = cfg.WithEnv(extraEnv[i], extraEnv[i+1])
+	}
+	return cfg
+}
+
+// callError turns what a guest call returned into the error the pool acts
+// on. what names the failing step ("initialization"), or is "" for the
+// invocation itself. memSize is the instance's memory size in bytes after the failure (0 if
+// unknown); stderr holds the tail of what the guest wrote to stderr during
+// the call.
+func (m *module) callError(ctx context.Context, err error, memSize uint64, stderr *logWriter, what string) error {
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		switch exit.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded:
+			return gust.WrapError(gust.ETIMEOUT, err, "function timed out after %s", m.spec.Timeout)
+		case sys.ExitCodeContextCanceled:
+			return gust.WrapError(gust.EUNAVAILABLE, err, "invocation canceled")
+		}
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			return gust.WrapError(gust.ETIMEOUT, err, "function timed out after %s", m.spec.Timeout)
+		}
+		return gust.WrapError(gust.EUNAVAILABLE, err, "invocation canceled")
+	}
+	if m.outOfMemory(memSize, stderr) {
+		return gust.WrapError(gust.EOOM, err, "function exceeded its memory limit of %d MB", m.spec.MemoryMB)
+	}
+	subject := "function"
+	if what != "" {
+		subject = "function " + what
+	}
+	detail := stderr.crashLine()
+	if msg, ok := strings.CutPrefix(detail, "panic: "); ok {
+		return gust.WrapError(gust.EFUNCTION, err, "function panicked: %s", msg)
+	}
+	if strings.HasPrefix(detail, "fatal error: ") {
+		return gust.WrapError(gust.EFUNCTION, err, "function crashed: %s", detail)
+	}
+	if exit != nil {
+		if detail != "" {
+			return gust.WrapError(gust.EFUNCTION, err, "%s exited with code %d: %s", subject, exit.ExitCode(), detail)
+		}
+		return gust.WrapError(gust.EFUNCTION, err, "%s exited with code %d", subject, exit.ExitCode())
+	}
+	trap, _, _ := strings.Cut(err.Error(), "\n")
+	trap = strings.TrimPrefix(trap, "wasm error: ")
+	if detail != "" {
+		return gust.WrapError(gust.EFUNCTION, err, "%s trapped (%s): %s", subject, trap, detail)
+	}
+	return gust.WrapError(gust.EFUNCTION, err, "%s trapped: %s", subject, trap)
+}
+
+// oomSlack is how close to the limit a failing instance's memory must be to
+// count as out of memory: Go's allocator grows the heap in arenas of 4 MiB,
+// so its last failed memory.grow can leave that much unused.
+const oomSlack = 4<<20 + 64<<10
+
+// outOfMemory tells an instance that died of its memory limit from other
+// failures. WebAssembly has no signal for it: memory.grow returns -1 and the
+// guest decides what to do (Go's runtime throws "out of memory" and traps),
+// so look at what it said and at how much memory it had.
+func (m *module) outOfMemory(memSize uint64, stderr *logWriter) bool {
+	if stderr != nil && bytes.Contains(stderr.tail, []byte("out of memory")) {
+		return true
+	}
+	return memSize > 0 && memSize+oomSlack >= m.limit
+}
