@@ -75,19 +75,25 @@ type bucketDelta struct {
 // goroutine in stream order; it folds whatever has arrived (up to a batch)
 // into the bucket aggregates, then acks the batch.
 func (m *Meter) startAggregator(ctx context.Context) error {
-	msgs := make(chan jetstream.Msg, 4*fetchBatch)
+	in := make(chan jetstream.Msg, 4*fetchBatch)
 	cc, err := m.cons.Consume(func(msg jetstream.Msg) {
 		if id := msg.Headers().Get(pinIDHeader); id != "" {
 			m.pinMu.Lock()
 			m.pinID = id
 			m.pinMu.Unlock()
 		}
-		select {
-		case msgs <- msg:
-		case <-ctx.Done():
-			// Closing: hand it back at once; redeliveries go out before
-			// new messages, which keeps stream order for the next node.
+		// Holding handMu while blocked on in cannot deadlock: giveBack
+		// takes it only after ctx is done, which unblocks the select.
+		m.handMu.Lock()
+		defer m.handMu.Unlock()
+		if m.handStopped {
 			_ = msg.Nak()
+			return
+		}
+		select {
+		case in <- msg:
+		case <-ctx.Done():
+			m.stragglers = append(m.stragglers, msg)
 		}
 	},
 		jetstream.PullMaxMessages(fetchBatch),
@@ -102,7 +108,7 @@ func (m *Meter) startAggregator(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume usage records: %w", err)
 	}
-	go m.aggregateLoop(ctx, cc, msgs)
+	go m.aggregateLoop(ctx, cc, in)
 	return nil
 }
 
@@ -111,12 +117,17 @@ func (m *Meter) aggregateLoop(ctx context.Context, cc jetstream.ConsumeContext, 
 	batch := make([]jetstream.Msg, 0, fetchBatch)
 	for {
 		batch = batch[:0]
+		// Closing wins over more work, so nothing is applied after the
+		// first record is handed back.
+		if ctx.Err() != nil {
+			m.giveBack(cc, nil, in)
+			return
+		}
 		select {
 		case msg := <-in:
 			batch = append(batch, msg)
 		case <-ctx.Done():
-			cc.Stop()
-			m.giveBack(nil, in)
+			m.giveBack(cc, nil, in)
 			return
 		}
 	fill:
@@ -147,36 +158,37 @@ func (m *Meter) aggregateLoop(ctx context.Context, cc jetstream.ConsumeContext, 
 			sleep(ctx, wait)
 			wait = min(2*wait, 5*time.Second)
 			if ctx.Err() != nil {
-				cc.Stop()
-				m.giveBack(batch, in)
+				m.giveBack(cc, batch, in)
 				return
 			}
 		}
 	}
 }
 
-// giveBack naks what this node holds but did not apply, lowest sequence
-// first, so the next aggregator receives it before anything newer.
-func (m *Meter) giveBack(held []jetstream.Msg, in chan jetstream.Msg) {
-	for {
-		select {
-		case msg := <-in:
-			held = append(held, msg)
-			continue
-		default:
-		}
-		break
+// giveBack stops consuming and naks what this node holds but did not
+// apply, lowest sequence first: redeliveries go out before newer records,
+// so the next aggregator still applies records in stream order.
+func (m *Meter) giveBack(cc jetstream.ConsumeContext, held []jetstream.Msg, in chan jetstream.Msg) {
+	cc.Stop()
+	m.handMu.Lock()
+	m.handStopped = true
+	held = append(held, m.stragglers...)
+	m.stragglers = nil
+	for len(in) > 0 {
+		held = append(held, <-in)
 	}
-	seq := func(msg jetstream.Msg) uint64 {
-		if md, err := msg.Metadata(); err == nil {
-			return md.Sequence.Stream
-		}
-		return 0
-	}
-	sort.SliceStable(held, func(i, j int) bool { return seq(held[i]) < seq(held[j]) })
+	m.handMu.Unlock()
+	sort.SliceStable(held, func(i, j int) bool { return streamSeq(held[i]) < streamSeq(held[j]) })
 	for _, msg := range held {
 		_ = msg.Nak()
 	}
+}
+
+func streamSeq(msg jetstream.Msg) uint64 {
+	if md, err := msg.Metadata(); err == nil {
+		return md.Sequence.Stream
+	}
+	return 0
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -214,6 +226,11 @@ func (m *Meter) apply(ctx context.Context, msgs []jetstream.Msg) error {
 			deltas[key] = d
 		}
 		d.recs = append(d.recs, seqRecord{seq: md.Sequence.Stream, rec: r})
+	}
+	// Redeliveries can put an older record after a newer one; apply in
+	// stream order so the last-sequence check is exact.
+	for _, d := range deltas {
+		sort.SliceStable(d.recs, func(i, j int) bool { return d.recs[i].seq < d.recs[j].seq })
 	}
 	keys := make([]string, 0, len(deltas))
 	for k := range deltas {

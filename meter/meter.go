@@ -113,6 +113,10 @@ type Meter struct {
 	dropped     atomic.Uint64
 	lastDropLog atomic.Int64
 
+	handMu      sync.Mutex
+	handStopped bool            // the aggregator gave its records back
+	stragglers  []jetstream.Msg // delivered while closing, to give back
+
 	pinMu sync.Mutex
 	pinID string // the consumer pin this meter was last given
 

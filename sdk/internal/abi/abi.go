@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 )
 
 // Version is the ABI version this package speaks.
@@ -95,10 +96,32 @@ type Request struct {
 	Body   []byte
 }
 
-// QueryValue returns the first value of the query parameter name, or "".
+// QueryValue returns the first value of the query parameter name, or "",
+// decoded like url.ParseQuery does. It scans the query instead of building
+// a url.Values map: allocations are slow in a guest.
 func (r *Request) QueryValue(name string) string {
-	q, _ := url.ParseQuery(r.Query)
-	return q.Get(name)
+	q := r.Query
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.ContainsAny(k, "%+") {
+			var err error
+			if k, err = url.QueryUnescape(k); err != nil {
+				continue
+			}
+		}
+		if k != name {
+			continue
+		}
+		if !strings.ContainsAny(v, "%+") {
+			return v
+		}
+		if u, err := url.QueryUnescape(v); err == nil {
+			return u
+		}
+	}
+	return ""
 }
 
 // Response is what the function answers. A zero Status means 200.

@@ -128,3 +128,14 @@ func TestServe(t *testing.T) {
 		t.Fatalf("malformed request: %+v %v", resp, err)
 	}
 }
+
+func TestQueryValue(t *testing.T) {
+	r := &Request{Query: "a=1&name=J%C3%BCrgen+X&a=2&b&c=%zz&c=ok&d%20e=f"}
+	for name, want := range map[string]string{
+		"a": "1", "name": "Jürgen X", "b": "", "c": "ok", "d e": "f", "missing": "",
+	} {
+		if got := r.QueryValue(name); got != want {
+			t.Errorf("QueryValue(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
