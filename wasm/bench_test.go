@@ -91,3 +91,21 @@ func BenchmarkReactorWarm64KiB(b *testing.B) {
 func BenchmarkWagiColdStart(b *testing.B) {
 	benchWarm(b, wasmtest.HelloC(b), get("/", "name=bench"))
 }
+
+// BenchmarkLoadCached is a server restart's load of examples/hello: a new
+// Driver on a warm compilation cache directory.
+func BenchmarkLoadCached(b *testing.B) {
+	code := wasmtest.Code(b, wasmtest.Hello(b))
+	dir := wasmtest.CacheDir(b)
+	ctx := context.Background()
+	for b.Loop() {
+		d, err := wasm.New(wasm.Config{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := d.Load(ctx, version("fn", gust.Spec{}), code, nil); err != nil {
+			b.Fatal(err)
+		}
+		d.Close(ctx)
+	}
+}
