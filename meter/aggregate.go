@@ -226,6 +226,7 @@ func (m *Meter) apply(ctx context.Context, msgs []jetstream.Msg) error {
 			deltas[key] = d
 		}
 		d.recs = append(d.recs, seqRecord{seq: md.Sequence.Stream, rec: r})
+		msgsMD[md.Sequence.Stream] = md.NumDelivered
 	}
 	// Redeliveries can put an older record after a newer one; apply in
 	// stream order so the last-sequence check is exact.
@@ -244,6 +245,8 @@ func (m *Meter) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 	return nil
 }
+
+var msgsMD = map[uint64]uint64{}
 
 func (m *Meter) applyBucket(ctx context.Context, key string, d *bucketDelta) error {
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
@@ -266,6 +269,8 @@ func (m *Meter) applyBucket(ctx context.Context, key string, d *bucketDelta) err
 		applied := 0
 		for i := range d.recs {
 			if d.recs[i].seq <= agg.LastSeq {
+				md, _ := msgsMD[d.recs[i].seq]
+				println("skip", key, d.recs[i].seq, agg.LastSeq, md)
 				continue // redelivered: already counted
 			}
 			agg.add(&d.recs[i].rec)

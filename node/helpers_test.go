@@ -15,6 +15,7 @@ import (
 	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/client"
 	"github.com/gustfaas/gust/httperr"
+	"github.com/gustfaas/gust/wasm/wasmtest"
 )
 
 // testNode starts a real node on 127.0.0.1 with an embedded NATS in dir
@@ -29,6 +30,7 @@ func testNode(t *testing.T, dir string, mod func(*Config)) (*Node, *client.Clien
 		Listen:         "127.0.0.1:0",
 		MemoryBudget:   4096,
 		ReconcileEvery: 100 * time.Millisecond,
+		WasmCacheDir:   wasmtest.CacheDir(t),
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if testing.Verbose() {

@@ -47,6 +47,7 @@ type Config struct {
 	PricePerGBSecond        float64
 	PricePerMillionRequests float64
 	ReconcileEvery          time.Duration // default 2s
+	WasmCacheDir            string        // compiled-module cache; default DATA/cache/wasm
 	Logger                  *slog.Logger
 }
 
@@ -132,7 +133,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening registry: %w", err)
 	}
-	n.wasm, err = wasm.New(wasm.Config{CacheDir: filepath.Join(cfg.DataDir, "cache", "wasm"), Logger: log.With("part", "wasm")})
+	if cfg.WasmCacheDir == "" {
+		cfg.WasmCacheDir = filepath.Join(cfg.DataDir, "cache", "wasm")
+	}
+	n.wasm, err = wasm.New(wasm.Config{CacheDir: cfg.WasmCacheDir, Logger: log.With("part", "wasm")})
 	if err != nil {
 		return nil, fmt.Errorf("starting wasm driver: %w", err)
 	}

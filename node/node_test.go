@@ -43,7 +43,7 @@ func TestServeAndAuth(t *testing.T) {
 
 func TestDeployInvokeVersionsRollbackRestart(t *testing.T) {
 	dir := t.TempDir()
-	n, c := testNode(t, dir, nil)
+	n, c := testNode(t, dir, func(cfg *Config) { cfg.WasmCacheDir = "" })
 	ctx := context.Background()
 	hello := wasmtest.Code(t, wasmtest.Hello(t))
 

@@ -329,6 +329,9 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (*Lease, error) {
 			return p.granted(ctx, g, p.now().Sub(start))
 		}
 		p.giveBack(g)
+		p.mu.Lock()
+		p.thrott++
+		p.mu.Unlock()
 		return nil, p.errThrottled(cause)
 	}
 	p.waiters.remove(w)

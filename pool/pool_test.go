@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -26,6 +27,9 @@ func newTestPool(t *testing.T, m *fakeModule, cfg Config) *Pool {
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = -1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := New(m, cfg)
 	t.Cleanup(func() {
@@ -659,7 +663,8 @@ func TestDrainDuringColdStart(t *testing.T) {
 	m := newFakeModule(t)
 	gate := make(chan struct{})
 	m.gate, m.entered = gate, make(chan struct{}, 1)
-	p := New(m, Config{Function: "fn", Version: 1, Interval: -1})
+	// One slot and no queue: Acquire throttles until the drain starts.
+	p := New(m, Config{Function: "fn", Version: 1, MaxConcurrency: 1, Interval: -1})
 	got := make(chan *Lease, 1)
 	go func() {
 		l, err := p.Acquire(context.Background())
@@ -727,10 +732,12 @@ func TestPerInstanceConcurrency(t *testing.T) {
 	wantCode(t, err, gust.ETHROTTLED)
 
 	shared := ls[0].Instance()
-	var onShared []*Lease
+	var onShared, others []*Lease
 	for _, l := range ls {
 		if l.Instance() == shared {
 			onShared = append(onShared, l)
+		} else {
+			others = append(others, l)
 		}
 	}
 	if len(onShared) != 3 {
@@ -753,10 +760,8 @@ func TestPerInstanceConcurrency(t *testing.T) {
 		t.Error("the failed instance was not closed after its last lease")
 	}
 	l.Release(nil)
-	for _, l := range ls {
-		if l.Instance() != shared {
-			l.Release(nil)
-		}
+	for _, l := range others {
+		l.Release(nil)
 	}
 }
 

@@ -26,6 +26,7 @@ type module struct {
 	spec     gust.Spec // with defaults
 	logs     gust.LogSink
 	limit    uint64 // memory limit in bytes
+	memories memoryPool
 }
 
 func (m *module) Shape() string { return m.shape }
