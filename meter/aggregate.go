@@ -90,6 +90,13 @@ func (m *Meter) startAggregator(ctx context.Context) error {
 			_ = msg.Nak()
 			return
 		}
+		// Once closing, every later message is a straggler: a select
+		// alone could pick in after a straggler and apply a record out
+		// of order.
+		if ctx.Err() != nil {
+			m.stragglers = append(m.stragglers, msg)
+			return
+		}
 		select {
 		case in <- msg:
 		case <-ctx.Done():
@@ -226,7 +233,6 @@ func (m *Meter) apply(ctx context.Context, msgs []jetstream.Msg) error {
 			deltas[key] = d
 		}
 		d.recs = append(d.recs, seqRecord{seq: md.Sequence.Stream, rec: r})
-		msgsMD[md.Sequence.Stream] = md.NumDelivered
 	}
 	// Redeliveries can put an older record after a newer one; apply in
 	// stream order so the last-sequence check is exact.
@@ -245,8 +251,6 @@ func (m *Meter) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 	return nil
 }
-
-var msgsMD = map[uint64]uint64{}
 
 func (m *Meter) applyBucket(ctx context.Context, key string, d *bucketDelta) error {
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
@@ -269,8 +273,6 @@ func (m *Meter) applyBucket(ctx context.Context, key string, d *bucketDelta) err
 		applied := 0
 		for i := range d.recs {
 			if d.recs[i].seq <= agg.LastSeq {
-				md, _ := msgsMD[d.recs[i].seq]
-				println("skip", key, d.recs[i].seq, agg.LastSeq, md)
 				continue // redelivered: already counted
 			}
 			agg.add(&d.recs[i].rec)

@@ -41,7 +41,9 @@
 //     instance, before anything else.
 //   - gust_malloc(size i32) i32: returns a pointer to a guest buffer of at
 //     least size bytes. The SDK owns the buffer and keeps it alive (and reuses
-//     it); the host writes the encoded request there.
+//     it); the host writes the encoded request there. The buffer must stay
+//     valid until the next gust_malloc: the host reuses it for every request
+//     that fits without calling gust_malloc again.
 //   - gust_handle(ptr i32, len i32) i64: decodes the request at ptr/len, runs
 //     the handler and returns (respPtr<<32)|respLen of the encoded response,
 //     which stays valid until the next call into the guest.

@@ -41,7 +41,10 @@
 // least size bytes that the guest owns and keeps alive, and
 // gust_handle(ptr i32, len i32) i64, which decodes the request the host wrote
 // at ptr/len, runs the handler, and returns (respPtr<<32)|respLen of the
-// encoded response, valid until the next call.
+// encoded response, valid until the next call. The buffer gust_malloc
+// returned stays valid, and the host reuses it for every later request
+// that fits, until the host calls gust_malloc again: a warm call is one
+// guest call, not two.
 //
 // Encoding: every integer is a u32, little-endian; every string or byte
 // string is a u32 length followed by its bytes.

@@ -20,8 +20,13 @@ type reactor struct {
 	stdout *logWriter
 	stderr *logWriter
 	stack  [2]uint64 // reused by CallWithStack so a call allocates nothing for it
-	busy   atomic.Bool
-	dead   bool // a call failed; the instance must not run again
+	// bufPtr and bufCap cache the request buffer gust_malloc last handed
+	// out: ABI v1 keeps it valid until the next gust_malloc, so a warm
+	// call whose request fits makes one guest call, not two. Each guest
+	// call costs a goroutine handoff in wazero's CloseOnContextDone.
+	bufPtr, bufCap uint32
+	busy           atomic.Bool
+	dead           bool // a call failed; the instance must not run again
 }
 
 func (m *module) newReactor(ctx context.Context) (*reactor, error) {
@@ -60,6 +65,9 @@ func (m *module) newReactor(ctx context.Context) (*reactor, error) {
 	return r, nil
 }
 
+// minRequestBuffer is the smallest request buffer asked of a guest.
+const minRequestBuffer = 16 << 10
+
 func (r *reactor) memSize() uint64 {
 	if r.mem == nil {
 		return 0
@@ -95,11 +103,16 @@ func (r *reactor) invoke(ctx context.Context, req *gust.Request) (*gust.Response
 	defer r.stdout.flush()
 	defer r.stderr.flush()
 
-	r.stack[0] = uint64(size)
-	if err := r.malloc.CallWithStack(ctx, r.stack[:]); err != nil {
-		return nil, r.m.callError(ctx, err, r.memSize(), r.stderr, "")
+	if size > r.bufCap || r.bufCap == 0 {
+		// Ask for headroom so slightly larger requests reuse the buffer.
+		want := max(size+size/4, minRequestBuffer)
+		r.stack[0] = uint64(want)
+		if err := r.malloc.CallWithStack(ctx, r.stack[:]); err != nil {
+			return nil, r.m.callError(ctx, err, r.memSize(), r.stderr, "")
+		}
+		r.bufPtr, r.bufCap = uint32(r.stack[0]), want
 	}
-	ptr := uint32(r.stack[0])
+	ptr := r.bufPtr
 	buf, ok := r.mem.Read(ptr, size)
 	if !ok {
 		return nil, gust.Errorf(gust.EFUNCTION, "%s returned %d bytes at %#x, outside the guest's memory", exportMalloc, size, ptr)

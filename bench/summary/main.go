@@ -1,0 +1,498 @@
+// Command summary turns the results directory of one bench/run into the
+// Markdown tables of BENCHMARKS.md: for each target its figure, the
+// baseline measured in the same run, their ratio, the target and whether it
+// was met, and the command that measured it.
+//
+//	go run ./bench/summary bench/results/20250101T000000Z
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: summary RESULTS_DIR")
+		os.Exit(2)
+	}
+	s := &summary{dir: os.Args[1], w: bufio.NewWriter(os.Stdout)}
+	err := s.write()
+	if ferr := s.w.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "summary:", err)
+		os.Exit(1)
+	}
+}
+
+// Params are the knobs of the run, written by bench/run.
+type Params struct {
+	Duration     int    `json:"duration_s"`
+	Rounds       int    `json:"rounds"`
+	ColdSamples  int    `json:"cold_samples"`
+	Instances    int    `json:"instances"`
+	Seq          int    `json:"seq"`
+	BurstN       int    `json:"burst_n"`
+	ClosedDur    string `json:"closed_duration"`
+	RateDur      string `json:"rate_duration"`
+	GoBenchTime  string `json:"gobench_time"`
+	HalfRate     int    `json:"half_rate"`
+	SaturatedRPS int    `json:"saturated_rps"`
+}
+
+// Latencies mirrors bench/loadgen's output.
+type Latencies struct {
+	N    int     `json:"n"`
+	P50  float64 `json:"p50_us"`
+	P90  float64 `json:"p90_us"`
+	P99  float64 `json:"p99_us"`
+	P999 float64 `json:"p999_us"`
+	Max  float64 `json:"max_us"`
+	Mean float64 `json:"mean_us"`
+}
+
+type cold struct {
+	Samples  int       `json:"samples"`
+	Rejected int       `json:"rejected"`
+	Cold     Latencies `json:"cold"`
+	Warm     Latencies `json:"warm"`
+}
+
+type closed struct {
+	Clients   int            `json:"clients"`
+	DurationS float64        `json:"duration_s"`
+	Requests  int            `json:"requests"`
+	Status    map[string]int `json:"status"`
+	RPS       float64        `json:"rps"`
+	Share429  float64        `json:"share_429"`
+	Latency   Latencies      `json:"latency"`
+	LatencyOK Latencies      `json:"latency_ok"`
+}
+
+type burst struct {
+	Clients     int                `json:"clients"`
+	Target      int                `json:"target"`
+	Reached     bool               `json:"reached"`
+	Instances   int                `json:"instances"`
+	MaxStarting int                `json:"maxStarting"`
+	TimeToMS    map[string]float64 `json:"time_to_ms"`
+	ColdStarts  int64              `json:"coldStarts"`
+	OneCold     cold               `json:"one_cold"`
+	Load        closed             `json:"load"`
+}
+
+type rate struct {
+	Rate        float64   `json:"rate"`
+	Sent        int       `json:"sent"`
+	OK          int       `json:"ok"`
+	Non2xx      int       `json:"non2xx"`
+	Errors      int       `json:"errors"`
+	Overflow    int       `json:"overflow"`
+	AchievedRPS float64   `json:"achieved_rps"`
+	Latency     Latencies `json:"latency"`
+	SendLag     Latencies `json:"send_lag"`
+}
+
+type mem struct {
+	RSS0 float64 `json:"rss0_kb"`
+	RSS1 float64 `json:"rss1_kb"`
+	RSS2 float64 `json:"rss2_kb"`
+	N    int     `json:"n"`
+}
+
+type summary struct {
+	dir string
+	w   *bufio.Writer
+	p   Params
+}
+
+func (s *summary) readJSON(name string, v any) error {
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *summary) printf(format string, args ...any) { fmt.Fprintf(s.w, format, args...) }
+
+func (s *summary) write() error {
+	if err := s.readJSON("params.json", &s.p); err != nil {
+		return err
+	}
+	machine, err := os.ReadFile(filepath.Join(s.dir, "machine.txt"))
+	if err != nil {
+		return err
+	}
+	s.printf("## Run\n\n```\n%s```\n\n", machine)
+	gb, err := s.goBench()
+	if err != nil {
+		return err
+	}
+	for _, part := range []func(map[string]goBenchResult) error{
+		s.throughput, s.coldStart, s.memory, s.burst, s.throttle, s.latency, s.metering,
+	} {
+		if err := part(gb); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func met(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**not met**"
+}
+
+func ms(us float64) string { return fmt.Sprintf("%.2f ms", us/1000) }
+
+// 1. Warm throughput.
+func (s *summary) throughput(map[string]goBenchResult) error {
+	rounds, err := s.rounds()
+	if err != nil {
+		return err
+	}
+	helloC, err := wrkRPS(filepath.Join(s.dir, "wrk-hello-c.txt"))
+	if err != nil {
+		return err
+	}
+	var ratios []float64
+	var bare, on []float64
+	for _, r := range rounds {
+		ratios = append(ratios, r.on/r.bare)
+		bare = append(bare, r.bare)
+		on = append(on, r.on)
+	}
+	ratio := median(ratios)
+	s.printf("### 1. Warm throughput of hello: gust vs bare net/http\n\n")
+	s.printf("| figure | baseline | ratio | target | result |\n|---|---|---|---|---|\n")
+	s.printf("| gust `/fn/hello`: %.0f req/s (median of %d rounds) | bare net/http: %.0f req/s | %.3f (median of per-round ratios) | ≥ 0.8 | %s |\n",
+		median(on), len(rounds), median(bare), ratio, met(ratio >= 0.8))
+	s.printf("| gust `/fn/hello-c` (WAGI, a new instance per request): %.0f req/s | bare net/http: %.0f req/s | %.3f | for information | — |\n\n",
+		helloC, median(bare), helloC/median(bare))
+	s.printf("Rounds (req/s), run alternately so drift hits both sides alike:\n\n| round | bare | gust | ratio |\n|---|---|---|---|\n")
+	for _, r := range rounds {
+		s.printf("| %d | %.0f | %.0f | %.3f |\n", r.n, r.bare, r.on, r.on/r.bare)
+	}
+	s.printf("\nCommand: `wrk -t2 -c32 -d%ds --latency URL` after a warm-up, URL in turn http://127.0.0.1:BARE/, http://127.0.0.1:GUST/fn/hello, http://127.0.0.1:GUST_OFF/fn/hello (target 7); then /fn/hello-c once.\n\n", s.p.Duration)
+	return nil
+}
+
+// 2. Cold start.
+func (s *summary) coldStart(gb map[string]goBenchResult) error {
+	var c cold
+	if err := s.readJSON("cold-hello.json", &c); err != nil {
+		return err
+	}
+	var seqHello, seqC closed
+	if err := s.readJSON("seq-hello.json", &seqHello); err != nil {
+		return err
+	}
+	if err := s.readJSON("seq-hello-c.json", &seqC); err != nil {
+		return err
+	}
+	s.printf("### 2. Cold start\n\n")
+	s.printf("Through the gateway (end to end: HTTP, gateway, pool, instantiate + `_initialize`, first call), compilation cache warm:\n\n")
+	s.printf("| figure | baseline | ratio | target | result |\n|---|---|---|---|---|\n")
+	s.printf("| hello cold p50: %s (%d samples, %d rejected) | warm request right after, p50: %s | %.1f× | p50 ≤ 10 ms | %s |\n",
+		ms(c.Cold.P50), c.Samples, c.Rejected, ms(c.Warm.P50), c.Cold.P50/c.Warm.P50, met(c.Cold.P50 <= 10000))
+	s.printf("| hello cold p99: %s | warm p99: %s | %.1f× | — | — |\n", ms(c.Cold.P99), ms(c.Warm.P99), c.Cold.P99/c.Warm.P99)
+	s.printf("| hello-c request (every one a fresh instance) p50: %s | warm hello request p50: %s | %.1f× | p50 ≤ 1 ms | %s |\n",
+		ms(seqC.LatencyOK.P50), ms(seqHello.LatencyOK.P50), seqC.LatencyOK.P50/seqHello.LatencyOK.P50, met(seqC.LatencyOK.P50 <= 1000))
+	s.printf("| hello-c p99: %s | warm hello p99: %s | %.1f× | — | — |\n\n",
+		ms(seqC.LatencyOK.P99), ms(seqHello.LatencyOK.P99), seqC.LatencyOK.P99/seqHello.LatencyOK.P99)
+	s.printf("Cold start added over a warm request: hello %s at p50; hello-c %s at p50.\n\n",
+		ms(c.Cold.P50-c.Warm.P50), ms(seqC.LatencyOK.P50-seqHello.LatencyOK.P50))
+	s.printf("Commands: `loadgen cold -fn cold-hello -samples %d` (hello deployed with `--idle-timeout 100ms`; each sample waits until /v1/status shows no instance, times one request, then a second one on the instance it started; a sample counts only if the pool's cold-start counter grew by exactly one); `loadgen closed -clients 1 -requests %d` on /fn/hello-c and on /fn/hello.\n\n",
+		s.p.ColdSamples, s.p.Seq)
+
+	s.printf("In process, the wasm package's Go benchmarks (`go test -run '^$' -bench . -benchtime %s ./wasm/`), no HTTP:\n\n", s.p.GoBenchTime)
+	s.printf("| figure | baseline | ratio | target | result |\n|---|---|---|---|---|\n")
+	row := func(name, base, target string, limit float64) {
+		f, okf := gb[name]
+		b, okb := gb[base]
+		if !okf || !okb {
+			s.printf("| %s: missing from the run | | | | |\n", name)
+			return
+		}
+		result := "—"
+		if limit > 0 {
+			result = met(f.NsPerOp <= limit)
+		}
+		s.printf("| %s: %s/op | %s: %s/op | %.0f× | %s | %s |\n", name, dur(f.NsPerOp), base, dur(b.NsPerOp), f.NsPerOp/b.NsPerOp, target, result)
+	}
+	row("BenchmarkReactorColdStart", "BenchmarkReactorWarm", "≤ 10 ms", 10e6)
+	row("BenchmarkReactorColdStartLean", "BenchmarkReactorWarmLean", "—", 0)
+	row("BenchmarkWagiColdStart", "BenchmarkReactorWarmLean", "≤ 1 ms", 1e6)
+	row("BenchmarkLoadCached", "BenchmarkReactorColdStart", "—", 0)
+	s.printf("\n")
+	return nil
+}
+
+// 3. Memory per idle instance.
+func (s *summary) memory(gb map[string]goBenchResult) error {
+	var m mem
+	if err := s.readJSON("mem.json", &m); err != nil {
+		return err
+	}
+	perMB := (m.RSS2 - m.RSS1) / 1024 / float64(m.N)
+	moduleMB := (m.RSS1 - m.RSS0) / 1024
+	s.printf("### 3. Memory per idle warm hello instance\n\n")
+	s.printf("| figure | baseline | ratio | target | result |\n|---|---|---|---|---|\n")
+	if g, ok := gb["BenchmarkReactorColdStart"]; ok && g.Metrics["idle-mem-bytes/instance"] > 0 {
+		lin := g.Metrics["idle-mem-bytes/instance"] / (1 << 20)
+		s.printf("| RSS growth per instance: %.2f MiB (%d instances) | the instance's linear memory after init (wasm benchmark): %.2f MiB | %.2f× | none given (DESIGN: ≈ 3 MiB for a Go guest) | — |\n",
+			perMB, m.N, lin, perMB/lin)
+	} else {
+		s.printf("| RSS growth per instance: %.2f MiB (%d instances) | wasm benchmark figure missing | | | |\n", perMB, m.N)
+	}
+	s.printf("\nRSS of a fresh node: %.1f MiB with one warm hello instance; %.1f MiB (+%.1f MiB) after a second function with the same code and no instance; %.1f MiB after a third with `--min-instances %d`. Per instance = (third − second) / %d; each reading is the median of five, after 2 s of quiet.\n\n",
+		m.RSS0/1024, m.RSS1/1024, moduleMB, m.RSS2/1024, m.N, m.N)
+	s.printf("Command: `gust deploy mem-n --runtime wasm --code examples/hello/hello.wasm --memory 64 --min-instances %d --max-concurrency %d --idle-timeout 1h`, then `loadgen wait -fn mem-n -idle %d` and VmRSS from /proc/PID/status.\n\n", m.N, m.N, m.N)
+	return nil
+}
+
+// 4. Scale from zero under a burst.
+func (s *summary) burst(map[string]goBenchResult) error {
+	var b burst
+	if err := s.readJSON("burst.json", &b); err != nil {
+		return err
+	}
+	key := strconv.Itoa(b.Target)
+	s.printf("### 4. Scale from 0 to %d instances under a burst\n\n", b.Target)
+	s.printf("| figure | baseline | ratio | target | result |\n|---|---|---|---|---|\n")
+	one := b.OneCold.Cold.P50
+	if t, ok := b.TimeToMS[key]; ok {
+		ideal := float64(b.Target) * (one / 1000) / 2
+		s.printf("| time until %d instances had started: %.0f ms | one lone cold start of the same function, p50: %s | %.0f× | none given; for scale, %d cold starts spread over 2 cores ≈ %.0f ms | — |\n\n",
+			b.Target, t, ms(one), t/(one/1000), b.Target, ideal)
+	} else {
+		s.printf("| %d instances not reached: %d after the burst | one lone cold start p50: %s | — | — | — |\n\n", b.Target, b.Instances, ms(one))
+	}
+	keys := make([]int, 0, len(b.TimeToMS))
+	for k := range b.TimeToMS {
+		n, _ := strconv.Atoi(k)
+		keys = append(keys, n)
+	}
+	slices.Sort(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d after %.0f ms", k, b.TimeToMS[strconv.Itoa(k)]))
+	}
+	s.printf("Instances started: %s. At most %d instances were starting at once. The clients saw %d answers (%v), p50 %s, p99 %s.\n\n",
+		strings.Join(parts, ", "), b.MaxStarting, b.Load.Requests, b.Load.Status, ms(b.Load.Latency.P50), ms(b.Load.Latency.P99))
+	s.printf("Command: `loadgen burst -fn burst -query ms=50 -clients %d -instances %d` (bench/sleep deployed with `--memory 64 --max-concurrency %d --idle-timeout 300ms`; /v1/status polled every 5 ms; the baseline is %d lone cold starts with `?ms=0` just before).\n\n",
+		b.Clients, b.Target, b.Target, b.OneCold.Samples)
+	return nil
+}
+
+// 5. Throttling at twice max concurrency.
+func (s *summary) throttle(map[string]goBenchResult) error {
+	var at, twice closed
+	if err := s.readJSON("throttle-10.json", &at); err != nil {
+		return err
+	}
+	if err := s.readJSON("throttle-20.json", &twice); err != nil {
+		return err
+	}
+	s.printf("### 5. Throttling when offered load is twice max concurrency\n\n")
+	s.printf("| figure | baseline | ratio | target | result |\n|---|---|---|---|---|\n")
+	s.printf("| 20 clients: %.2f%% of %d requests got 429 | 10 clients (= max concurrency): %.2f%% of %d | — | none given; a 50 ms function and a 100 ms queue timeout leave every waiter a slot in time, so 0%% is possible | — |\n\n",
+		twice.Share429*100, twice.Requests, at.Share429*100, at.Requests)
+	s.printf("Throughput: %.0f req/s with 20 clients vs %.0f req/s with 10 (the ceiling is 10 / 50 ms = 200 req/s). Latency of 200s: p50 %s, p99 %s with 20 clients; p50 %s, p99 %s with 10. Status counts: %v and %v.\n\n",
+		twice.RPS, at.RPS, ms(twice.LatencyOK.P50), ms(twice.LatencyOK.P99), ms(at.LatencyOK.P50), ms(at.LatencyOK.P99), twice.Status, at.Status)
+	s.printf("Command: `loadgen closed -url http://127.0.0.1:GUST/fn/throttle?ms=50 -clients 20 -duration %s` (and `-clients 10`), bench/sleep deployed with `--max-concurrency 10 --queue-timeout 100ms`.\n\n", s.p.ClosedDur)
+	return nil
+}
+
+// 6. p99 added at half saturation.
+func (s *summary) latency(map[string]goBenchResult) error {
+	type pair struct{ bare, gust rate }
+	var pairs []pair
+	for _, suffix := range []string{"", "-2"} {
+		var p pair
+		if err := s.readJSON("rate-bare"+suffix+".json", &p.bare); err != nil {
+			return err
+		}
+		if err := s.readJSON("rate-gust"+suffix+".json", &p.gust); err != nil {
+			return err
+		}
+		pairs = append(pairs, p)
+	}
+	var added []float64
+	for _, p := range pairs {
+		added = append(added, p.gust.Latency.P99-p.bare.Latency.P99)
+	}
+	mean := (added[0] + added[1]) / 2
+	s.printf("### 6. Latency added by gust at half its saturation rate\n\n")
+	s.printf("Open loop at %d req/s (half of gust's best wrk figure in target 1, %d req/s), each latency counted from the request's scheduled send time.\n\n", s.p.HalfRate, s.p.SaturatedRPS)
+	s.printf("| figure | baseline | ratio | target | result |\n|---|---|---|---|---|\n")
+	for i, p := range pairs {
+		s.printf("| round %d: gust p99 %s (p50 %s) | bare p99 %s (p50 %s) | %.2f×; added %s | ≤ 0.5 ms added at p99 | — |\n",
+			i+1, ms(p.gust.Latency.P99), ms(p.gust.Latency.P50), ms(p.bare.Latency.P99), ms(p.bare.Latency.P50),
+			p.gust.Latency.P99/p.bare.Latency.P99, ms(added[i]))
+	}
+	s.printf("| mean added at p99: %s | | | ≤ 0.5 ms | %s |\n\n", ms(mean), met(mean <= 500))
+	s.printf("Sent and answered: ")
+	for i, p := range pairs {
+		if i > 0 {
+			s.printf("; ")
+		}
+		s.printf("round %d bare %d/%d ok (%d errors, %d overflow), gust %d/%d ok (%d errors, %d overflow); generator send lag p99 %s / %s",
+			i+1, p.bare.OK, p.bare.Sent, p.bare.Errors, p.bare.Overflow, p.gust.OK, p.gust.Sent, p.gust.Errors, p.gust.Overflow,
+			ms(p.bare.SendLag.P99), ms(p.gust.SendLag.P99))
+	}
+	s.printf(".\n\nCommand: `loadgen rate -url URL -rate %d -duration %s -warmup 2s` against bare and /fn/hello, twice, alternately.\n\n", s.p.HalfRate, s.p.RateDur)
+	return nil
+}
+
+// 7. Metering on vs off.
+func (s *summary) metering(map[string]goBenchResult) error {
+	rounds, err := s.rounds()
+	if err != nil {
+		return err
+	}
+	var ratios, on, off []float64
+	for _, r := range rounds {
+		ratios = append(ratios, r.on/r.off)
+		on = append(on, r.on)
+		off = append(off, r.off)
+	}
+	ratio := median(ratios)
+	s.printf("### 7. Throughput with metering and metrics on vs off\n\n")
+	s.printf("| figure | baseline | ratio | target | result |\n|---|---|---|---|---|\n")
+	s.printf("| metering on: %.0f req/s (median of %d rounds) | `--metering=false`: %.0f req/s | %.3f (median of per-round ratios) | ≥ 0.95 | %s |\n\n",
+		median(on), len(rounds), median(off), ratio, met(ratio >= 0.95))
+	s.printf("| round | on | off | ratio |\n|---|---|---|---|\n")
+	for _, r := range rounds {
+		s.printf("| %d | %.0f | %.0f | %.3f |\n", r.n, r.on, r.off, r.on/r.off)
+	}
+	s.printf("\nCommand: as target 1; two nodes run side by side, one started with `--metering=false`, hit in turn.\n\n")
+	return nil
+}
+
+type round struct {
+	n             int
+	bare, on, off float64
+}
+
+func (s *summary) rounds() ([]round, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, "throughput.tsv"))
+	if err != nil {
+		return nil, err
+	}
+	var out []round
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 4 {
+			return nil, fmt.Errorf("throughput.tsv: bad line %q", line)
+		}
+		var r round
+		var err error
+		if r.n, err = strconv.Atoi(f[0]); err != nil {
+			return nil, fmt.Errorf("throughput.tsv: %w", err)
+		}
+		for i, p := range []*float64{&r.bare, &r.on, &r.off} {
+			if *p, err = strconv.ParseFloat(f[i+1], 64); err != nil {
+				return nil, fmt.Errorf("throughput.tsv: %w", err)
+			}
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("throughput.tsv: no rounds")
+	}
+	return out, nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	c := slices.Clone(v)
+	slices.Sort(c)
+	if len(c)%2 == 1 {
+		return c[len(c)/2]
+	}
+	return (c[len(c)/2-1] + c[len(c)/2]) / 2
+}
+
+func wrkRPS(path string) (float64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	m := regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`).FindSubmatch(b)
+	if m == nil {
+		return 0, fmt.Errorf("%s: no Requests/sec line", path)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+type goBenchResult struct {
+	NsPerOp float64
+	Metrics map[string]float64
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
+
+// goBench reads `go test -bench` output: name -> ns/op and other metrics.
+func (s *summary) goBench() (map[string]goBenchResult, error) {
+	f, err := os.Open(filepath.Join(s.dir, "gobench.txt"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseGoBench(f)
+}
+
+func parseGoBench(r io.Reader) (map[string]goBenchResult, error) {
+	out := map[string]goBenchResult{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		m := benchLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		res := goBenchResult{Metrics: map[string]float64{}}
+		fields := strings.Fields(m[3])
+		for i := 0; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				continue
+			}
+			res.Metrics[fields[i+1]] = v
+		}
+		res.NsPerOp = res.Metrics["ns/op"]
+		out[m[1]] = res
+	}
+	return out, sc.Err()
+}
+
+func dur(ns float64) string {
+	switch {
+	case ns >= 1e6:
+		return fmt.Sprintf("%.2f ms", ns/1e6)
+	case ns >= 1e3:
+		return fmt.Sprintf("%.1f µs", ns/1e3)
+	default:
+		return fmt.Sprintf("%.0f ns", ns)
+	}
+}
