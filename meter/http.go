@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/httperr"
 )
 
 // flushBeforeReport bounds the read-your-writes wait of a usage request.
@@ -20,19 +21,19 @@ func (m *Meter) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, gust.Errorf(gust.EINVALID, "method %s not allowed", r.Method))
+			httperr.Write(w, r, gust.Errorf(gust.EINVALID, "method %s not allowed on /v1/usage", r.Method))
 			return
 		}
 		now := time.Now()
 		q := r.URL.Query()
 		since, err := ParseTime(q.Get("since"), now, now.Add(-24*time.Hour))
 		if err != nil {
-			writeError(w, http.StatusBadRequest, gust.Errorf(gust.EINVALID, "invalid since: %s", gust.ErrorMessage(err)))
+			httperr.Write(w, r, gust.Errorf(gust.EINVALID, "invalid since: %s", gust.ErrorMessage(err)))
 			return
 		}
 		until, err := ParseTime(q.Get("until"), now, now)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, gust.Errorf(gust.EINVALID, "invalid until: %s", gust.ErrorMessage(err)))
+			httperr.Write(w, r, gust.Errorf(gust.EINVALID, "invalid until: %s", gust.ErrorMessage(err)))
 			return
 		}
 		// A user who just ran a burst expects to see it.
@@ -43,13 +44,7 @@ func (m *Meter) Handler() http.Handler {
 		cancel()
 		rep, err := m.Usage(r.Context(), q.Get("function"), since, until)
 		if err != nil {
-			status := http.StatusInternalServerError
-			if gust.ErrorCode(err) == gust.EINVALID {
-				status = http.StatusBadRequest
-			} else {
-				m.log.Error("usage report", "err", err)
-			}
-			writeError(w, status, err)
+			httperr.Write(w, r, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -74,13 +69,4 @@ func ParseTime(s string, now, def time.Time) (time.Time, error) {
 		return time.Time{}, gust.Errorf(gust.EINVALID, "duration %q must not be negative", s)
 	}
 	return now.Add(-d), nil
-}
-
-func writeError(w http.ResponseWriter, status int, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{
-		"error": gust.ErrorMessage(err),
-		"code":  gust.ErrorCode(err),
-	})
 }

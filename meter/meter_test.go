@@ -412,8 +412,8 @@ func TestHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("POST: status %d, want 405", resp.StatusCode)
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST: status %d (Allow %q), want 400 naming the allowed methods", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 }
 
