@@ -17,6 +17,12 @@ const (
 	RuntimeNodejs  = "nodejs"  // Lambda-style Node.js handler
 )
 
+// Protocols of the process runtime.
+const (
+	ProtocolHTTP   = "http"   // the process serves HTTP on $PORT
+	ProtocolLambda = "lambda" // the process speaks the AWS Lambda Runtime API
+)
+
 // Defaults for a Spec's zero fields.
 const (
 	DefaultMemoryMB               = 128
@@ -26,6 +32,10 @@ const (
 	DefaultQueueTimeout           = 1 * time.Second
 	DefaultMaxBodyBytes           = 6 << 20
 	DefaultPerInstanceConcurrency = 1
+
+	DefaultRetries      = 2
+	DefaultRetryBackoff = 1 * time.Second
+	DefaultMaxEventAge  = 6 * time.Hour
 
 	MaxMemoryMB = 4096
 	MaxTimeout  = 15 * time.Minute
@@ -94,6 +104,39 @@ type Spec struct {
 	IdleTimeout            Duration `json:"idleTimeout,omitempty"`            // --idle-timeout DUR
 	QueueTimeout           Duration `json:"queueTimeout,omitempty"`           // --queue-timeout DUR
 	PerInstanceConcurrency int      `json:"perInstanceConcurrency,omitempty"` // --per-instance-concurrency N
+
+	// Process runtimes (process, python3, nodejs).
+	Cmd      []string `json:"cmd,omitempty"`      // --cmd: entry command; default ./bootstrap in the archive
+	Protocol string   `json:"protocol,omitempty"` // --protocol http|lambda (process runtime)
+	Handler  string   `json:"handler,omitempty"`  // --handler FILE.FUNCTION (python3, nodejs)
+
+	// Async invocations.
+	Retries      *int     `json:"retries,omitempty"`      // --retries N: attempts after the first (default 2)
+	RetryBackoff Duration `json:"retryBackoff,omitempty"` // --retry-backoff DUR: first retry delay, doubling (default 1s)
+	MaxEventAge  Duration `json:"maxEventAge,omitempty"`  // --max-event-age DUR: give up after (default 6h)
+
+	// Event sources that invoke the function asynchronously.
+	Triggers []Trigger `json:"triggers,omitempty"`
+
+	// Snapshot turns pre-initialized memory snapshots off with false
+	// (wasm reactors; on by default).
+	Snapshot *bool `json:"snapshot,omitempty"`
+}
+
+// Trigger is an event source of a function. Exactly one of Cron, Subject
+// and Stream is set.
+type Trigger struct {
+	Cron     string   `json:"cron,omitempty"`     // "*/5 * * * *", "@every 30s"
+	Timezone string   `json:"timezone,omitempty"` // IANA zone of Cron (default UTC)
+	CatchUp  Duration `json:"catchUp,omitempty"`  // a tick missed while down fires at start if this recent
+
+	Subject string `json:"subject,omitempty"` // core NATS subject: at most once
+	Stream  string `json:"stream,omitempty"`  // JetStream stream with a durable consumer: at least once
+	Filter  string `json:"filter,omitempty"`  // subject filter within Stream
+
+	BatchSize      int `json:"batchSize,omitempty"`      // messages fetched at once (Stream)
+	MaxConcurrency int `json:"maxConcurrency,omitempty"` // in-flight invocations of this trigger
+	MaxDeliveries  int `json:"maxDeliveries,omitempty"`  // then dead-lettered (Stream)
 }
 
 // WithDefaults returns a copy of s with zero fields set to their defaults.
@@ -121,6 +164,19 @@ func (s Spec) WithDefaults() Spec {
 	}
 	if s.PerInstanceConcurrency == 0 {
 		s.PerInstanceConcurrency = DefaultPerInstanceConcurrency
+	}
+	if s.Retries == nil {
+		r := DefaultRetries
+		s.Retries = &r
+	}
+	if s.RetryBackoff == 0 {
+		s.RetryBackoff = Duration(DefaultRetryBackoff)
+	}
+	if s.MaxEventAge == 0 {
+		s.MaxEventAge = Duration(DefaultMaxEventAge)
+	}
+	if s.Runtime == RuntimeProcess && s.Protocol == "" {
+		s.Protocol = ProtocolHTTP
 	}
 	return s
 }
@@ -161,6 +217,43 @@ func (s Spec) Validate() error {
 	}
 	if s.Runtime == RuntimeWasm && s.PerInstanceConcurrency != 1 {
 		return Errorf(EINVALID, "invalid per-instance concurrency %d: a wasm instance serves one call at a time", s.PerInstanceConcurrency)
+	}
+	if s.Retries != nil && (*s.Retries < 0 || *s.Retries > 100) {
+		return Errorf(EINVALID, "invalid retries %d: want 0 to 100", *s.Retries)
+	}
+	if s.RetryBackoff.D() < 0 || s.MaxEventAge.D() < 0 {
+		return Errorf(EINVALID, "invalid retry backoff %s or max event age %s: must not be negative", s.RetryBackoff, s.MaxEventAge)
+	}
+	switch s.Runtime {
+	case RuntimeProcess:
+		if s.Protocol != ProtocolHTTP && s.Protocol != ProtocolLambda {
+			return Errorf(EINVALID, "invalid protocol %q: want http or lambda", s.Protocol)
+		}
+	case RuntimePython3, RuntimeNodejs:
+		if s.Protocol != "" && s.Protocol != ProtocolLambda {
+			return Errorf(EINVALID, "invalid protocol %q: the %s runtime speaks lambda", s.Protocol, s.Runtime)
+		}
+		if !strings.Contains(s.Handler, ".") {
+			return Errorf(EINVALID, "invalid handler %q: the %s runtime wants FILE.FUNCTION, such as handler.handler", s.Handler, s.Runtime)
+		}
+	case RuntimeWasm:
+		if len(s.Cmd) > 0 || s.Protocol != "" || s.Handler != "" {
+			return Errorf(EINVALID, "cmd, protocol and handler apply to process runtimes, not wasm")
+		}
+	}
+	for i, t := range s.Triggers {
+		n := 0
+		for _, set := range []bool{t.Cron != "", t.Subject != "", t.Stream != ""} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			return Errorf(EINVALID, "trigger %d: set exactly one of cron, subject and stream", i+1)
+		}
+		if t.BatchSize < 0 || t.MaxConcurrency < 0 || t.MaxDeliveries < 0 || t.CatchUp.D() < 0 {
+			return Errorf(EINVALID, "trigger %d: batchSize, maxConcurrency, maxDeliveries and catchUp must not be negative", i+1)
+		}
 	}
 	keys := make([]string, 0, len(s.Env))
 	for k := range s.Env {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gustfaas/gust"
@@ -35,10 +36,17 @@ type key struct {
 // entry is the pool of one version, created once; ready is closed when the
 // module has loaded (or failed to).
 type entry struct {
-	ready chan struct{}
-	pool  *pool.Pool
-	err   error
+	ready    chan struct{}
+	pool     *pool.Pool
+	err      error
+	lastUsed atomic.Int64 // unix nanoseconds of the last call routed here
 }
+
+// RetireAfter is how long a version no alias points at keeps its pool
+// after its last call: long enough that a client addressing the version
+// directly (NAME@3) keeps its warm instances, short enough that a rolled
+// back version gives its memory back promptly.
+const RetireAfter = 2 * time.Second
 
 // Invoker runs invocations. It is safe for concurrent use.
 type Invoker struct {
@@ -163,11 +171,21 @@ func (iv *Invoker) Invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 }
 
 func (iv *Invoker) invoke(ctx context.Context, v *gust.Version, req *gust.Request, inv *gust.Invocation) (*gust.Response, error) {
-	p, err := iv.pool(ctx, v)
-	if err != nil {
-		return nil, err
+	var lease *pool.Lease
+	var err error
+	// A pool retired by Reconcile between lookup and Acquire answers
+	// EUNAVAILABLE; the next lookup makes a fresh one.
+	for attempt := 0; attempt < 3; attempt++ {
+		var p *pool.Pool
+		p, err = iv.pool(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		lease, err = p.Acquire(ctx)
+		if gust.ErrorCode(err) != gust.EUNAVAILABLE || iv.isClosed() {
+			break
+		}
 	}
-	lease, err := p.Acquire(ctx)
 	acquired := iv.cfg.Now()
 	if lease != nil {
 		inv.Cold = lease.Cold()
@@ -211,6 +229,7 @@ func (iv *Invoker) pool(ctx context.Context, v *gust.Version) (*pool.Pool, error
 		}
 		iv.mu.Unlock()
 	}
+	e.lastUsed.Store(iv.cfg.Now().UnixNano())
 	select {
 	case <-e.ready:
 	case <-ctx.Done():
@@ -297,6 +316,7 @@ func (iv *Invoker) Adopt(v *gust.Version, predicted int, m gust.Module) {
 		return
 	}
 	e := &entry{ready: make(chan struct{})}
+	e.lastUsed.Store(iv.cfg.Now().UnixNano())
 	iv.pools[k] = e
 	iv.mu.Unlock()
 	iv.load(v, e, m)
@@ -358,9 +378,10 @@ func (iv *Invoker) Reconcile(ctx context.Context) {
 		}
 	}
 	var drop []*entry
+	now := iv.cfg.Now().UnixNano()
 	iv.mu.Lock()
 	for k, e := range iv.pools {
-		if !wanted[k] {
+		if !wanted[k] && now-e.lastUsed.Load() > int64(RetireAfter) {
 			drop = append(drop, e)
 			delete(iv.pools, k)
 		}
@@ -385,6 +406,12 @@ func (iv *Invoker) Reconcile(ctx context.Context) {
 			iv.log.Warn("reconcile: preparing provisioned instances failed", "function", k.fn, "version", k.ver, "err", err)
 		}
 	}
+}
+
+func (iv *Invoker) isClosed() bool {
+	iv.mu.RLock()
+	defer iv.mu.RUnlock()
+	return iv.closed
 }
 
 // Close drains every pool: in-flight calls finish, then instances and

@@ -72,6 +72,7 @@ type Node struct {
 	budget    *pool.Budget
 	inv       *invoke.Invoker
 	meter     *meter.Meter
+	api       *api.API
 	srv       *http.Server
 	ln        net.Listener
 	tokenPath string
@@ -171,7 +172,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		n.inv.SetRecorder(metrics.Multi(recorders...))
 	}
 
-	adminAPI := api.New(api.Config{
+	n.api = api.New(api.Config{
 		Registry: n.reg,
 		Deployer: n.inv,
 		Budget: func() (int, int) {
@@ -196,7 +197,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	} else {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	}
-	mux.Handle("/v1/", adminAPI)
+	mux.Handle("/v1/", n.api)
 	mux.Handle(gateway.Prefix, gw)
 
 	n.ln, err = net.Listen("tcp", cfg.Listen)
@@ -264,6 +265,9 @@ func (n *Node) Registry() *registry.Registry { return n.reg }
 
 // Invoker returns the node's invoker.
 func (n *Node) Invoker() *invoke.Invoker { return n.inv }
+
+// API returns the node's admin API.
+func (n *Node) API() *api.API { return n.api }
 
 // Meter returns the node's meter, nil when metering is off.
 func (n *Node) Meter() *meter.Meter { return n.meter }

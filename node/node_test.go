@@ -403,3 +403,31 @@ func TestIdleInstancesAreReaped(t *testing.T) {
 		t.Fatalf("after reaping: %d calls %q", r.status, r.header.Get("X-Instance-Calls"))
 	}
 }
+
+// Every admin route answers 401 without a token or with a wrong one.
+func TestEveryAdminRouteRequiresTheToken(t *testing.T) {
+	n, _ := testNode(t, "", nil)
+	routes := n.API().Routes()
+	if len(routes) < 10 {
+		t.Fatalf("only %d routes registered", len(routes))
+	}
+	fill := strings.NewReplacer("{name}", "hello", "{n}", "1", "{alias}", "live", "{id}", "abc")
+	for _, route := range routes {
+		method, path, _ := strings.Cut(route, " ")
+		path = fill.Replace(path)
+		for _, tok := range []string{"", "Bearer wrong", "Basic abc"} {
+			req, _ := http.NewRequest(method, n.URL()+path, strings.NewReader("{}"))
+			if tok != "" {
+				req.Header.Set("Authorization", tok)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 401 {
+				t.Errorf("%s %s with %q: status %d, want 401", method, path, tok, resp.StatusCode)
+			}
+		}
+	}
+}

@@ -20,6 +20,10 @@ func newDeployCmd(a *app) *cobra.Command {
 		// Durations are read as time.Duration (pflag parses "30s") and
 		// copied into the spec only if given.
 		timeout, idleTimeout, queueTimeout time.Duration
+		retryBackoff, maxEventAge          time.Duration
+		cmdLine                            string
+		retries                            int
+		snapshot                           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy [NAME] (--code PATH --runtime RUNTIME | -f gust.yaml) [flags]",
@@ -29,7 +33,8 @@ alias at it. The function is created on its first deploy.
 
 Either give the code and spec with flags, or read them from a manifest with
 -f gust.yaml (fields: name, code, runtime, env, memory, timeout, maxBodyBytes,
-maxConcurrency, minInstances, idleTimeout, queueTimeout, perInstanceConcurrency;
+maxConcurrency, minInstances, idleTimeout, queueTimeout, perInstanceConcurrency,
+cmd, protocol, handler, retries, retryBackoff, maxEventAge, triggers, snapshot;
 code is relative to the manifest's directory). Flags given with -f override the
 manifest's fields, and NAME overrides its name.`,
 		Example: `  gust deploy hello --runtime wasm --code hello.wasm --memory 64 --timeout 10s
@@ -64,6 +69,13 @@ manifest's fields, and NAME overrides its name.`,
 			override("idle-timeout", func() { spec.IdleTimeout = gust.Duration(idleTimeout) })
 			override("queue-timeout", func() { spec.QueueTimeout = gust.Duration(queueTimeout) })
 			override("per-instance-concurrency", func() { spec.PerInstanceConcurrency = m.PerInstanceConcurrency })
+			override("cmd", func() { spec.Cmd = strings.Fields(cmdLine) })
+			override("protocol", func() { spec.Protocol = m.Protocol })
+			override("handler", func() { spec.Handler = m.Handler })
+			override("retries", func() { spec.Retries = &retries })
+			override("retry-backoff", func() { spec.RetryBackoff = gust.Duration(retryBackoff) })
+			override("max-event-age", func() { spec.MaxEventAge = gust.Duration(maxEventAge) })
+			override("snapshot", func() { spec.Snapshot = &snapshot })
 			if len(env) > 0 {
 				// Copy, so the manifest's map is not shared, then let each
 				// --env win over the manifest's value of the same name.
@@ -129,5 +141,12 @@ manifest's fields, and NAME overrides its name.`,
 	f.DurationVar(&queueTimeout, "queue-timeout", 0, fmt.Sprintf("how long a request waits at max concurrency before 429 (default %s)", gust.DefaultQueueTimeout))
 	f.IntVar(&m.PerInstanceConcurrency, "per-instance-concurrency", 0, "invocations one instance serves at once (process runtimes; default 1)")
 	f.Int64Var(&m.MaxBodyBytes, "max-body-bytes", 0, fmt.Sprintf("largest request body in bytes (default %d)", gust.DefaultMaxBodyBytes))
+	f.StringVar(&cmdLine, "cmd", "", "command that starts a process function, split on spaces (default ./bootstrap)")
+	f.StringVar(&m.Protocol, "protocol", "", "how gust talks to a process function: http (serves $PORT) or lambda (Runtime API)")
+	f.StringVar(&m.Handler, "handler", "", "FILE.FUNCTION of a python3 or nodejs function, e.g. handler.handler")
+	f.IntVar(&retries, "retries", gust.DefaultRetries, "retries of a failed async invocation")
+	f.DurationVar(&retryBackoff, "retry-backoff", gust.DefaultRetryBackoff, "delay before the first retry of an async invocation; doubles each time")
+	f.DurationVar(&maxEventAge, "max-event-age", gust.DefaultMaxEventAge, "oldest an async event may get before it is dead-lettered")
+	f.BoolVar(&snapshot, "snapshot", true, "start wasm reactors from a pre-initialized memory snapshot")
 	return cmd
 }
