@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"sort"
 	"strconv"
 
 	"github.com/gustfaas/gust"
@@ -36,10 +37,13 @@ type Deployer interface {
 
 // Config configures the API.
 type Config struct {
-	Registry     gust.Registry
-	Deployer     Deployer
-	Budget       func() (totalMB, usedMB int) // node memory budget
-	Usage        http.Handler                 // GET /v1/usage; nil: not mounted
+	Registry gust.Registry
+	Deployer Deployer
+	Budget   func() (totalMB, usedMB int) // node memory budget
+	Usage    http.Handler                 // GET /v1/usage; nil: not mounted
+	// Extra maps more route patterns ("GET /v1/...") to handlers, mounted
+	// behind Require like every other route and listed by Routes.
+	Extra        map[string]http.Handler
 	Require      func(http.Handler) http.Handler
 	MaxCodeBytes int64
 	Version      string // gust version, for /v1/status
@@ -75,6 +79,9 @@ func New(cfg Config) *API {
 	if cfg.Usage != nil {
 		a.mux.Handle("GET /v1/usage", cfg.Require(cfg.Usage))
 	}
+	for pattern, h := range cfg.Extra {
+		a.mux.Handle(pattern, cfg.Require(h))
+	}
 	// Anything else under /v1 is a 404 in the JSON shape, after auth so
 	// the route table is not probeable without a token.
 	a.mux.Handle("/v1/", cfg.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +102,12 @@ func (a *API) Routes() []string {
 	if a.cfg.Usage != nil {
 		r = append(r, "GET /v1/usage")
 	}
-	return r
+	extra := make([]string, 0, len(a.cfg.Extra))
+	for p := range a.cfg.Extra {
+		extra = append(extra, p)
+	}
+	sort.Strings(extra)
+	return append(r, extra...)
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }

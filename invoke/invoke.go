@@ -24,6 +24,7 @@ type Config struct {
 	Budget   *pool.Budget     // node memory budget shared by every pool
 	Recorder gust.Recorder    // nil: invocations are not recorded
 	Logs     gust.LogSink     // function stdout/stderr
+	Events   EventSink        // platform events about invocations; nil: none
 	Logger   *slog.Logger     // nil: slog.Default()
 	Now      func() time.Time // nil: time.Now
 }
@@ -47,6 +48,13 @@ type entry struct {
 // directly (NAME@3) keeps its warm instances, short enough that a rolled
 // back version gives its memory back promptly.
 const RetireAfter = 2 * time.Second
+
+// EventSink receives the platform's events about an invocation (cold
+// start, timeout, out of memory, throttle, failure), shown with the
+// function's own log lines.
+type EventSink interface {
+	Event(function string, version int, invocationID, format string, args ...any)
+}
 
 // Invoker runs invocations. It is safe for concurrent use.
 type Invoker struct {
@@ -166,6 +174,14 @@ func (iv *Invoker) Invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 	}
 	if iv.cfg.Recorder != nil {
 		iv.cfg.Recorder.Record(inv)
+	}
+	if ev := iv.cfg.Events; ev != nil {
+		if inv.Cold {
+			ev.Event(v.Function, v.Number, req.ID, "cold start")
+		}
+		if err != nil {
+			ev.Event(v.Function, v.Number, req.ID, "%s: %s", inv.Status, inv.Error)
+		}
 	}
 	return resp, err
 }

@@ -1,9 +1,6 @@
 package logs
 
-import (
-	"bytes"
-	"log/slog"
-)
+import "log/slog"
 
 // MaxLine is the longest function log line kept whole.
 const MaxLine = 8 << 10
@@ -23,21 +20,7 @@ func (s SlogSink) FunctionLog(function string, version int, invocationID, stream
 	if log == nil {
 		log = slog.Default()
 	}
-	for len(p) > 0 {
-		line := p
-		if i := bytes.IndexByte(p, '\n'); i >= 0 {
-			line, p = p[:i], p[i+1:]
-		} else {
-			p = nil
-		}
-		line = bytes.TrimRight(line, "\r")
-		if len(line) == 0 {
-			continue
-		}
-		msg := string(line)
-		if len(line) > MaxLine {
-			msg = string(line[:MaxLine]) + TruncatedMarker
-		}
-		log.Info(msg, "function", function, "version", version, "invocation", invocationID, "stream", stream)
-	}
+	splitLines(p, func(line string) {
+		log.Info(line, "function", function, "version", version, "invocation", invocationID, "stream", stream)
+	})
 }

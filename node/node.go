@@ -72,6 +72,7 @@ type Node struct {
 	budget    *pool.Budget
 	inv       *invoke.Invoker
 	meter     *meter.Meter
+	logs      *logs.Store
 	api       *api.API
 	srv       *http.Server
 	ln        net.Listener
@@ -159,11 +160,18 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		usage = n.meter.Handler()
 		recorders = append(recorders, n.meter)
 	}
+	n.logs, err = logs.NewStore(ctx, js, logs.StoreConfig{
+		Replicas: cfg.Replicas, Echo: log.With("part", "function"), Logger: log.With("part", "logs"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting log store: %w", err)
+	}
 	n.inv = invoke.New(invoke.Config{
 		Registry: n.reg,
 		Drivers:  []gust.Driver{n.wasm},
 		Budget:   n.budget,
-		Logs:     logs.SlogSink{Logger: log.With("part", "function")},
+		Logs:     n.logs,
+		Events:   n.logs,
 		Logger:   log.With("part", "invoker"),
 	})
 	if metering {
@@ -172,6 +180,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		n.inv.SetRecorder(metrics.Multi(recorders...))
 	}
 
+	extra := map[string]http.Handler{
+		"GET /v1/functions/{name}/logs": n.logs.Handler(),
+	}
+	if n.meter != nil {
+		extra["GET /v1/invocations"] = n.meter.HistoryHandler()
+	}
 	n.api = api.New(api.Config{
 		Registry: n.reg,
 		Deployer: n.inv,
@@ -180,6 +194,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			return s.TotalMB, s.UsedMB
 		},
 		Usage:        usage,
+		Extra:        extra,
 		Require:      a.Require,
 		MaxCodeBytes: cfg.MaxCodeBytes,
 		Version:      Version,
@@ -269,6 +284,9 @@ func (n *Node) Invoker() *invoke.Invoker { return n.inv }
 // API returns the node's admin API.
 func (n *Node) API() *api.API { return n.api }
 
+// Logs returns the node's function log store.
+func (n *Node) Logs() *logs.Store { return n.logs }
+
 // Meter returns the node's meter, nil when metering is off.
 func (n *Node) Meter() *meter.Meter { return n.meter }
 
@@ -293,6 +311,9 @@ func (n *Node) Close(ctx context.Context) {
 			if err := n.meter.Close(ctx); err != nil {
 				n.log.Warn("closing meter", "err", err)
 			}
+		}
+		if n.logs != nil {
+			n.logs.Close()
 		}
 		if n.wasm != nil {
 			_ = n.wasm.Close(ctx)

@@ -72,6 +72,8 @@ API at --url (env GUST_URL) with --token (env GUST_TOKEN, or the token that
 		newStatusCmd(a),
 		newUsageCmd(a),
 		newBuildCmd(),
+		newLogsCmd(a),
+		newInvocationsCmd(a),
 	)
 	return root
 }
