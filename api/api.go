@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"sort"
 	"strconv"
 
 	"github.com/gustfaas/gust"
@@ -42,9 +41,12 @@ type Config struct {
 	Budget   func() (totalMB, usedMB int) // node memory budget
 	Usage    http.Handler                 // GET /v1/usage; nil: not mounted
 	// Extra maps more route patterns ("GET /v1/...") to handlers, mounted
-	// behind Require like every other route and listed by Routes.
-	Extra        map[string]http.Handler
-	Require      func(http.Handler) http.Handler
+	// behind Require with their scope like every other route and listed
+	// by Routes.
+	Extra map[string]Route
+	// Require returns the middleware that admits a request whose token
+	// has scope (and, on routes with {name}, may act on that function).
+	Require      func(scope string) func(http.Handler) http.Handler
 	MaxCodeBytes int64
 	Version      string // gust version, for /v1/status
 	Logger       *slog.Logger
@@ -52,9 +54,10 @@ type Config struct {
 
 // API serves /v1.
 type API struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg    Config
+	log    *slog.Logger
+	mux    *http.ServeMux
+	scopes map[string]string // pattern → scope of the built-in routes
 }
 
 // New returns the API handler. Every route requires cfg.Require.
@@ -65,57 +68,68 @@ func New(cfg Config) *API {
 	if cfg.MaxCodeBytes == 0 {
 		cfg.MaxCodeBytes = DefaultMaxCodeBytes
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
-	a.handle("GET /v1/functions", a.listFunctions)
-	a.handle("GET /v1/functions/{name}", a.getFunction)
-	a.handle("DELETE /v1/functions/{name}", a.deleteFunction)
-	a.handle("POST /v1/functions/{name}/versions", a.deploy)
-	a.handle("GET /v1/functions/{name}/versions", a.listVersions)
-	a.handle("GET /v1/functions/{name}/versions/{n}", a.getVersion)
-	a.handle("POST /v1/functions/{name}/rollback", a.rollback)
-	a.handle("PUT /v1/functions/{name}/aliases/{alias}", a.setAlias)
-	a.handle("DELETE /v1/functions/{name}/aliases/{alias}", a.deleteAlias)
-	a.handle("GET /v1/status", a.status)
+	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), scopes: map[string]string{}}
+	a.handle("GET /v1/functions", ScopeRead, a.listFunctions)
+	a.handle("GET /v1/functions/{name}", ScopeRead, a.getFunction)
+	a.handle("DELETE /v1/functions/{name}", ScopeDeploy, a.deleteFunction)
+	a.handle("POST /v1/functions/{name}/versions", ScopeDeploy, a.deploy)
+	a.handle("GET /v1/functions/{name}/versions", ScopeRead, a.listVersions)
+	a.handle("GET /v1/functions/{name}/versions/{n}", ScopeRead, a.getVersion)
+	a.handle("POST /v1/functions/{name}/rollback", ScopeDeploy, a.rollback)
+	a.handle("PUT /v1/functions/{name}/aliases/{alias}", ScopeDeploy, a.setAlias)
+	a.handle("DELETE /v1/functions/{name}/aliases/{alias}", ScopeDeploy, a.deleteAlias)
+	a.handle("GET /v1/status", ScopeRead, a.status)
 	if cfg.Usage != nil {
-		a.mux.Handle("GET /v1/usage", cfg.Require(cfg.Usage))
+		a.mux.Handle("GET /v1/usage", cfg.Require(ScopeRead)(cfg.Usage))
 	}
-	for pattern, h := range cfg.Extra {
-		a.mux.Handle(pattern, cfg.Require(h))
+	for pattern, rt := range cfg.Extra {
+		a.mux.Handle(pattern, cfg.Require(rt.Scope)(rt.Handler))
 	}
 	// Anything else under /v1 is a 404 in the JSON shape, after auth so
 	// the route table is not probeable without a token.
-	a.mux.Handle("/v1/", cfg.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	a.mux.Handle("/v1/", cfg.Require(ScopeRead)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, r, gust.Errorf(gust.ENOTFOUND, "no API route %s %s", r.Method, r.URL.Path))
 	})))
 	return a
 }
 
-// Routes lists the registered route patterns (for tests that walk them).
-func (a *API) Routes() []string {
-	r := []string{
-		"GET /v1/functions", "GET /v1/functions/{name}", "DELETE /v1/functions/{name}",
-		"POST /v1/functions/{name}/versions", "GET /v1/functions/{name}/versions",
-		"GET /v1/functions/{name}/versions/{n}", "POST /v1/functions/{name}/rollback",
-		"PUT /v1/functions/{name}/aliases/{alias}", "DELETE /v1/functions/{name}/aliases/{alias}",
-		"GET /v1/status",
+// Scopes a route can require; they match the auth package's.
+const (
+	ScopeAdmin  = "admin"
+	ScopeDeploy = "deploy"
+	ScopeRead   = "read"
+	ScopeInvoke = "invoke"
+)
+
+// Route is an extra admin route and the scope it requires.
+type Route struct {
+	Scope   string
+	Handler http.Handler
+}
+
+// Routes maps every registered route pattern to the scope it requires
+// (for tests that walk them all).
+func (a *API) Routes() map[string]string {
+	r := make(map[string]string, len(a.scopes)+len(a.cfg.Extra)+1)
+	for p, s := range a.scopes {
+		r[p] = s
 	}
 	if a.cfg.Usage != nil {
-		r = append(r, "GET /v1/usage")
+		r["GET /v1/usage"] = ScopeRead
 	}
-	extra := make([]string, 0, len(a.cfg.Extra))
-	for p := range a.cfg.Extra {
-		extra = append(extra, p)
+	for p, rt := range a.cfg.Extra {
+		r[p] = rt.Scope
 	}
-	sort.Strings(extra)
-	return append(r, extra...)
+	return r
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-func (a *API) handle(pattern string, h handlerFunc) {
-	a.mux.Handle(pattern, a.cfg.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (a *API) handle(pattern, scope string, h handlerFunc) {
+	a.scopes[pattern] = scope
+	a.mux.Handle(pattern, a.cfg.Require(scope)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			httperr.Write(w, r, err)
 		}

@@ -63,19 +63,33 @@ func LoadOrCreate(dataDir string) (a *Auth, path string, created bool, err error
 // Check reports whether the request carries the admin token. Errors:
 // EUNAUTHORIZED naming what is wrong.
 func (a *Auth) Check(r *http.Request) error {
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return gust.Errorf(gust.EUNAUTHORIZED, "missing bearer token: send 'Authorization: Bearer TOKEN'")
+	tok, err := bearer(r)
+	if err != nil {
+		return err
 	}
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return gust.Errorf(gust.EUNAUTHORIZED, "malformed Authorization header: want 'Bearer TOKEN'")
-	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	if subtle.ConstantTimeCompare(sum[:], a.admin[:]) != 1 {
+	if !a.matches(tok) {
 		return gust.Errorf(gust.EUNAUTHORIZED, "invalid token")
 	}
 	return nil
+}
+
+func (a *Auth) matches(tok string) bool {
+	sum := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(sum[:], a.admin[:]) == 1
+}
+
+// bearer returns the request's bearer token. Errors: EUNAUTHORIZED.
+func bearer(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", gust.Errorf(gust.EUNAUTHORIZED, "missing bearer token: send 'Authorization: Bearer TOKEN'")
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", gust.Errorf(gust.EUNAUTHORIZED, "malformed Authorization header: want 'Bearer TOKEN'")
+	}
+	return tok, nil
 }
 
 // Require wraps next so it runs only for requests with a valid token.

@@ -180,11 +180,18 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		n.inv.SetRecorder(metrics.Multi(recorders...))
 	}
 
-	extra := map[string]http.Handler{
-		"GET /v1/functions/{name}/logs": n.logs.Handler(),
+	tokens, err := auth.OpenTokens(ctx, js, cfg.Replicas, a)
+	if err != nil {
+		return nil, err
+	}
+	extra := map[string]api.Route{
+		"GET /v1/functions/{name}/logs": {Scope: api.ScopeRead, Handler: n.logs.Handler()},
+	}
+	for pattern, h := range tokens.Routes() {
+		extra[pattern] = api.Route{Scope: api.ScopeAdmin, Handler: h}
 	}
 	if n.meter != nil {
-		extra["GET /v1/invocations"] = n.meter.HistoryHandler()
+		extra["GET /v1/invocations"] = api.Route{Scope: api.ScopeRead, Handler: n.meter.HistoryHandler()}
 	}
 	n.api = api.New(api.Config{
 		Registry: n.reg,
@@ -195,7 +202,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		},
 		Usage:        usage,
 		Extra:        extra,
-		Require:      a.Require,
+		Require:      tokens.Require,
 		MaxCodeBytes: cfg.MaxCodeBytes,
 		Version:      Version,
 		Logger:       log.With("part", "api"),

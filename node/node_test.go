@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/client"
 	"github.com/gustfaas/gust/wasm/wasmtest"
 )
 
@@ -404,30 +405,93 @@ func TestIdleInstancesAreReaped(t *testing.T) {
 	}
 }
 
-// Every admin route answers 401 without a token or with a wrong one.
-func TestEveryAdminRouteRequiresTheToken(t *testing.T) {
-	n, _ := testNode(t, "", nil)
+// Every admin route answers 401 without a token or with a bad one, and
+// 403 with a token of the wrong scope or for another function.
+func TestEveryAdminRouteChecksScope(t *testing.T) {
+	n, c := testNode(t, "", nil)
+	ctx := context.Background()
 	routes := n.API().Routes()
-	if len(routes) < 10 {
+	if len(routes) < 14 {
 		t.Fatalf("only %d routes registered", len(routes))
 	}
+	tokens := map[string]string{}
+	for _, spec := range []struct {
+		key, scope string
+		fns        []string
+	}{
+		{"read", "read", nil}, {"deploy", "deploy", nil}, {"invoke", "invoke", nil},
+		{"admin-other-fn", "admin", []string{"other"}}, {"deploy-other-fn", "deploy", []string{"other"}},
+	} {
+		secret, _, err := c.CreateToken(ctx, spec.scope, spec.fns, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[spec.key] = secret
+	}
+	expired, _, err := c.CreateToken(ctx, "admin", nil, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked, tok, err := c.CreateToken(ctx, "admin", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+
+	status := func(method, path, auth string) int {
+		req, _ := http.NewRequest(method, n.URL()+path, strings.NewReader("{}"))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
 	fill := strings.NewReplacer("{name}", "hello", "{n}", "1", "{alias}", "live", "{id}", "abc")
-	for _, route := range routes {
+	for route, scope := range routes {
 		method, path, _ := strings.Cut(route, " ")
 		path = fill.Replace(path)
-		for _, tok := range []string{"", "Bearer wrong", "Basic abc"} {
-			req, _ := http.NewRequest(method, n.URL()+path, strings.NewReader("{}"))
-			if tok != "" {
-				req.Header.Set("Authorization", tok)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 401 {
-				t.Errorf("%s %s with %q: status %d, want 401", method, path, tok, resp.StatusCode)
+		for _, bad := range []string{"", "Bearer wrong", "Basic abc", "Bearer " + expired, "Bearer " + revoked, "Bearer gust_abc_def"} {
+			if got := status(method, path, bad); got != 401 {
+				t.Errorf("%s %s with %q: status %d, want 401", method, path, bad, got)
 			}
 		}
+		var forbidden []string
+		switch scope {
+		case "read":
+			forbidden = []string{"invoke"}
+		case "deploy":
+			forbidden = []string{"invoke", "read"}
+		case "admin":
+			forbidden = []string{"invoke", "read", "deploy"}
+		}
+		if strings.Contains(route, "{name}") || scope != "admin" {
+			// A token for another function may not act on this one, nor
+			// on routes about no one function.
+			forbidden = append(forbidden, "admin-other-fn")
+		}
+		for _, key := range forbidden {
+			if got := status(method, path, "Bearer "+tokens[key]); got != 403 {
+				t.Errorf("%s %s (scope %s) with a %s token: status %d, want 403", method, path, scope, key, got)
+			}
+		}
+	}
+	// A function-limited deploy token works on its own function.
+	limited := client.New(n.URL(), tokens["deploy-other-fn"])
+	if _, err := limited.Deploy(ctx, "other", gust.Spec{}, "x.wasm", bytes.NewReader(wasmtest.Code(t, wasmtest.HelloC(t)))); err != nil {
+		t.Fatalf("deploy with a token for that function: %v", err)
+	}
+	if _, err := limited.Deploy(ctx, "hello", gust.Spec{}, "x.wasm", bytes.NewReader(wasmtest.Code(t, wasmtest.HelloC(t)))); gust.ErrorCode(err) != gust.EFORBIDDEN {
+		t.Fatalf("deploy of another function: %v", err)
+	}
+	toks, err := c.Tokens(ctx)
+	if err != nil || len(toks) != 6 {
+		t.Fatalf("tokens: %d %v", len(toks), err)
 	}
 }

@@ -74,6 +74,7 @@ API at --url (env GUST_URL) with --token (env GUST_TOKEN, or the token that
 		newBuildCmd(),
 		newLogsCmd(a),
 		newInvocationsCmd(a),
+		newTokenCmd(a),
 	)
 	return root
 }
