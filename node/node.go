@@ -21,6 +21,7 @@ import (
 	"github.com/gustfaas/gust/api"
 	"github.com/gustfaas/gust/auth"
 	"github.com/gustfaas/gust/broker"
+	"github.com/gustfaas/gust/console"
 	"github.com/gustfaas/gust/gateway"
 	"github.com/gustfaas/gust/invoke"
 	"github.com/gustfaas/gust/logs"
@@ -28,6 +29,7 @@ import (
 	"github.com/gustfaas/gust/metrics"
 	"github.com/gustfaas/gust/pool"
 	"github.com/gustfaas/gust/registry"
+	"github.com/gustfaas/gust/stats"
 	"github.com/gustfaas/gust/wasm"
 )
 
@@ -47,7 +49,10 @@ type Config struct {
 	PricePerGBSecond        float64
 	PricePerMillionRequests float64
 	ReconcileEvery          time.Duration // default 2s
-	WasmCacheDir            string        // compiled-module cache; default DATA/cache/wasm
+	TLSCert                 string        // PEM certificate file; with TLSKey serves HTTPS
+	TLSKey                  string
+	TLSSelfSigned           bool   // serve HTTPS with a self-signed certificate kept in DATA/tls
+	WasmCacheDir            string // compiled-module cache; default DATA/cache/wasm
 	Logger                  *slog.Logger
 }
 
@@ -72,11 +77,13 @@ type Node struct {
 	budget    *pool.Budget
 	inv       *invoke.Invoker
 	meter     *meter.Meter
+	stats     *stats.Stats
 	logs      *logs.Store
 	api       *api.API
 	srv       *http.Server
 	ln        net.Listener
 	tokenPath string
+	tls       bool
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -149,6 +156,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	var recorders []gust.Recorder
 	var usage http.Handler
 	var mets *metrics.Metrics
+	n.stats = stats.New(stats.Config{})
+	recorders = append(recorders, n.stats)
 	if metering {
 		n.meter, err = meter.New(ctx, js, meter.Config{
 			Replicas: cfg.Replicas, PricePerGBSecond: cfg.PricePerGBSecond,
@@ -193,6 +202,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.meter != nil {
 		extra["GET /v1/invocations"] = api.Route{Scope: api.ScopeRead, Handler: n.meter.HistoryHandler()}
 	}
+	for pattern, h := range n.stats.Routes() {
+		extra[pattern] = api.Route{Scope: api.ScopeRead, Handler: h}
+	}
 	n.api = api.New(api.Config{
 		Registry: n.reg,
 		Deployer: n.inv,
@@ -221,23 +233,40 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	mux.Handle("/v1/", n.api)
 	mux.Handle(gateway.Prefix, gw)
+	mux.Handle(console.Prefix, console.Handler())
+	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 
+	tlsCfg, err := tlsConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	n.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
+	// Timeouts against slow clients. There is no WriteTimeout: a response
+	// may legitimately take a function's whole timeout (up to 15 minutes),
+	// and `gust logs -f` streams for as long as the user watches.
 	n.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         tlsCfg,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	n.tls = tlsCfg != nil
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
-		if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return n.srv.Serve(n.ln) }
+		if n.tls {
+			serve = func() error { return n.srv.ServeTLS(n.ln, "", "") }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -277,7 +306,12 @@ func (n *Node) reconcileLoop(ctx context.Context) {
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
 // URL is the node's base URL.
-func (n *Node) URL() string { return "http://" + n.Addr() }
+func (n *Node) URL() string {
+	if n.tls {
+		return "https://" + n.Addr()
+	}
+	return "http://" + n.Addr()
+}
 
 // TokenPath is where the admin token is.
 func (n *Node) TokenPath() string { return n.tokenPath }
@@ -296,6 +330,9 @@ func (n *Node) Logs() *logs.Store { return n.logs }
 
 // Meter returns the node's meter, nil when metering is off.
 func (n *Node) Meter() *meter.Meter { return n.meter }
+
+// Stats returns the node's live per-function statistics.
+func (n *Node) Stats() *stats.Stats { return n.stats }
 
 // Close stops the node: it stops accepting requests, lets in-flight ones
 // finish (bounded by ctx), drains instances, flushes usage records, and

@@ -3,6 +3,8 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"image"
 	"image/color"
@@ -493,5 +495,40 @@ func TestEveryAdminRouteChecksScope(t *testing.T) {
 	toks, err := c.Tokens(ctx)
 	if err != nil || len(toks) != 6 {
 		t.Fatalf("tokens: %d %v", len(toks), err)
+	}
+}
+
+func TestTLSSelfSigned(t *testing.T) {
+	dir := t.TempDir()
+	n, _ := testNode(t, dir, func(cfg *Config) { cfg.TLSSelfSigned = true })
+	if !strings.HasPrefix(n.URL(), "https://") {
+		t.Fatalf("URL = %s", n.URL())
+	}
+	pemBytes, err := os.ReadFile(filepath.Join(dir, SelfSignedCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "tls", "key.pem")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("bad certificate PEM")
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get(n.URL() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil {
+		t.Fatalf("healthz over TLS: %d %v", resp.StatusCode, resp.TLS)
+	}
+	// Plain HTTP to the TLS port is refused, not served.
+	if r, err := http.Get("http" + strings.TrimPrefix(n.URL(), "https") + "/healthz"); err == nil {
+		r.Body.Close()
+		if r.StatusCode == 200 {
+			t.Fatal("plain HTTP served on the TLS port")
+		}
 	}
 }

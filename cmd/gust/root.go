@@ -1,9 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +31,7 @@ var errNoToken = errors.New("no token: pass --token, set GUST_TOKEN or run in th
 // value per root command, not globals, so tests run many roots in one
 // process.
 type app struct {
+	tlsCA     string
 	url       string
 	token     string
 	getenv    func(string) string
@@ -58,6 +62,7 @@ API at --url (env GUST_URL) with --token (env GUST_TOKEN, or the token that
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.url, "url", "", "gust server URL (env GUST_URL; default "+defaultURL+")")
+	pf.StringVar(&a.tlsCA, "tls-ca", "", "PEM certificate to trust for an https URL (env GUST_TLS_CA), e.g. gust-data/tls/cert.pem")
 	pf.StringVar(&a.token, "token", "", "admin API token (env GUST_TOKEN; default: ./"+defaultTokenFile+")")
 
 	root.AddCommand(
@@ -120,7 +125,23 @@ func (a *app) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.New(a.baseURL(), tok), nil
+	ca := a.tlsCA
+	if ca == "" {
+		ca = a.getenv("GUST_TLS_CA")
+	}
+	if ca == "" {
+		return client.New(a.baseURL(), tok), nil
+	}
+	pemBytes, err := os.ReadFile(ca)
+	if err != nil {
+		return nil, fmt.Errorf("read --tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("--tls-ca %s holds no PEM certificate", ca)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return client.New(a.baseURL(), tok, client.WithHTTPClient(hc)), nil
 }
 
 // errorText renders an error for stderr: "error: MESSAGE (code)" for an
