@@ -92,6 +92,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 type Spec struct {
 	Runtime string            `json:"runtime"`
 	Env     map[string]string `json:"env,omitempty"`
+	// Secrets names the secrets the function gets, as environment
+	// variables of the same names. Their values never enter the spec.
+	Secrets []string `json:"secrets,omitempty"`
 
 	// Limits.
 	MemoryMB     int      `json:"memory,omitempty"`       // --memory MB
@@ -183,6 +186,15 @@ func (s Spec) WithDefaults() Spec {
 
 var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// ValidateSecretName reports whether name can name a secret: it becomes an
+// environment variable of the functions that list it.
+func ValidateSecretName(name string) error {
+	if !envKeyRE.MatchString(name) || len(name) > 128 {
+		return Errorf(EINVALID, "invalid secret name %q: want 1 to 128 letters, digits and '_', not starting with a digit", name)
+	}
+	return nil
+}
+
 // Validate checks a spec (after WithDefaults) and returns an EINVALID error
 // naming the first field that is wrong.
 func (s Spec) Validate() error {
@@ -253,6 +265,14 @@ func (s Spec) Validate() error {
 		}
 		if t.BatchSize < 0 || t.MaxConcurrency < 0 || t.MaxDeliveries < 0 || t.CatchUp.D() < 0 {
 			return Errorf(EINVALID, "trigger %d: batchSize, maxConcurrency, maxDeliveries and catchUp must not be negative", i+1)
+		}
+	}
+	for _, name := range s.Secrets {
+		if err := ValidateSecretName(name); err != nil {
+			return err
+		}
+		if _, clash := s.Env[name]; clash {
+			return Errorf(EINVALID, "%q is both an env variable and a secret", name)
 		}
 	}
 	keys := make([]string, 0, len(s.Env))

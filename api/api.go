@@ -46,7 +46,10 @@ type Config struct {
 	Extra map[string]Route
 	// Require returns the middleware that admits a request whose token
 	// has scope (and, on routes with {name}, may act on that function).
-	Require      func(scope string) func(http.Handler) http.Handler
+	Require func(scope string) func(http.Handler) http.Handler
+	// Validate are more checks of a spec at deploy (secrets exist,
+	// triggers parse ...), each answering EINVALID naming the problem.
+	Validate     []func(ctx context.Context, spec gust.Spec) error
 	MaxCodeBytes int64
 	Version      string // gust version, for /v1/status
 	Logger       *slog.Logger
@@ -190,6 +193,11 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 	spec = spec.WithDefaults()
 	if err := spec.Validate(); err != nil {
 		return err
+	}
+	for _, check := range a.cfg.Validate {
+		if err := check(r.Context(), spec); err != nil {
+			return err
+		}
 	}
 	next := 1
 	if fn, err := a.cfg.Registry.Function(r.Context(), name); err == nil {

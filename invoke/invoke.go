@@ -25,6 +25,7 @@ type Config struct {
 	Recorder gust.Recorder    // nil: invocations are not recorded
 	Logs     gust.LogSink     // function stdout/stderr
 	Events   EventSink        // platform events about invocations; nil: none
+	Secrets  SecretSource     // values of the secrets a spec lists; nil: none
 	Logger   *slog.Logger     // nil: slog.Default()
 	Now      func() time.Time // nil: time.Now
 }
@@ -48,6 +49,12 @@ type entry struct {
 // directly (NAME@3) keeps its warm instances, short enough that a rolled
 // back version gives its memory back promptly.
 const RetireAfter = 2 * time.Second
+
+// SecretSource opens the secrets a version lists, to put in its
+// instances' environment.
+type SecretSource interface {
+	Values(ctx context.Context, names []string) (map[string]string, error)
+}
 
 // EventSink receives the platform's events about an invocation (cold
 // start, timeout, out of memory, throttle, failure), shown with the
@@ -297,11 +304,40 @@ func (iv *Invoker) loadModule(ctx context.Context, v *gust.Version) (gust.Module
 	if err != nil {
 		return nil, fmt.Errorf("fetching code of %s version %d: %w", v.Function, v.Number, err)
 	}
-	m, err := d.Load(ctx, v, code, iv.cfg.Logs)
+	withSecrets, err := iv.withSecrets(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	m, err := d.Load(ctx, withSecrets, code, iv.cfg.Logs)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s version %d: %w", v.Function, v.Number, err)
 	}
 	return m, nil
+}
+
+// withSecrets returns v with its secrets' values added to a copy of its
+// environment, for the driver only: the registry's version never holds
+// them.
+func (iv *Invoker) withSecrets(ctx context.Context, v *gust.Version) (*gust.Version, error) {
+	if len(v.Spec.Secrets) == 0 {
+		return v, nil
+	}
+	if iv.cfg.Secrets == nil {
+		return nil, gust.Errorf(gust.EUNAVAILABLE, "function %s lists secrets but this node has no secret store", v.Function)
+	}
+	vals, err := iv.cfg.Secrets.Values(ctx, v.Spec.Secrets)
+	if err != nil {
+		return nil, fmt.Errorf("opening secrets of %s version %d: %w", v.Function, v.Number, err)
+	}
+	cp := *v
+	cp.Spec.Env = make(map[string]string, len(v.Spec.Env)+len(vals))
+	for k, val := range v.Spec.Env {
+		cp.Spec.Env[k] = val
+	}
+	for k, val := range vals {
+		cp.Spec.Env[k] = val
+	}
+	return &cp, nil
 }
 
 // Prepare validates and compiles code for a version about to be deployed,
@@ -313,7 +349,11 @@ func (iv *Invoker) Prepare(ctx context.Context, name string, next int, spec gust
 	if !ok {
 		return nil, gust.Errorf(gust.EINVALID, "runtime %q is not available on this node", spec.Runtime)
 	}
-	return d.Load(ctx, &gust.Version{Function: name, Number: next, Spec: spec}, code, iv.cfg.Logs)
+	v, err := iv.withSecrets(ctx, &gust.Version{Function: name, Number: next, Spec: spec})
+	if err != nil {
+		return nil, err
+	}
+	return d.Load(ctx, v, code, iv.cfg.Logs)
 }
 
 // Adopt makes m, prepared for v, the module of v's pool, so the first call

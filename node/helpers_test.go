@@ -111,3 +111,14 @@ func wantError(t *testing.T, r result, status int, code string) httperr.Body {
 	}
 	return b
 }
+
+var defaultClient = http.DefaultClient
+
+func newRequest(method, url, token string) (*http.Request, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req, nil
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/gustfaas/gust/metrics"
 	"github.com/gustfaas/gust/pool"
 	"github.com/gustfaas/gust/registry"
+	"github.com/gustfaas/gust/secrets"
 	"github.com/gustfaas/gust/stats"
 	"github.com/gustfaas/gust/wasm"
 )
@@ -49,6 +50,8 @@ type Config struct {
 	PricePerGBSecond        float64
 	PricePerMillionRequests float64
 	ReconcileEvery          time.Duration // default 2s
+	MasterKeyFile           string        // keyring of the secret master keys; default DATA/master.key
+	MasterKey               string        // the master key itself (GUST_MASTER_KEY); overrides MasterKeyFile
 	TLSCert                 string        // PEM certificate file; with TLSKey serves HTTPS
 	TLSKey                  string
 	TLSSelfSigned           bool   // serve HTTPS with a self-signed certificate kept in DATA/tls
@@ -79,6 +82,7 @@ type Node struct {
 	meter     *meter.Meter
 	stats     *stats.Stats
 	logs      *logs.Store
+	secrets   *secrets.Store
 	api       *api.API
 	srv       *http.Server
 	ln        net.Listener
@@ -175,7 +179,19 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting log store: %w", err)
 	}
+	keys, keyCreated, err := secrets.LoadKeyring(cfg.DataDir, cfg.MasterKeyFile, cfg.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	if keyCreated {
+		log.Info("created master key for secrets", "path", filepath.Join(cfg.DataDir, secrets.KeyFile))
+	}
+	n.secrets, err = secrets.Open(ctx, js, cfg.Replicas, keys)
+	if err != nil {
+		return nil, err
+	}
 	n.inv = invoke.New(invoke.Config{
+		Secrets:  n.secrets,
 		Registry: n.reg,
 		Drivers:  []gust.Driver{n.wasm},
 		Budget:   n.budget,
@@ -199,6 +215,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	for pattern, h := range tokens.Routes() {
 		extra[pattern] = api.Route{Scope: api.ScopeAdmin, Handler: h}
 	}
+	for pattern, h := range n.secrets.Routes() {
+		extra[pattern] = api.Route{Scope: api.ScopeAdmin, Handler: h}
+	}
 	if n.meter != nil {
 		extra["GET /v1/invocations"] = api.Route{Scope: api.ScopeRead, Handler: n.meter.HistoryHandler()}
 	}
@@ -212,8 +231,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			s := n.budget.Stats()
 			return s.TotalMB, s.UsedMB
 		},
-		Usage:        usage,
-		Extra:        extra,
+		Usage: usage,
+		Extra: extra,
+		Validate: []func(context.Context, gust.Spec) error{
+			func(ctx context.Context, s gust.Spec) error { return n.secrets.Exists(ctx, s.Secrets) },
+		},
 		Require:      tokens.Require,
 		MaxCodeBytes: cfg.MaxCodeBytes,
 		Version:      Version,

@@ -23,6 +23,7 @@ func newDeployCmd(a *app) *cobra.Command {
 		retryBackoff, maxEventAge          time.Duration
 		cmdLine                            string
 		retries                            int
+		secretNames                        []string
 		snapshot                           bool
 	)
 	cmd := &cobra.Command{
@@ -76,6 +77,7 @@ manifest's fields, and NAME overrides its name.`,
 			override("retry-backoff", func() { spec.RetryBackoff = gust.Duration(retryBackoff) })
 			override("max-event-age", func() { spec.MaxEventAge = gust.Duration(maxEventAge) })
 			override("snapshot", func() { spec.Snapshot = &snapshot })
+			override("secret", func() { spec.Secrets = secretNames })
 			if len(env) > 0 {
 				// Copy, so the manifest's map is not shared, then let each
 				// --env win over the manifest's value of the same name.
@@ -147,6 +149,7 @@ manifest's fields, and NAME overrides its name.`,
 	f.IntVar(&retries, "retries", gust.DefaultRetries, "retries of a failed async invocation")
 	f.DurationVar(&retryBackoff, "retry-backoff", gust.DefaultRetryBackoff, "delay before the first retry of an async invocation; doubles each time")
 	f.DurationVar(&maxEventAge, "max-event-age", gust.DefaultMaxEventAge, "oldest an async event may get before it is dead-lettered")
+	f.StringArrayVar(&secretNames, "secret", nil, "give the function this secret as an env variable of the same name (repeatable)")
 	f.BoolVar(&snapshot, "snapshot", true, "start wasm reactors from a pre-initialized memory snapshot")
 	return cmd
 }

@@ -79,7 +79,9 @@ API at --url (env GUST_URL) with --token (env GUST_TOKEN, or the token that
 		newBuildCmd(),
 		newLogsCmd(a),
 		newInvocationsCmd(a),
+		newTopCmd(a),
 		newTokenCmd(a),
+		newSecretCmd(a),
 	)
 	return root
 }

@@ -36,6 +36,7 @@ On first start it writes an admin token to DATA/admin.token (mode 0600).`,
 			slog.SetDefault(log)
 			cfg.Logger = log
 			cfg.Metering = &metering
+			cfg.MasterKey = os.Getenv("GUST_MASTER_KEY")
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			n, err := node.Start(ctx, cfg)
@@ -62,6 +63,7 @@ On first start it writes an admin token to DATA/admin.token (mode 0600).`,
 	f.BoolVar(&metering, "metering", true, "record usage and Prometheus metrics for every invocation")
 	f.Float64Var(&cfg.PricePerGBSecond, "price-gb-second", 0.0000166667, "price per GB-second for usage cost estimates")
 	f.Float64Var(&cfg.PricePerMillionRequests, "price-million-requests", 0.20, "price per million requests for usage cost estimates")
+	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "keyring file of the secrets' master key (default DATA/master.key; env GUST_MASTER_KEY overrides)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept in DATA/tls (clients: --tls-ca DATA/tls/cert.pem)")
