@@ -28,6 +28,7 @@ import (
 	"github.com/gustfaas/gust/meter"
 	"github.com/gustfaas/gust/metrics"
 	"github.com/gustfaas/gust/pool"
+	"github.com/gustfaas/gust/process"
 	"github.com/gustfaas/gust/registry"
 	"github.com/gustfaas/gust/secrets"
 	"github.com/gustfaas/gust/stats"
@@ -77,6 +78,7 @@ type Node struct {
 	brk       *broker.Broker
 	reg       *registry.Registry
 	wasm      *wasm.Driver
+	process   *process.Driver
 	budget    *pool.Budget
 	inv       *invoke.Invoker
 	meter     *meter.Meter
@@ -153,6 +155,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting wasm driver: %w", err)
 	}
+	n.process, err = process.New(process.Config{WorkDir: filepath.Join(cfg.DataDir, "process"), Logger: log.With("part", "process")})
+	if err != nil {
+		return nil, fmt.Errorf("starting process driver: %w", err)
+	}
 	n.budget = pool.NewBudget(cfg.MemoryBudget)
 
 	promReg := prometheus.NewRegistry()
@@ -193,7 +199,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.inv = invoke.New(invoke.Config{
 		Secrets:  n.secrets,
 		Registry: n.reg,
-		Drivers:  []gust.Driver{n.wasm},
+		Drivers:  append([]gust.Driver{n.wasm}, n.process.Drivers()...),
 		Budget:   n.budget,
 		Logs:     n.logs,
 		Events:   n.logs,
@@ -383,6 +389,9 @@ func (n *Node) Close(ctx context.Context) {
 		}
 		if n.wasm != nil {
 			_ = n.wasm.Close(ctx)
+		}
+		if n.process != nil {
+			_ = n.process.Close(ctx)
 		}
 		if n.reg != nil {
 			n.reg.Close()

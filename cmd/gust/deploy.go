@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 
 	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/client"
+	"github.com/gustfaas/gust/process"
 )
 
 func newDeployCmd(a *app) *cobra.Command {
@@ -107,22 +111,36 @@ manifest's fields, and NAME overrides its name.`,
 				}
 				spec.Runtime = gust.RuntimeWasm
 			}
-			code, err := os.Open(spec.Code)
+			codeFile, err := os.Open(spec.Code)
 			if err != nil {
 				return fmt.Errorf("open code: %w", err)
 			}
-			defer code.Close()
-			if st, err := code.Stat(); err != nil {
+			defer codeFile.Close()
+			st, err := codeFile.Stat()
+			if err != nil {
 				return fmt.Errorf("open code: %w", err)
-			} else if st.IsDir() {
-				return fmt.Errorf("code %s is a directory: pass the artifact file to upload", spec.Code)
+			}
+			var code io.Reader = codeFile
+			codeName := spec.Code
+			if st.IsDir() {
+				// A process function's directory is uploaded as the zip
+				// archive the process runtimes unpack, executable bits kept.
+				if spec.Runtime == gust.RuntimeWasm {
+					return fmt.Errorf("code %s is a directory: the wasm runtime takes a .wasm file (gust build DIR -o FILE.wasm)", spec.Code)
+				}
+				zipped, err := process.ZipDir(spec.Code)
+				if err != nil {
+					return err
+				}
+				code = bytes.NewReader(zipped)
+				codeName = filepath.Base(filepath.Clean(spec.Code)) + ".zip"
 			}
 
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			v, err := c.Deploy(cmd.Context(), spec.Name, spec.Spec, spec.Code, code)
+			v, err := c.Deploy(cmd.Context(), spec.Name, spec.Spec, codeName, code)
 			if err != nil {
 				return err
 			}
@@ -132,7 +150,7 @@ manifest's fields, and NAME overrides its name.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "", "read name, code and spec from this manifest (gust.yaml)")
-	f.StringVar(&m.Code, "code", "", "path of the code artifact (.wasm module, executable, ...)")
+	f.StringVar(&m.Code, "code", "", "path of the code: a .wasm module, or for process runtimes a .zip, a .tar.gz or a directory (zipped before upload)")
 	f.StringVar(&m.Runtime, "runtime", "", "runtime: wasm, process, python3 or nodejs (default wasm for a .wasm file)")
 	f.IntVar(&m.MemoryMB, "memory", 0, fmt.Sprintf("memory limit in MB (default %d)", gust.DefaultMemoryMB))
 	f.DurationVar(&timeout, "timeout", 0, fmt.Sprintf("time limit of one invocation (default %s)", gust.DefaultTimeout))

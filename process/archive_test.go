@@ -1,0 +1,133 @@
+package process
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gustfaas/gust"
+)
+
+type tarEntry struct {
+	hdr  tar.Header
+	data []byte
+}
+
+func makeTarGz(t *testing.T, entries ...tarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	// No compression: the race detector makes flate slow on binaries.
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.NoCompression)
+	tw := tar.NewWriter(gz)
+	for _, e := range entries {
+		h := e.hdr
+		h.Size = int64(len(e.data))
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func zipSymlink(t *testing.T, name, target string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	h := &zip.FileHeader{Name: name}
+	h.SetMode(os.ModeSymlink | 0o777)
+	w, _ := zw.CreateHeader(h)
+	w.Write([]byte(target))
+	zw.Close()
+	return buf.Bytes()
+}
+
+func TestBadArchives(t *testing.T) {
+	d := newDriver(t)
+	boot := zipEntry{name: "bootstrap", mode: 0o755, data: []byte("#!/bin/sh\n")}
+	zeros := make([]byte, 8<<20)
+	cases := []struct {
+		name    string
+		spec    gust.Spec
+		code    []byte
+		message string
+	}{
+		{"not an archive", gust.Spec{Runtime: gust.RuntimeProcess}, []byte("\x7fELF not zipped"), "neither a zip nor a tar.gz"},
+		{"zip slip", gust.Spec{Runtime: gust.RuntimeProcess}, makeZip(t, boot, zipEntry{name: "../evil", data: []byte("x")}), `"../evil": path contains '..'`},
+		{"absolute", gust.Spec{Runtime: gust.RuntimeProcess}, makeZip(t, zipEntry{name: "/etc/evil", data: []byte("x")}), `"/etc/evil": absolute path`},
+		{"symlink out", gust.Spec{Runtime: gust.RuntimeProcess}, zipSymlink(t, "link", "/etc"), `"link": symlink to "/etc" points outside`},
+		{"symlink up", gust.Spec{Runtime: gust.RuntimeProcess}, makeTarGz(t, tarEntry{hdr: tar.Header{Name: "a/l", Typeflag: tar.TypeSymlink, Linkname: "../../x"}}), `"a/l": symlink to "../../x"`},
+		{"device", gust.Spec{Runtime: gust.RuntimeProcess}, makeTarGz(t, tarEntry{hdr: tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3}}), `"null": device files are not allowed`},
+		{"zip bomb", gust.Spec{Runtime: gust.RuntimeProcess}, makeZip(t, zipEntry{name: "zeros", data: zeros[:32<<10]}, zipEntry{name: "big", data: zeros[:8<<20], deflate: true}), `compression ratio above`},
+		{"missing bootstrap", gust.Spec{Runtime: gust.RuntimeProcess}, makeZip(t, zipEntry{name: "main", mode: 0o755, data: []byte("x")}), "no bootstrap at its root"},
+		{"bootstrap not executable", gust.Spec{Runtime: gust.RuntimeProcess}, makeZip(t, zipEntry{name: "bootstrap", mode: 0o644, data: []byte("x")}), "bootstrap in the archive is not executable"},
+		{"missing cmd", gust.Spec{Runtime: gust.RuntimeProcess, Cmd: []string{"./bin/app"}}, makeZip(t, boot), `cmd "./bin/app": the archive has no bin/app`},
+		{"missing python handler", gust.Spec{Runtime: gust.RuntimePython3, Handler: "app.handler"}, makeZip(t, zipEntry{name: "handler.py"}), "no app.py at its root"},
+		{"missing node handler", gust.Spec{Runtime: gust.RuntimeNodejs, Handler: "index.handler"}, makeZip(t, zipEntry{name: "main.js"}), "no index.js, index.mjs or index.cjs"},
+		{"empty tar", gust.Spec{Runtime: gust.RuntimeProcess}, makeTarGz(t), "empty tar.gz"},
+		{"duplicate", gust.Spec{Runtime: gust.RuntimeProcess}, makeZip(t, boot, boot), `"bootstrap": appears twice`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadErr(d, "bad", tc.spec, tc.code, nil)
+			wantCode(t, err, gust.EINVALID)
+			if !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("error %q should contain %q", err, tc.message)
+			}
+		})
+	}
+	// Nothing was left behind, inside the work dir or next to it.
+	entries, _ := os.ReadDir(d.codeRoot)
+	if len(entries) != 0 {
+		t.Errorf("code dir holds %d entries after failed loads", len(entries))
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(d.codeRoot), "evil")); err == nil {
+		t.Error("zip slip wrote outside the code dir")
+	}
+}
+
+func TestArchiveLimits(t *testing.T) {
+	dir := t.TempDir()
+	code := makeZip(t, zipEntry{name: "a", data: make([]byte, 2000)}, zipEntry{name: "b", data: []byte("b")})
+	err := extract(code, dir, Limits{MaxBytes: 1000})
+	wantCode(t, err, gust.EINVALID)
+	if !strings.Contains(err.Error(), `"a": unpacks to 2000 bytes`) {
+		t.Errorf("error %q", err)
+	}
+	err = extract(code, t.TempDir(), Limits{MaxFiles: 1})
+	if !strings.Contains(err.Error(), "more than 1 entries") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestGoodTarGz(t *testing.T) {
+	d := newDriver(t)
+	script := "#!/bin/sh\nexec ./bin/real\n"
+	code := makeTarGz(t,
+		tarEntry{hdr: tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755}},
+		tarEntry{hdr: tar.Header{Name: "bin/real", Typeflag: tar.TypeReg, Mode: 0o755}, data: goBuild(t, "", "./testdata/httpfn")},
+		tarEntry{hdr: tar.Header{Name: "run.sh", Typeflag: tar.TypeReg, Mode: 0o755}, data: []byte(script)},
+		tarEntry{hdr: tar.Header{Name: "bootstrap", Typeflag: tar.TypeSymlink, Linkname: "run.sh"}},
+	)
+	m := load(t, d, "targz", gust.Spec{Runtime: gust.RuntimeProcess}, code, nil)
+	in := start(t, m)
+	if resp := mustInvoke(t, in, &gust.Request{Path: "/echo", Body: []byte("ok")}); string(resp.Body) != "ok" {
+		t.Errorf("got %q", resp.Body)
+	}
+}

@@ -1,0 +1,439 @@
+package process
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/process/bootstrap"
+)
+
+// Config configures a Driver. Zero fields take the defaults given.
+type Config struct {
+	// WorkDir holds extracted code (code/<sha256>/), gust's runtime
+	// clients (runtime/) and, without a mount namespace, each instance's
+	// /tmp (tmp/). The node passes DATA/process. Required.
+	WorkDir string
+	// Logger receives the driver's own logs. Nil means slog.Default().
+	Logger *slog.Logger
+
+	// Python and Node are the interpreters of the python3 and nodejs
+	// runtimes. Empty: python3 and node looked up in
+	// /usr/local/bin:/usr/bin:/bin, the PATH functions get, so that the
+	// interpreter is one every user may run.
+	Python, Node string
+
+	// StartTimeout bounds a cold start: until an http function accepts a
+	// connection on $PORT, or a lambda function first asks for an event.
+	// Default 10s.
+	StartTimeout time.Duration
+	// Archive bounds what code may unpack to.
+	Archive Limits
+	// MaxResponseBytes bounds a function's response. Default 6 MiB, as
+	// Lambda's synchronous invocations.
+	MaxResponseBytes int64
+
+	// TmpMB is the size of an instance's private /tmp (a tmpfs whose
+	// pages count against the instance's memory limit). Default 64.
+	TmpMB int
+	// PidsMax bounds the processes and threads of one instance. Default 256.
+	PidsMax int
+	// UIDBase and UIDCount are the range of unprivileged user ids that
+	// functions run as: each function gets its own, so that one function
+	// cannot read another's files or /proc entries. Default 200000 and 10000.
+	UIDBase, UIDCount int
+	// NoSandbox runs functions as gust's own user with no namespaces or
+	// cgroups: for development only.
+	NoSandbox bool
+}
+
+// Driver runs process functions: any executable (runtime process) and
+// Lambda-style Python and Node handlers (runtimes python3 and nodejs). One
+// Driver serves the three runtimes; Drivers returns a gust.Driver for each.
+// It is safe for concurrent use.
+type Driver struct {
+	cfg        Config
+	log        *slog.Logger
+	sb         *sandbox
+	runtimeDir string
+	codeRoot   string
+	tmpRoot    string
+
+	mu        sync.Mutex
+	uids      map[string]int // function → uid
+	nextUID   int
+	code      map[string]int // digest → modules using its directory
+	instances map[*instance]struct{}
+	seq       int
+	closed    bool
+}
+
+// New returns a Driver. It creates WorkDir, writes the runtime clients,
+// and probes what sandboxing this machine allows, logging each protection
+// it cannot apply (Isolation reports them too).
+func New(cfg Config) (*Driver, error) {
+	if cfg.WorkDir == "" {
+		return nil, errors.New("process: Config.WorkDir is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = 6 << 20
+	}
+	if cfg.TmpMB <= 0 {
+		cfg.TmpMB = 64
+	}
+	if cfg.PidsMax <= 0 {
+		cfg.PidsMax = 256
+	}
+	if cfg.UIDBase <= 0 {
+		cfg.UIDBase = 200000
+	}
+	if cfg.UIDCount <= 0 {
+		cfg.UIDCount = 10000
+	}
+	cfg.Archive = cfg.Archive.withDefaults()
+	abs, err := filepath.Abs(cfg.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("process: work dir: %w", err)
+	}
+	cfg.WorkDir = abs
+	d := &Driver{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		runtimeDir: filepath.Join(abs, "runtime"),
+		codeRoot:   filepath.Join(abs, "code"),
+		tmpRoot:    filepath.Join(abs, "tmp"),
+		uids:       map[string]int{},
+		code:       map[string]int{},
+		instances:  map[*instance]struct{}{},
+	}
+	for _, dir := range []string{abs, d.codeRoot, d.tmpRoot} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("process: create %s: %w", dir, err)
+		}
+	}
+	// Extracted code from a previous run is cheap to redo; stale
+	// directories of code no longer deployed would only pile up.
+	if entries, err := os.ReadDir(d.codeRoot); err == nil {
+		for _, e := range entries {
+			_ = os.RemoveAll(filepath.Join(d.codeRoot, e.Name()))
+		}
+	}
+	if err := os.MkdirAll(d.runtimeDir, 0o755); err != nil {
+		return nil, fmt.Errorf("process: create %s: %w", d.runtimeDir, err)
+	}
+	for name, b := range map[string][]byte{"bootstrap.py": bootstrap.Python, "bootstrap.mjs": bootstrap.Node} {
+		if err := os.WriteFile(filepath.Join(d.runtimeDir, name), b, 0o644); err != nil {
+			return nil, fmt.Errorf("process: write runtime client: %w", err)
+		}
+	}
+	d.cfg.Python = findInterpreter(cfg.Python, "python3")
+	d.cfg.Node = findInterpreter(cfg.Node, "node")
+	d.sb = newSandbox(d.cfg, abs)
+	iso := d.Isolation()
+	d.log.Info("process driver ready", "namespaces", iso.Namespaces, "own_user", iso.OwnUser,
+		"cgroup", iso.Cgroup, "python3", d.cfg.Python, "node", d.cfg.Node)
+	for _, n := range iso.Notes {
+		d.log.Warn("process sandbox: " + n)
+	}
+	return d, nil
+}
+
+// sandboxPath is the PATH functions get and where interpreters are found.
+const sandboxPath = "/usr/local/bin:/usr/bin:/bin"
+
+func findInterpreter(configured, name string) string {
+	if configured != "" {
+		return configured
+	}
+	for _, dir := range filepath.SplitList(sandboxPath) {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o001 != 0 {
+			return p
+		}
+	}
+	return ""
+}
+
+// Isolation is what the sandbox achieved on this machine, for logs and
+// `gust doctor`.
+type Isolation struct {
+	Namespaces bool     `json:"namespaces"` // own mount, pid, ipc and uts namespaces; private /tmp; read-only code
+	OwnUser    bool     `json:"ownUser"`    // each function runs as an unprivileged user of its own
+	Cgroup     string   `json:"cgroup"`     // "v1", "v2", or "" (then RLIMIT_AS bounds memory)
+	Network    bool     `json:"network"`    // own network namespace: always false for now
+	Notes      []string `json:"notes"`      // each protection not applied, and why
+}
+
+// Isolation reports what the sandbox achieved.
+func (d *Driver) Isolation() Isolation {
+	iso := Isolation{Namespaces: d.sb.namespaces, OwnUser: d.sb.setpriv != ""}
+	if d.sb.cg != nil {
+		iso.Cgroup = "v1"
+		if d.sb.cg.v2 {
+			iso.Cgroup = "v2"
+		}
+	}
+	iso.Notes = append(iso.Notes, d.sb.notes...)
+	iso.Notes = append(iso.Notes, "no network namespace: a function can open connections to any address, gust's gateway and NATS on 127.0.0.1 included")
+	return iso
+}
+
+// Drivers returns the driver of each runtime this Driver serves: process,
+// python3 and nodejs.
+func (d *Driver) Drivers() []gust.Driver {
+	return []gust.Driver{
+		&runtimeDriver{d: d, runtime: gust.RuntimeProcess},
+		&runtimeDriver{d: d, runtime: gust.RuntimePython3},
+		&runtimeDriver{d: d, runtime: gust.RuntimeNodejs},
+	}
+}
+
+// Close kills every instance still running and removes the driver's
+// cgroups. Extracted code stays until the next New.
+func (d *Driver) Close(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	insts := make([]*instance, 0, len(d.instances))
+	for in := range d.instances {
+		insts = append(insts, in)
+	}
+	d.mu.Unlock()
+	for _, in := range insts {
+		in.stop()
+	}
+	d.sb.close()
+	return nil
+}
+
+// uidFor returns the user id of a function, the same for all its
+// versions and instances.
+func (d *Driver) uidFor(function string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if uid, ok := d.uids[function]; ok {
+		return uid
+	}
+	uid := d.cfg.UIDBase + d.nextUID%d.cfg.UIDCount
+	d.nextUID++
+	d.uids[function] = uid
+	return uid
+}
+
+// acquireCode returns the directory code is extracted to, extracting it on
+// first use. Versions with the same code share the directory.
+func (d *Driver) acquireCode(code []byte) (string, string, error) {
+	sum := sha256.Sum256(code)
+	digest := hex.EncodeToString(sum[:])
+	dir := filepath.Join(d.codeRoot, digest)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return "", "", gust.Errorf(gust.EUNAVAILABLE, "process driver is closed")
+	}
+	if d.code[digest] > 0 {
+		d.code[digest]++
+		return dir, digest, nil
+	}
+	// Extracting under the lock keeps two loads of the same code from
+	// racing; deploys are rare and extraction is bounded by the limits.
+	_ = os.RemoveAll(dir)
+	tmp, err := os.MkdirTemp(d.codeRoot, ".x-")
+	if err != nil {
+		return "", "", fmt.Errorf("process: extraction dir: %w", err)
+	}
+	if err := extract(code, tmp, d.cfg.Archive); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", "", err
+	}
+	// Readable by the functions' users; written by nobody but gust.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", "", fmt.Errorf("process: chmod code dir: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", "", fmt.Errorf("process: move code into place: %w", err)
+	}
+	d.code[digest] = 1
+	return dir, digest, nil
+}
+
+func (d *Driver) releaseCode(digest string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.code[digest]--
+	if d.code[digest] <= 0 {
+		delete(d.code, digest)
+		_ = os.RemoveAll(filepath.Join(d.codeRoot, digest))
+	}
+}
+
+func (d *Driver) track(in *instance) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return gust.Errorf(gust.EUNAVAILABLE, "process driver is closed")
+	}
+	d.instances[in] = struct{}{}
+	return nil
+}
+
+func (d *Driver) untrack(in *instance) {
+	d.mu.Lock()
+	delete(d.instances, in)
+	d.mu.Unlock()
+}
+
+func (d *Driver) nextSeq() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seq++
+	return d.seq
+}
+
+// runtimeDriver is the gust.Driver of one runtime.
+type runtimeDriver struct {
+	d       *Driver
+	runtime string
+}
+
+var _ gust.Driver = (*runtimeDriver)(nil)
+
+func (rd *runtimeDriver) Runtime() string { return rd.runtime }
+
+// Load checks the spec, unpacks the archive and checks that it holds what
+// the runtime will run. Nothing is started. Errors: EINVALID for bad code
+// or spec, EUNAVAILABLE when the runtime's interpreter is missing.
+func (rd *runtimeDriver) Load(ctx context.Context, v *gust.Version, code []byte, logs gust.LogSink) (gust.Module, error) {
+	d := rd.d
+	spec := v.Spec.WithDefaults()
+	if spec.Runtime != rd.runtime {
+		return nil, gust.Errorf(gust.EINVALID, "the %s driver cannot run runtime %q", rd.runtime, spec.Runtime)
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	protocol := spec.Protocol
+	var interp string
+	switch rd.runtime {
+	case gust.RuntimePython3:
+		protocol, interp = gust.ProtocolLambda, d.cfg.Python
+		if interp == "" {
+			return nil, gust.Errorf(gust.EUNAVAILABLE, "the python3 runtime needs python3, which is not installed on this machine (Debian package python3)")
+		}
+	case gust.RuntimeNodejs:
+		protocol, interp = gust.ProtocolLambda, d.cfg.Node
+		if interp == "" {
+			return nil, gust.Errorf(gust.EUNAVAILABLE, "the nodejs runtime needs node, which is not installed on this machine (Debian package nodejs)")
+		}
+	}
+	if protocol == gust.ProtocolLambda && spec.PerInstanceConcurrency > 1 {
+		return nil, gust.Errorf(gust.EINVALID, "invalid per-instance concurrency %d: a Lambda Runtime API process handles one event at a time", spec.PerInstanceConcurrency)
+	}
+	dir, digest, err := d.acquireCode(code)
+	if err != nil {
+		return nil, err
+	}
+	m := &module{
+		d: d, function: v.Function, version: v.Number, spec: spec, protocol: protocol,
+		logs: logs, taskRoot: dir, digest: digest,
+	}
+	if err := m.setCommand(interp); err != nil {
+		d.releaseCode(digest)
+		return nil, err
+	}
+	return m, nil
+}
+
+// setCommand checks the unpacked code and decides the command line.
+func (m *module) setCommand(interp string) error {
+	switch m.spec.Runtime {
+	case gust.RuntimePython3:
+		modName, _, _ := cutLast(m.spec.Handler, ".")
+		rel := strings.ReplaceAll(modName, ".", "/")
+		if !isFile(filepath.Join(m.taskRoot, rel+".py")) && !isFile(filepath.Join(m.taskRoot, rel, "__init__.py")) {
+			return gust.Errorf(gust.EINVALID, "handler %q: the archive has no %s.py at its root", m.spec.Handler, rel)
+		}
+		m.argv = []string{interp, m.runtimeFile("bootstrap.py")}
+		m.runtimeDir = m.d.runtimeDir
+	case gust.RuntimeNodejs:
+		file, _, _ := cutLast(m.spec.Handler, ".")
+		found := false
+		for _, ext := range []string{".js", ".mjs", ".cjs"} {
+			if isFile(filepath.Join(m.taskRoot, filepath.FromSlash(file)+ext)) {
+				found = true
+				break
+			}
+		}
+		if !found || strings.Contains(file, "..") {
+			return gust.Errorf(gust.EINVALID, "handler %q: the archive has no %s.js, %s.mjs or %s.cjs at its root", m.spec.Handler, file, file, file)
+		}
+		m.argv = []string{interp, m.runtimeFile("bootstrap.mjs")}
+		m.runtimeDir = m.d.runtimeDir
+	default:
+		argv := m.spec.Cmd
+		if len(argv) == 0 {
+			argv = []string{"./bootstrap"}
+		}
+		name := argv[0]
+		if !filepath.IsAbs(name) && strings.Contains(name, "/") {
+			rel := filepath.Clean(name)
+			if rel == ".." || strings.HasPrefix(rel, "../") {
+				return gust.Errorf(gust.EINVALID, "cmd %q points outside the archive", name)
+			}
+			st, err := os.Stat(filepath.Join(m.taskRoot, rel))
+			switch {
+			case err != nil && len(m.spec.Cmd) == 0:
+				return gust.Errorf(gust.EINVALID, "the archive has no bootstrap at its root: put the executable there as bootstrap, or name it with --cmd")
+			case err != nil:
+				return gust.Errorf(gust.EINVALID, "cmd %q: the archive has no %s", name, rel)
+			case !st.Mode().IsRegular():
+				return gust.Errorf(gust.EINVALID, "%s in the archive is not a regular file", rel)
+			case st.Mode()&0o111 == 0:
+				return gust.Errorf(gust.EINVALID, "%s in the archive is not executable: set its mode to 0755 before packing it", rel)
+			}
+		} else if !filepath.IsAbs(name) && findInterpreter("", name) == "" {
+			return gust.Errorf(gust.EINVALID, "cmd %q: no such program in %s", name, sandboxPath)
+		}
+		m.argv = argv
+	}
+	return nil
+}
+
+// runtimeFile is where an instance finds a runtime client.
+func (m *module) runtimeFile(name string) string {
+	_, rt, _ := m.d.sb.paths(m.taskRoot, m.d.runtimeDir, "")
+	return rt + "/" + name
+}
+
+func cutLast(s, sep string) (string, string, bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}

@@ -1,0 +1,280 @@
+package process
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gustfaas/gust"
+)
+
+// Runtime API paths, as AWS Lambda serves them to a runtime.
+const (
+	apiNext      = "/2018-06-01/runtime/invocation/next"
+	apiInvoke    = "/2018-06-01/runtime/invocation/{id}/"
+	apiInitError = "/2018-06-01/runtime/init/error"
+)
+
+// event is one invocation handed to the runtime.
+type event struct {
+	id       string
+	body     []byte
+	deadline time.Time
+	trace    string
+	done     chan result // buffered: the handler never blocks on it
+}
+
+// result is what the runtime posted for an event.
+type result struct {
+	body    []byte
+	failed  bool   // posted to .../error
+	errType string // Lambda-Runtime-Function-Error-Type
+	tooBig  bool
+}
+
+// runtimeAPI serves the Lambda Runtime API to one instance, on a port of
+// its own on 127.0.0.1. One event is in flight at a time.
+type runtimeAPI struct {
+	ln      net.Listener
+	srv     *http.Server
+	arn     string
+	maxBody int64
+
+	events  chan *event
+	ready   chan struct{} // closed at the first GET next: init is done
+	initErr chan []byte   // what POST init/error said
+	closing chan struct{}
+
+	readyOnce sync.Once
+	mu        sync.Mutex
+	cur       *event
+}
+
+func newRuntimeAPI(function string, maxBody int64) (*runtimeAPI, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("runtime API listener: %w", err)
+	}
+	a := &runtimeAPI{
+		ln: ln, arn: functionARN(function), maxBody: maxBody,
+		events: make(chan *event), ready: make(chan struct{}),
+		initErr: make(chan []byte, 1), closing: make(chan struct{}),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+apiNext, a.next)
+	mux.HandleFunc("POST "+apiInvoke+"response", func(w http.ResponseWriter, r *http.Request) { a.post(w, r, false) })
+	mux.HandleFunc("POST "+apiInvoke+"error", func(w http.ResponseWriter, r *http.Request) { a.post(w, r, true) })
+	mux.HandleFunc("POST "+apiInitError, a.initError)
+	// No write timeout: next blocks for as long as the instance idles.
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = a.srv.Serve(ln) }()
+	return a, nil
+}
+
+func (a *runtimeAPI) addr() string { return a.ln.Addr().String() }
+
+func (a *runtimeAPI) close() {
+	close(a.closing)
+	_ = a.srv.Close()
+}
+
+func apiError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"errorType": typ, "errorMessage": msg})
+}
+
+func accepted(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write([]byte(`{"status":"OK"}` + "\n"))
+}
+
+func (a *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
+	a.readyOnce.Do(func() { close(a.ready) })
+	var ev *event
+	select {
+	case ev = <-a.events:
+	case <-r.Context().Done():
+		return
+	case <-a.closing:
+		apiError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "instance is shutting down")
+		return
+	}
+	a.mu.Lock()
+	a.cur = ev
+	a.mu.Unlock()
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Lambda-Runtime-Aws-Request-Id", ev.id)
+	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(ev.deadline.UnixMilli(), 10))
+	h.Set("Lambda-Runtime-Invoked-Function-Arn", a.arn)
+	h.Set("Lambda-Runtime-Trace-Id", ev.trace)
+	_, _ = w.Write(ev.body)
+}
+
+func (a *runtimeAPI) post(w http.ResponseWriter, r *http.Request, failed bool) {
+	id := r.PathValue("id")
+	a.mu.Lock()
+	ev := a.cur
+	if ev == nil || ev.id != id {
+		a.mu.Unlock()
+		apiError(w, http.StatusBadRequest, "InvalidRequestID", fmt.Sprintf("no invocation %q in flight", id))
+		return
+	}
+	a.cur = nil
+	a.mu.Unlock()
+	body, err := io.ReadAll(io.LimitReader(r.Body, a.maxBody+1))
+	res := result{body: body, failed: failed, errType: r.Header.Get("Lambda-Runtime-Function-Error-Type")}
+	if err != nil {
+		res = result{failed: true, errType: "Runtime.ReadError", body: []byte(fmt.Sprintf(`{"errorMessage":%q}`, err.Error()))}
+	} else if int64(len(body)) > a.maxBody {
+		res = result{tooBig: true}
+	}
+	ev.done <- res
+	if res.tooBig {
+		apiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("response is larger than %d bytes", a.maxBody))
+		return
+	}
+	accepted(w)
+}
+
+func (a *runtimeAPI) initError(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if r.Header.Get("Lambda-Runtime-Function-Error-Type") != "" && !strings.Contains(string(body), "errorType") {
+		body = []byte(fmt.Sprintf(`{"errorType":%q,"errorMessage":%q}`, r.Header.Get("Lambda-Runtime-Function-Error-Type"), strings.TrimSpace(string(body))))
+	}
+	select {
+	case a.initErr <- body:
+	default:
+	}
+	accepted(w)
+}
+
+// lambdaInstance is a process speaking the Lambda Runtime API. The pool
+// calls Invoke on it one at a time (Load refuses PerInstanceConcurrency
+// above 1); the mutex only guards against misuse.
+type lambdaInstance struct {
+	*instance
+	api *runtimeAPI
+	mu  sync.Mutex
+}
+
+func (m *module) newLambda(ctx context.Context, in *instance) (*lambdaInstance, error) {
+	api, err := newRuntimeAPI(m.function, m.d.cfg.MaxResponseBytes)
+	if err != nil {
+		return nil, err
+	}
+	in.cleanup = append(in.cleanup, api.close)
+	li := &lambdaInstance{instance: in, api: api}
+	if err := in.start(ctx, m.lambdaVars(api.addr(), in)); err != nil {
+		return nil, err
+	}
+	limit := m.d.cfg.StartTimeout
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case <-api.ready:
+		return li, nil
+	case body := <-api.initErr:
+		le := parseLambdaError(body, "")
+		li.logError("", "init", le)
+		li.p.kill()
+		return nil, gust.Errorf(gust.EFUNCTION, "function initialization failed: %s: %s", le.ErrorType, le.ErrorMessage)
+	case <-li.p.exited:
+		return nil, li.exitedError("during start")
+	case <-ctx.Done():
+		return nil, li.ctxError(ctx, "start")
+	case <-timer.C:
+		li.p.kill()
+		return nil, gust.Errorf(gust.EFUNCTION, "function did not ask the Runtime API for an event within %s", limit)
+	}
+}
+
+// logError writes a function error to the function's log in Lambda's
+// JSON shape, stack trace included.
+func (li *lambdaInstance) logError(id, phase string, le lambdaError) {
+	b, _ := json.Marshal(le)
+	li.out.log(id, "stderr", append([]byte(phase+" error: "), append(b, '\n')...))
+}
+
+func newTraceID(now time.Time) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	var p [8]byte
+	_, _ = rand.Read(p[:])
+	return fmt.Sprintf("Root=1-%08x-%s;Parent=%s;Sampled=0", now.Unix(), hex.EncodeToString(b[:]), hex.EncodeToString(p[:]))
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func (li *lambdaInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.Response, error) {
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	li.out.begin(req.ID)
+	defer li.out.end(req.ID)
+	now := time.Now()
+	body, err := newAPIGatewayEvent(req, now)
+	if err != nil {
+		return nil, gust.WrapError(gust.EINVALID, err, "cannot build the event")
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = now.Add(li.m.spec.Timeout.D())
+	}
+	id := req.ID
+	if id == "" {
+		id = newRequestID()
+	}
+	ev := &event{id: id, body: body, deadline: deadline, trace: newTraceID(now), done: make(chan result, 1)}
+	select {
+	case li.api.events <- ev:
+	case <-ctx.Done():
+		return nil, li.ctxError(ctx, "")
+	case <-li.p.exited:
+		return nil, li.exitedError("before the event")
+	}
+	var res result
+	select {
+	case res = <-ev.done:
+	case <-ctx.Done():
+		return nil, li.ctxError(ctx, "")
+	case <-li.p.exited:
+		return nil, li.exitedError("while handling the event")
+	}
+	switch {
+	case res.tooBig:
+		li.p.kill()
+		return nil, gust.Errorf(gust.EFUNCTION, "function response is larger than %d bytes", li.m.d.cfg.MaxResponseBytes)
+	case res.failed:
+		le := parseLambdaError(res.body, res.errType)
+		li.logError(req.ID, "function", le)
+		li.p.kill()
+		return nil, gust.Errorf(gust.EFUNCTION, "function error: %s: %s", le.ErrorType, le.ErrorMessage)
+	}
+	resp, err := mapResponse(res.body)
+	if err != nil {
+		li.p.kill()
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (li *lambdaInstance) Close(ctx context.Context) error {
+	li.stop()
+	return nil
+}

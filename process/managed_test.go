@@ -1,0 +1,121 @@
+package process
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gustfaas/gust"
+)
+
+func requireInterpreter(t *testing.T, d *Driver, runtime string) {
+	t.Helper()
+	switch runtime {
+	case gust.RuntimePython3:
+		if d.cfg.Python == "" {
+			t.Fatal("python3 is not installed in /usr/local/bin, /usr/bin or /bin: install the Debian package python3 (scripts/setup does)")
+		}
+	case gust.RuntimeNodejs:
+		if d.cfg.Node == "" {
+			t.Fatal("node is not installed in /usr/local/bin, /usr/bin or /bin: install the Debian package nodejs (scripts/setup does)")
+		}
+	}
+}
+
+// TestManagedExamples deploys the python and node examples as the CLI
+// uploads a directory (ZipDir) and invokes them.
+func TestManagedExamples(t *testing.T) {
+	d := newDriver(t)
+	for _, tc := range []struct {
+		runtime, dir, handler, lang, errType string
+	}{
+		{gust.RuntimePython3, "../examples/python-hello", "handler.handler", "py", "ValueError"},
+		{gust.RuntimeNodejs, "../examples/node-hello", "index.handler", "js", "TypeError"},
+	} {
+		t.Run(tc.runtime, func(t *testing.T) {
+			requireInterpreter(t, d, tc.runtime)
+			code, err := ZipDir(tc.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sink := &logSink{}
+			name := tc.runtime + "-hello"
+			m := load(t, d, name, gust.Spec{Runtime: tc.runtime, Handler: tc.handler, Env: map[string]string{"GREETING": "Hi"}}, code, sink)
+			in := start(t, m)
+			for i := 0; i < 2; i++ { // cold, then warm
+				resp := mustInvoke(t, in, &gust.Request{ID: "r" + tc.lang, Method: "POST", Path: "/greet", Query: "name=gust",
+					Header: http.Header{"Content-Type": {"text/plain"}}, Body: []byte("hello body")})
+				if resp.Status != 200 || resp.Header.Get("Set-Cookie") != "lang="+tc.lang {
+					t.Fatalf("got %d %v %s", resp.Status, resp.Header, resp.Body)
+				}
+				var got map[string]any
+				if err := json.Unmarshal(resp.Body, &got); err != nil {
+					t.Fatalf("%v: %s", err, resp.Body)
+				}
+				if got["message"] != "Hi, gust!" || got["requestId"] != "r"+tc.lang || got["function"] != name ||
+					got["method"] != "POST" || got["body"] != "hello body" {
+					t.Errorf("got %v", got)
+				}
+				if ms, _ := got["remainingMs"].(float64); ms <= 0 || ms > 20000 {
+					t.Errorf("remaining time %v", got["remainingMs"])
+				}
+			}
+			sink.waitLog(t, "greeting gust")
+
+			_, err = invoke(t, in, 10*time.Second, &gust.Request{ID: "fail-" + tc.lang, Path: "/fail"})
+			wantCode(t, err, gust.EFUNCTION)
+			if !strings.Contains(err.Error(), tc.errType+": asked to fail") {
+				t.Errorf("error %q", err)
+			}
+			sink.waitLog(t, `"errorMessage":"asked to fail","errorType":"`+tc.errType+`","stackTrace":[`)
+		})
+	}
+}
+
+func TestManagedHandlers(t *testing.T) {
+	d := newDriver(t)
+	requireInterpreter(t, d, gust.RuntimeNodejs)
+	requireInterpreter(t, d, gust.RuntimePython3)
+	cases := []struct {
+		name, runtime, handler, file, src, want string
+	}{
+		{"node callback", gust.RuntimeNodejs, "app.main", "app.js",
+			"exports.main = (event, context, callback) => { setTimeout(() => callback(null, {ok: event.rawPath}), 5); };", `{"ok":"/x"}`},
+		{"node commonjs sync", gust.RuntimeNodejs, "lib/h.handler", "lib/h.cjs",
+			"module.exports.handler = async () => 'plain';", `"plain"`},
+		{"python bare value", gust.RuntimePython3, "pkg.mod.fn", "pkg/mod.py",
+			"def fn(event, context):\n    return {'path': event['rawPath'], 'remaining': context.get_remaining_time_in_millis() > 0}\n", `{"path": "/x", "remaining": true}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			entries := []zipEntry{{name: tc.file, data: []byte(tc.src)}}
+			if strings.HasPrefix(tc.file, "pkg/") {
+				entries = append(entries, zipEntry{name: "pkg/__init__.py"})
+			}
+			m := load(t, d, "h", gust.Spec{Runtime: tc.runtime, Handler: tc.handler}, makeZip(t, entries...), nil)
+			in := start(t, m)
+			resp := mustInvoke(t, in, &gust.Request{Path: "/x"})
+			if resp.Status != 200 || string(resp.Body) != tc.want {
+				t.Errorf("got %d %s, want %s", resp.Status, resp.Body, tc.want)
+			}
+		})
+	}
+	t.Run("python import error", func(t *testing.T) {
+		m := load(t, d, "bad-import", gust.Spec{Runtime: gust.RuntimePython3, Handler: "handler.handler"},
+			makeZip(t, zipEntry{name: "handler.py", data: []byte("import not_a_module\n")}), nil)
+		_, err := m.NewInstance(t.Context())
+		wantCode(t, err, gust.EFUNCTION)
+		if !strings.Contains(err.Error(), "ModuleNotFoundError") {
+			t.Errorf("error %q", err)
+		}
+	})
+	t.Run("node timeout", func(t *testing.T) {
+		m := load(t, d, "sleepy", gust.Spec{Runtime: gust.RuntimeNodejs, Handler: "index.handler"},
+			makeZip(t, zipEntry{name: "index.js", data: []byte("exports.handler = () => new Promise(() => {});")}), nil)
+		in := start(t, m)
+		_, err := invoke(t, in, 300*time.Millisecond, &gust.Request{Path: "/"})
+		wantCode(t, err, gust.ETIMEOUT)
+	})
+}
