@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/api"
+	"github.com/gustfaas/gust/async"
 	"github.com/gustfaas/gust/auth"
 	"github.com/gustfaas/gust/broker"
 	"github.com/gustfaas/gust/console"
@@ -85,6 +87,7 @@ type Node struct {
 	stats     *stats.Stats
 	logs      *logs.Store
 	secrets   *secrets.Store
+	async     *async.Async
 	api       *api.API
 	srv       *http.Server
 	ln        net.Listener
@@ -208,9 +211,18 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if metering {
 		mets = metrics.New(promReg, n.inv.Stats)
 		recorders = append(recorders, mets)
-		n.inv.SetRecorder(metrics.Multi(recorders...))
 	}
+	// The console's live stats stay on with metering off: they are memory
+	// only and cost one histogram update per invocation.
+	n.inv.SetRecorder(metrics.Multi(recorders...))
 
+	n.async, err = async.New(ctx, js, n.brk.Conn(), async.Config{
+		Invoker: n.inv, Registry: n.reg, Replicas: cfg.Replicas,
+		NewID: invoke.NewID, Logger: log.With("part", "async"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting async invocations: %w", err)
+	}
 	tokens, err := auth.OpenTokens(ctx, js, cfg.Replicas, a)
 	if err != nil {
 		return nil, err
@@ -220,6 +232,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	for pattern, h := range tokens.Routes() {
 		extra[pattern] = api.Route{Scope: api.ScopeAdmin, Handler: h}
+	}
+	for pattern, h := range n.async.AdminRoutes() {
+		scope := api.ScopeDeploy
+		if strings.HasPrefix(pattern, "GET ") {
+			scope = api.ScopeRead
+		}
+		extra[pattern] = api.Route{Scope: scope, Handler: h}
 	}
 	for pattern, h := range n.secrets.Routes() {
 		extra[pattern] = api.Route{Scope: api.ScopeAdmin, Handler: h}
@@ -241,6 +260,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Extra: extra,
 		Validate: []func(context.Context, gust.Spec) error{
 			func(ctx context.Context, s gust.Spec) error { return n.secrets.Exists(ctx, s.Secrets) },
+			func(_ context.Context, s gust.Spec) error { return async.ValidateSpec(s) },
 		},
 		Require:      tokens.Require,
 		MaxCodeBytes: cfg.MaxCodeBytes,
@@ -261,6 +281,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	mux.Handle("/v1/", n.api)
 	mux.Handle(gateway.Prefix, gw)
+	mux.Handle("POST "+async.Prefix, n.async.AcceptHandler())
 	mux.Handle(console.Prefix, console.Handler())
 	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 
@@ -353,6 +374,9 @@ func (n *Node) Invoker() *invoke.Invoker { return n.inv }
 // API returns the node's admin API.
 func (n *Node) API() *api.API { return n.api }
 
+// Async returns the node's async invocations.
+func (n *Node) Async() *async.Async { return n.async }
+
 // Logs returns the node's function log store.
 func (n *Node) Logs() *logs.Store { return n.logs }
 
@@ -376,6 +400,9 @@ func (n *Node) Close(ctx context.Context) {
 			n.cancel()
 		}
 		n.wg.Wait()
+		if n.async != nil {
+			_ = n.async.Close(ctx)
+		}
 		if n.inv != nil {
 			_ = n.inv.Close(ctx)
 		}

@@ -82,6 +82,8 @@ API at --url (env GUST_URL) with --token (env GUST_TOKEN, or the token that
 		newTopCmd(a),
 		newTokenCmd(a),
 		newSecretCmd(a),
+		newDLQCmd(a),
+		newInvocationCmd(a),
 	)
 	return root
 }

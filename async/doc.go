@@ -1,0 +1,56 @@
+// Package async runs functions asynchronously: `POST /async/NAME[@REF][/...]`
+// stores the request as an event in a JetStream stream and answers 202 only
+// once the stream has acknowledged it; workers on every node share one
+// durable consumer and run each event at least once through the Invoker,
+// with retries, backoff, a maximum event age and a dead-letter stream. It
+// also runs the event sources that feed the same path: cron schedules and
+// NATS subject and stream triggers declared in a live version's spec.
+//
+// The life of an async invocation:
+//
+//  1. Accept: the function is resolved (404 if unknown), the body bounded
+//     (413), an X-Gust-Callback-Url checked (400), an Idempotency-Key
+//     claimed with a KV Create (a repeat within the window answers the
+//     first id). The status record "queued" is created in the KV bucket
+//     gust_invocations, then the event is published to GUST_ASYNC
+//     (subject gust.async.NAME); 202 follows the PubAck.
+//  2. Run: a worker takes the event, resolves NAME@REF again (so a redrive
+//     after a fix runs the fixed version), moves the status to "running"
+//     with a revision check (so a concurrent cancel wins or loses cleanly)
+//     and invokes with Trigger "async" (or "cron", ...). The function sees
+//     X-Gust-Invocation-Id and X-Gust-Attempt (1 for the first attempt).
+//     While it runs the worker tells JetStream the message is in progress,
+//     so a crashed node's events return to the queue after AckWait, not
+//     after the longest timeout.
+//  3. Outcome: a response, whatever its status, is "succeeded" and stored
+//     (body up to MaxResponseBytes, marked truncated beyond). Like Lambda,
+//     a 5xx answer is not retried: the function ran and chose its answer,
+//     and retrying would repeat its side effects for what is often a
+//     permanent condition (bad input); the stored status shows the code.
+//     A function error, timeout or out-of-memory is retried after
+//     RetryBackoff doubling per attempt with jitter, Retries times, while
+//     the event is younger than MaxEventAge; then the event goes to the
+//     GUST_DLQ stream (subject gust.dlq.NAME) with its last error and the
+//     status becomes "dead-lettered". Throttling (ETHROTTLED, ECAPACITY) and
+//     a node shutting down are not attempts: the event waits and retries.
+//     A function that no longer exists ends "failed".
+//  4. A callback URL gets the final status JSON by POST, retried a bounded
+//     number of times (best effort: not repeated after a crash).
+//
+// Dead letters are listed, redriven (re-enqueued with attempts reset) and
+// purged per function through the admin routes.
+//
+// Triggers follow the registry: when a function's live version changes
+// (OnChange, plus a periodic resync) its runners are stopped and those of
+// the new live version started. Cron ticks are deduplicated across nodes by
+// a deterministic invocation id created with KV Create, so a tick fires
+// once however many nodes share the NATS. Subject triggers use a queue
+// group per function and trigger (at most once); stream triggers a durable
+// consumer per function and trigger (at least once, MaxDeliveries then
+// dead letter). Non-HTTP events reach functions as CloudEvents 1.0 in
+// binary mode.
+//
+// It must not import a driver, the pool or the registry implementation: it
+// reaches functions through the Invoker interface and the registry through
+// gust.Registry. HTTP errors go through httperr only.
+package async

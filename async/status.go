@@ -1,0 +1,206 @@
+package async
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/httperr"
+)
+
+// Invocation statuses.
+const (
+	StatusQueued       = "queued"
+	StatusRunning      = "running"
+	StatusSucceeded    = "succeeded"
+	StatusFailed       = "failed"
+	StatusDeadLettered = "dead-lettered"
+	StatusCanceled     = "canceled"
+)
+
+// Status is what GET /v1/invocations/ID answers.
+type Status struct {
+	ID            string     `json:"id"`
+	Function      string     `json:"function"`
+	Ref           string     `json:"ref,omitempty"`
+	Version       int        `json:"version,omitempty"` // of the last attempt, or resolved at accept
+	Trigger       string     `json:"trigger"`
+	Status        string     `json:"status"`
+	Attempts      int        `json:"attempts"`
+	Error         string     `json:"error,omitempty"` // of the last failed attempt
+	Code          string     `json:"code,omitempty"`
+	AcceptedAt    time.Time  `json:"acceptedAt"`
+	StartedAt     *time.Time `json:"startedAt,omitempty"`
+	FinishedAt    *time.Time `json:"finishedAt,omitempty"`
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	Response      *Result    `json:"response,omitempty"`
+}
+
+// Result is the function's answer kept in a status.
+type Result struct {
+	Status  int         `json:"status"`
+	Headers http.Header `json:"headers,omitempty"`
+	// Body is the text of the body if it is UTF-8, else its base64
+	// (Encoding says which).
+	Body      string `json:"body"`
+	Encoding  string `json:"encoding"` // "text" or "base64"
+	Size      int    `json:"size"`     // of the whole body
+	Truncated bool   `json:"truncated,omitempty"`
+}
+
+// Final reports whether s is an end state.
+func (s *Status) Final() bool {
+	switch s.Status {
+	case StatusSucceeded, StatusFailed, StatusDeadLettered, StatusCanceled:
+		return true
+	}
+	return false
+}
+
+func newResult(resp *gust.Response, limit int) *Result {
+	r := &Result{Status: resp.Status, Headers: resp.Header, Size: len(resp.Body)}
+	if r.Status == 0 {
+		r.Status = http.StatusOK
+	}
+	body := resp.Body
+	if len(body) > limit {
+		body, r.Truncated = body[:limit], true
+		// Do not cut a UTF-8 text in the middle of a rune.
+		for i := 0; i < utf8.UTFMax && len(body) > 0 && !utf8.Valid(body); i++ {
+			body = body[:len(body)-1]
+		}
+	}
+	if utf8.Valid(body) {
+		r.Body, r.Encoding = string(body), "text"
+	} else {
+		r.Body, r.Encoding = base64.StdEncoding.EncodeToString(body), "base64"
+	}
+	return r
+}
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func statusKey(id string) string { return id }
+
+// getStatus returns the status of id and its KV revision. Errors:
+// ENOTFOUND.
+func (a *Async) getStatus(ctx context.Context, id string) (*Status, uint64, error) {
+	if !idRE.MatchString(id) {
+		return nil, 0, gust.Errorf(gust.ENOTFOUND, "no invocation %q", id)
+	}
+	e, err := a.status.Get(ctx, statusKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, gust.Errorf(gust.ENOTFOUND, "no invocation %q (statuses are kept for %s)", id, a.cfg.StatusTTL)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("get status of %s: %w", id, err)
+	}
+	var s Status
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		return nil, 0, fmt.Errorf("decode status of %s: %w", id, err)
+	}
+	return &s, e.Revision(), nil
+}
+
+// createStatus stores s if no status of its id exists; false means one did.
+func (a *Async) createStatus(ctx context.Context, s *Status) (bool, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return false, fmt.Errorf("encode status: %w", err)
+	}
+	if _, err := a.status.Create(ctx, statusKey(s.ID), b); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return false, nil
+		}
+		return false, fmt.Errorf("create status of %s: %w", s.ID, err)
+	}
+	return true, nil
+}
+
+// updateStatus writes s if the stored revision is still rev. Errors:
+// ECONFLICT if another writer won.
+func (a *Async) updateStatus(ctx context.Context, s *Status, rev uint64) (uint64, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return 0, fmt.Errorf("encode status: %w", err)
+	}
+	n, err := a.status.Update(ctx, statusKey(s.ID), b, rev)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return 0, gust.WrapError(gust.ECONFLICT, err, "invocation %s changed meanwhile", s.ID)
+		}
+		return 0, fmt.Errorf("update status of %s: %w", s.ID, err)
+	}
+	return n, nil
+}
+
+// putStatus writes s unconditionally.
+func (a *Async) putStatus(ctx context.Context, s *Status) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode status: %w", err)
+	}
+	if _, err := a.status.Put(ctx, statusKey(s.ID), b); err != nil {
+		return fmt.Errorf("put status of %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// Status returns the status of an invocation. Errors: ENOTFOUND.
+func (a *Async) Status(ctx context.Context, id string) (*Status, error) {
+	s, _, err := a.getStatus(ctx, id)
+	return s, err
+}
+
+// Cancel cancels an invocation that has not started running (queued, or
+// waiting for a retry). Errors: ENOTFOUND, ECONFLICT if it is running or
+// finished.
+func (a *Async) Cancel(ctx context.Context, id string) (*Status, error) {
+	for range 10 {
+		s, rev, err := a.getStatus(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if s.Status != StatusQueued {
+			return nil, gust.Errorf(gust.ECONFLICT, "invocation %s is %s: only a queued invocation can be canceled", id, s.Status)
+		}
+		s.Status = StatusCanceled
+		now := a.now()
+		s.FinishedAt, s.NextAttemptAt = &now, nil
+		if _, err := a.updateStatus(ctx, s, rev); err != nil {
+			if gust.ErrorCode(err) == gust.ECONFLICT {
+				continue
+			}
+			return nil, err
+		}
+		return s, nil
+	}
+	return nil, gust.Errorf(gust.ECONFLICT, "invocation %s keeps changing; try again", id)
+}
+
+func (a *Async) serveGetStatus(w http.ResponseWriter, r *http.Request) {
+	s, err := a.Status(r.Context(), r.PathValue("id"))
+	if err != nil {
+		httperr.Write(w, r, err)
+		return
+	}
+	httperr.WriteJSON(w, http.StatusOK, s)
+}
+
+func (a *Async) serveCancel(w http.ResponseWriter, r *http.Request) {
+	s, err := a.Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		httperr.Write(w, r, err)
+		return
+	}
+	httperr.WriteJSON(w, http.StatusOK, s)
+}

@@ -1,0 +1,242 @@
+package async
+
+import (
+	"context"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gustfaas/gust"
+)
+
+// startWorkers runs up to Workers events at once from the shared
+// consumer until Close.
+func (a *Async) startWorkers(cons jetstream.Consumer) error {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.pull(a.ctx, cons, a.cfg.Workers, a.cfg.Workers, &a.wg, ConsumerWorkers, a.handle)
+	}()
+	return nil
+}
+
+// opCtx bounds one bookkeeping call (a KV write, a publish). It outlives
+// Close on purpose: an invocation that finished must be recorded.
+func opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+// handle runs one delivery of an event and settles the message: ack when the
+// event is done with (succeeded, dead-lettered, failed, canceled, already
+// done), nak with a delay to retry it later.
+func (a *Async) handle(msg jetstream.Msg) {
+	ev, err := decodeEvent(msg.Headers(), msg.Data())
+	if err != nil {
+		a.log.Error("dropping undecodable async event", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	log := a.log.With("invocation", ev.ID, "function", ev.Function)
+	ctx, cancel := opCtx()
+	defer cancel()
+
+	st, rev, err := a.getStatus(ctx, ev.ID)
+	if gust.ErrorCode(err) == gust.ENOTFOUND {
+		// The status expired while the event waited: start it afresh.
+		st = &Status{ID: ev.ID, Function: ev.Function, Ref: ev.Ref, Trigger: ev.Trigger, Status: StatusQueued, AcceptedAt: ev.AcceptedAt}
+		if _, err := a.createStatus(ctx, st); err != nil {
+			log.Warn("recreating status", "err", err)
+			_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay))
+			return
+		}
+		st, rev, err = a.getStatus(ctx, ev.ID)
+	}
+	if err != nil {
+		log.Warn("reading status", "err", err)
+		_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay))
+		return
+	}
+	if st.Final() {
+		_ = msg.Ack() // a redelivery of an event that is done with
+		return
+	}
+
+	v, err := a.cfg.Invoker.Resolve(ctx, ev.Function, ev.Ref)
+	if err != nil {
+		if gust.ErrorCode(err) == gust.ENOTFOUND {
+			a.finish(ctx, msg, ev, st, rev, StatusFailed, err, nil)
+			return
+		}
+		log.Warn("resolving function", "err", err)
+		_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay))
+		return
+	}
+	spec := v.Spec.WithDefaults()
+	if age := a.now().Sub(ev.AcceptedAt); age > spec.MaxEventAge.D() {
+		text := fmt.Sprintf("event is %s old, over the function's max event age of %s", age.Round(time.Second), spec.MaxEventAge)
+		code := gust.ETIMEOUT
+		if st.Error != "" {
+			text, code = text+"; last error: "+st.Error, st.Code
+		}
+		err := gust.Errorf(code, "%s", text)
+		a.deadLetter(ctx, msg, ev, st, rev, err)
+		return
+	}
+
+	// queued -> running, unless a cancel got there first.
+	now := a.now()
+	st.Status, st.Version = StatusRunning, v.Number
+	st.Attempts++
+	st.StartedAt, st.NextAttemptAt = &now, nil
+	rev, err = a.updateStatus(ctx, st, rev)
+	if err != nil {
+		if gust.ErrorCode(err) != gust.ECONFLICT {
+			log.Warn("marking running", "err", err)
+		}
+		// Canceled meanwhile, or another delivery of this event; either
+		// way the next look settles it.
+		_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay / 5))
+		return
+	}
+
+	resp, err := a.run(msg, v, ev, st.Attempts)
+	ctx2, cancel2 := opCtx()
+	defer cancel2()
+	switch code := gust.ErrorCode(err); {
+	case err == nil:
+		a.finish(ctx2, msg, ev, st, rev, StatusSucceeded, nil, resp)
+	case code == gust.ETHROTTLED || code == gust.ECAPACITY || code == gust.EUNAVAILABLE:
+		// Not an attempt: the function never ran.
+		st.Status, st.Attempts, st.StartedAt = StatusQueued, st.Attempts-1, nil
+		delay := a.jitter(a.cfg.ThrottleDelay)
+		next := a.now().Add(delay)
+		st.NextAttemptAt = &next
+		if _, err := a.updateStatus(ctx2, st, rev); err != nil {
+			log.Warn("marking throttled event queued", "err", err)
+		}
+		_ = msg.NakWithDelay(delay)
+	default:
+		retries := *spec.Retries
+		delay := a.backoff(spec.RetryBackoff.D(), st.Attempts)
+		expires := ev.AcceptedAt.Add(spec.MaxEventAge.D())
+		if st.Attempts > retries || a.now().Add(delay).After(expires) {
+			a.deadLetter(ctx2, msg, ev, st, rev, err)
+			return
+		}
+		st.Status, st.Error, st.Code = StatusQueued, gust.ErrorMessage(err), code
+		next := a.now().Add(delay)
+		st.NextAttemptAt = &next
+		if _, err := a.updateStatus(ctx2, st, rev); err != nil {
+			log.Warn("marking failed event for retry", "err", err)
+		}
+		log.Info("async attempt failed; retrying", "attempt", st.Attempts, "retryIn", delay.Round(time.Millisecond), "err", err)
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// run invokes the function once, telling JetStream the event is in
+// progress while it runs.
+func (a *Async) run(msg jetstream.Msg, v *gust.Version, ev *Event, attempt int) (*gust.Response, error) {
+	header := ev.Header.Clone()
+	if header == nil {
+		header = http.Header{}
+	}
+	header.Set(HeaderInvocationID, ev.ID)
+	header.Set(HeaderAttempt, strconv.Itoa(attempt))
+	req := &gust.Request{
+		ID: ev.ID, Method: ev.Method, Path: ev.Path, Query: ev.Query,
+		Header: header, Body: ev.Body, Trigger: ev.Trigger,
+	}
+	stop := a.heartbeat(msg)
+	defer stop()
+	return a.cfg.Invoker.Invoke(context.Background(), v, req)
+}
+
+// heartbeat resets msg's AckWait every third of it until stop is called.
+func (a *Async) heartbeat(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(a.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// finish records an end state and acks the event.
+func (a *Async) finish(ctx context.Context, msg jetstream.Msg, ev *Event, st *Status, rev uint64, status string, err error, resp *gust.Response) {
+	now := a.now()
+	st.Status, st.FinishedAt, st.NextAttemptAt = status, &now, nil
+	if err != nil {
+		st.Error, st.Code = gust.ErrorMessage(err), gust.ErrorCode(err)
+	} else {
+		st.Error, st.Code = "", ""
+	}
+	if resp != nil {
+		st.Response = newResult(resp, a.cfg.MaxResponseBytes)
+	}
+	if _, err := a.updateStatus(ctx, st, rev); err != nil {
+		// Losing the record is worse than a duplicate run: retry soon.
+		a.log.Warn("recording the end of an invocation", "invocation", ev.ID, "status", status, "err", err)
+		if gust.ErrorCode(err) != gust.ECONFLICT {
+			_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay))
+			return
+		}
+	}
+	_ = msg.Ack()
+	a.callback(ev, st)
+}
+
+// deadLetter stores ev with its last error in the DLQ stream, records the
+// status and acks. The DLQ message id makes a repeat of this step (a crash
+// between publish and ack) store one dead letter, not two.
+func (a *Async) deadLetter(ctx context.Context, msg jetstream.Msg, ev *Event, st *Status, rev uint64, cause error) {
+	dead := Dead{Error: gust.ErrorMessage(cause), Code: gust.ErrorCode(cause), Attempts: st.Attempts, DeadAt: a.now()}
+	msgID := fmt.Sprintf("dead:%s:%d", ev.ID, ev.AcceptedAt.UnixNano())
+	if err := a.publishDead(ctx, ev, dead, msgID); err != nil {
+		a.log.Warn("dead-lettering failed; retrying", "invocation", ev.ID, "err", err)
+		_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay))
+		return
+	}
+	a.log.Info("event dead-lettered", "invocation", ev.ID, "function", ev.Function, "attempts", st.Attempts, "err", dead.Error)
+	a.finish(ctx, msg, ev, st, rev, StatusDeadLettered, cause, nil)
+}
+
+// backoff is the delay before the retry after attempt n (1-based): base
+// doubling per attempt, capped, with jitter in [d/2, d) so a burst of
+// failures does not retry in lockstep.
+func (a *Async) backoff(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, maxBackoff)
+	if d <= 1 {
+		return d
+	}
+	return d/2 + mrand.N(d/2)
+}
+
+// jitter returns a delay in [d, 2d).
+func (a *Async) jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d + mrand.N(d)
+}

@@ -1,0 +1,42 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+)
+
+// The exported helpers below let other front doors (async accept, webhooks)
+// turn HTTP into a gust.Request by the same rules as /fn/, so a function
+// sees one request shape whichever door it came through.
+
+// ParsePath splits "PREFIX NAME[@REF][/rest]" (such as "/async/hello@3/x")
+// into its parts by the rules of /fn/: rest always starts with "/"; a bad
+// name or an empty REF is ENOTFOUND.
+func ParsePath(prefix, p string) (name, ref, rest string, err error) {
+	return parsePath(Prefix + strings.TrimPrefix(p, prefix))
+}
+
+// ReadBody reads the request body up to limit bytes into a pooled buffer,
+// as /fn/ does: ETOOLARGE over the limit. Call release once the bytes are
+// no longer used.
+func ReadBody(r *http.Request, limit int64) (body []byte, release func(), err error) {
+	return readBody(r, limit)
+}
+
+// ForwardHeader returns the headers a function is given for r: a copy
+// without hop-by-hop headers and the reserved Authorization-Gust, with
+// Host set.
+func ForwardHeader(r *http.Request) http.Header {
+	header := r.Header.Clone()
+	if header == nil {
+		header = http.Header{}
+	}
+	for _, h := range hopHeaders {
+		header.Del(h)
+	}
+	header.Del("Authorization-Gust")
+	if header.Get("Host") == "" && r.Host != "" {
+		header.Set("Host", r.Host)
+	}
+	return header
+}
