@@ -309,7 +309,7 @@ func TestDeployErrors(t *testing.T) {
 		{"no name", []string{"deploy", "--code", bin, "--runtime", "process"}, "no function name"},
 		{"no code", []string{"deploy", "hello", "--runtime", "wasm"}, "no code"},
 		{"no runtime for a non-wasm file", []string{"deploy", "hello", "--code", bin}, "no runtime"},
-		{"code is a directory", []string{"deploy", "hello", "--code", dir, "--runtime", "process"}, "is a directory"},
+		{"wasm code is a directory", []string{"deploy", "hello", "--code", dir, "--runtime", "wasm"}, "is a directory"},
 		{"missing code", []string{"deploy", "hello", "--code", filepath.Join(dir, "nope.wasm")}, "no such file"},
 		{"bad env", []string{"deploy", "hello", "--code", bin, "--runtime", "process", "--env", "NOEQUALS"}, "invalid --env"},
 		{"bad duration", []string{"deploy", "hello", "--code", bin, "--timeout", "soon"}, "soon"},
@@ -598,5 +598,20 @@ func TestErrorText(t *testing.T) {
 	r = runCLI(t, api.URL, "", "versions")
 	if r.err == nil || !strings.Contains(r.stdout+r.stderr, "Usage:") {
 		t.Errorf("wrong arguments: err %v, output %q (want usage)", r.err, r.stdout+r.stderr)
+	}
+}
+
+// A process function's directory is zipped and uploaded.
+func TestDeployZipsADirectory(t *testing.T) {
+	api := newFakeAPI(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "bootstrap"), "#!/bin/sh\n")
+	before := api.count()
+	r := runCLI(t, api.URL, "", "deploy", "hello", "--code", dir, "--runtime", "process")
+	if r.err != nil {
+		t.Fatalf("deploy of a directory: %v", r.err)
+	}
+	if api.count() != before+1 {
+		t.Fatal("no upload")
 	}
 }
