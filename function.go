@@ -301,6 +301,10 @@ type Version struct {
 	CodeSize   int64     `json:"codeSize"`
 	Shape      string    `json:"shape,omitempty"` // driver-specific: "reactor", "wagi", ...
 	CreatedAt  time.Time `json:"createdAt"`
+	// Snapshot is this node's memory-snapshot state of the version's
+	// module ("ready", "pending", "off: why", "unsupported: why"); empty
+	// when the version is not loaded here. Not stored: filled on read.
+	Snapshot string `json:"snapshot,omitempty"`
 }
 
 // AliasLive is the alias that `/fn/NAME` and `gust deploy` use.

@@ -32,6 +32,8 @@ type Deployer interface {
 	Stats() []gust.PoolStats
 	// Reconcile brings pools in step with the registry after a change.
 	Reconcile(ctx context.Context)
+	// SnapshotState is a version's memory-snapshot state on this node.
+	SnapshotState(function string, version int) string
 }
 
 // Config configures the API.
@@ -286,6 +288,9 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request) error {
 	}
 	if vs == nil {
 		vs = []*gust.Version{}
+	}
+	for _, v := range vs {
+		v.Snapshot = a.cfg.Deployer.SnapshotState(v.Function, v.Number)
 	}
 	httperr.WriteJSON(w, http.StatusOK, map[string]any{"versions": vs})
 	return nil

@@ -40,6 +40,7 @@ type key struct {
 type entry struct {
 	ready    chan struct{}
 	pool     *pool.Pool
+	module   gust.Module
 	err      error
 	lastUsed atomic.Int64 // unix nanoseconds of the last call routed here
 }
@@ -285,6 +286,7 @@ func (iv *Invoker) load(v *gust.Version, e *entry, m gust.Module) {
 		}
 	}
 	s := v.Spec
+	e.module = m
 	e.pool = pool.New(m, pool.ConfigFor(v, iv.cfg.Budget, iv.log))
 	if s.MinInstances > 0 {
 		go func() {
@@ -330,6 +332,9 @@ func (iv *Invoker) withSecrets(ctx context.Context, v *gust.Version) (*gust.Vers
 		return nil, fmt.Errorf("opening secrets of %s version %d: %w", v.Function, v.Number, err)
 	}
 	cp := *v
+	// A memory snapshot would hold the opened values in a file on disk.
+	off := false
+	cp.Spec.Snapshot = &off
 	cp.Spec.Env = make(map[string]string, len(v.Spec.Env)+len(vals))
 	for k, val := range v.Spec.Env {
 		cp.Spec.Env[k] = val
@@ -383,6 +388,26 @@ func (iv *Invoker) Discard(m gust.Module) {
 	if m != nil {
 		_ = m.Close(context.Background())
 	}
+}
+
+// SnapshotState reports the memory-snapshot state of a version's module on
+// this node, or "" if it is not loaded here or its driver has none.
+func (iv *Invoker) SnapshotState(function string, version int) string {
+	iv.mu.RLock()
+	e, ok := iv.pools[key{function, version}]
+	iv.mu.RUnlock()
+	if !ok {
+		return ""
+	}
+	select {
+	case <-e.ready:
+	default:
+		return ""
+	}
+	if s, ok := e.module.(interface{ SnapshotState() string }); ok {
+		return s.SnapshotState()
+	}
+	return ""
 }
 
 // Stats returns a snapshot of every pool on this node, sorted by function

@@ -59,7 +59,9 @@ func testNode(t *testing.T, dir string, mod func(*Config)) (*Node, *client.Clien
 
 func deploy(t *testing.T, c *client.Client, name string, spec gust.Spec, code []byte) *gust.Version {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Generous: on a fresh machine the first deploy of a guest compiles it,
+	// which under the race detector takes a while.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	v, err := c.Deploy(ctx, name, spec, name+".wasm", bytes.NewReader(code))
 	if err != nil {

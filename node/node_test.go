@@ -312,9 +312,13 @@ var id string
 var calls, inside int
 
 func init() {
-	var b [8]byte
-	rand.Read(b[:])
-	id = hex.EncodeToString(b[:])
+	newID := func() {
+		var b [8]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	newID()
+	sdk.OnRestore(newID)
 	sdk.HandleFunc(func(w http.ResponseWriter, r *http.Request) {
 		inside++
 		calls++

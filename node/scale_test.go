@@ -32,9 +32,13 @@ import (
 var id string
 
 func init() {
-	var b [8]byte
-	rand.Read(b[:])
-	id = hex.EncodeToString(b[:])
+	newID := func() {
+		var b [8]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	newID()
+	sdk.OnRestore(newID)
 	sdk.HandleFunc(func(w http.ResponseWriter, r *http.Request) {
 		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
 		if err != nil {

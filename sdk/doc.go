@@ -32,6 +32,18 @@
 // a function error and starts a fresh instance for the next one. The request
 // body is only valid until the handler returns.
 //
+// # Snapshots
+//
+// gust runs init once per version, captures the instance's memory, and
+// starts later instances from that capture instead of running init again
+// (cold starts several times faster, memory shared copy-on-write). State
+// init computes is therefore shared by those instances: compute what must
+// differ per instance (an id, your own random seed, a start time) in an
+// OnRestore hook as well, or lazily at the first request. crypto/rand,
+// math/rand and math/rand/v2 differ per instance without help. Goroutines
+// left running by init turn snapshots off for the function. A function
+// turns them off with `snapshot: false` in its manifest.
+//
 // # The reactor ABI, version 1
 //
 // The host (gust's wasm driver) and the guest (this SDK) speak through three
@@ -47,6 +59,17 @@
 //   - gust_handle(ptr i32, len i32) i64: decodes the request at ptr/len, runs
 //     the handler and returns (respPtr<<32)|respLen of the encoded response,
 //     which stays valid until the next call into the guest.
+//
+// Snapshot exports (optional for the host; without gust_restored it does
+// not snapshot the module):
+//
+//   - gust_restored(): runs the OnRestore hooks in an instance restored from
+//     a snapshot, before its first request.
+//   - gust_snapshot_check() i32: called once after _initialize, before the
+//     capture; settles the runtime (a GC) and returns 0, or non-zero to
+//     refuse (1: init left goroutines running).
+//   - gust_runtime_rand() i64: one value of the Go runtime's generator, so
+//     the host can find that generator's state and reseed it per instance.
 //
 // Encoding; every integer is a u32, little-endian; every string or byte
 // string is a u32 length followed by its bytes:

@@ -58,6 +58,46 @@
 // encodes the request straight into the buffer gust_malloc returned, so a
 // warm call copies the request once and allocates only for the response.
 //
+// # Snapshots
+//
+// A reactor's instances start from a pre-initialized snapshot by default
+// (Spec.Snapshot false, or Config.NoSnapshots, turns it off): the first
+// instance of a version runs _initialize, the host captures its linear
+// memory and mutable globals into a file under Config.SnapshotDir (default
+// CacheDir), and later instances are restored from it without running
+// initialization. Their memory is a private copy-on-write mapping of the
+// file on Linux (a copy elsewhere), so an idle instance costs the pages it
+// wrote. The module is rewritten for this at Load (no data section, its
+// mutable globals exported; see snapshotModule); snapshot.go narrates the
+// whole life.
+//
+// A snapshot is keyed by the code's digest, the wazero version, the file
+// format, the instance's arguments, environment and memory limit, and the
+// host's boot id; it carries a sha256 of itself, and one that does not
+// match is removed and rebuilt, never used.
+//
+// What differs per restored instance: crypto/rand (WASI random_get per
+// call), the Go runtime's internal generator behind math/rand,
+// math/rand/v2's top-level functions and map iteration order (the host
+// locates its state with gust_runtime_rand and overwrites it with fresh
+// random bytes), and whatever the function's sdk.OnRestore hooks reset.
+// What does not: anything else init computed (an instance id drawn in init
+// without an OnRestore hook is shared by every restored instance), the
+// runtime's hash seed and its cheap scheduling generator, and the
+// monotonic clock's origin (time.Since a time taken in init includes the
+// time the snapshot sat on disk). If the generator's state cannot be found
+// (another Go version's layout), the snapshot is still used and a log line
+// says math/rand's top-level sequence is shared.
+//
+// Not snapshotted, with a log line saying why, instances starting
+// normally: WAGI modules (a fresh instance per request anyway), modules
+// without the SDK's gust_restored export, modules with a start function,
+// passive data segments or a data-count section, imported or several
+// memories, or mutable globals of reference or vector type, and instances
+// whose init left goroutines running (the SDK's gust_snapshot_check
+// vetoes: a goroutine would be cloned mid-flight into every instance).
+// Pending timers are not detected; they fire in every restored instance.
+//
 // # Failures
 //
 // A deadline is ETIMEOUT, hitting the memory limit is EOOM, a trap, panic or

@@ -20,14 +20,23 @@ type Config struct {
 	// CacheDir holds wazero's compilation cache, so compiled code survives
 	// a restart. Empty means an in-memory cache shared by this Driver only.
 	CacheDir string
+	// SnapshotDir holds pre-initialized snapshots of reactors (see
+	// Snapshotted). Empty means CacheDir; if both are empty, each snapshot
+	// lives in an unlinked temporary file for as long as its module.
+	SnapshotDir string
+	// NoSnapshots turns snapshots off for every function. Spec.Snapshot
+	// false turns them off for one.
+	NoSnapshots bool
 	// Logger receives the driver's own logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // Driver runs WebAssembly functions. It is safe for concurrent use.
 type Driver struct {
-	log   *slog.Logger
-	cache wazero.CompilationCache
+	log         *slog.Logger
+	cache       wazero.CompilationCache
+	snapshotDir string
+	noSnapshots bool
 
 	mu       sync.Mutex
 	runtimes map[int]*runtime // by Spec.MemoryMB
@@ -46,7 +55,10 @@ var _ gust.Driver = (*Driver)(nil)
 
 // New returns a Driver. It creates cfg.CacheDir if needed.
 func New(cfg Config) (*Driver, error) {
-	d := &Driver{log: cfg.Logger, runtimes: map[int]*runtime{}}
+	d := &Driver{log: cfg.Logger, runtimes: map[int]*runtime{}, noSnapshots: cfg.NoSnapshots, snapshotDir: cfg.SnapshotDir}
+	if d.snapshotDir == "" {
+		d.snapshotDir = cfg.CacheDir
+	}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -134,7 +146,34 @@ func (d *Driver) Load(ctx context.Context, v *gust.Version, code []byte, logs gu
 	if err != nil {
 		return nil, err
 	}
-	cm, err := rt.r.CompileModule(ctx, code)
+	// Snapshots need a rewrite of the module; when it can be made, only the
+	// rewrite is compiled, since it also starts instances normally.
+	why := ""
+	var lay *layout
+	compileCode := code
+	switch {
+	case d.noSnapshots:
+		why = "turned off for the driver"
+	case spec.Snapshot != nil && !*spec.Snapshot:
+		why = "turned off by the function (snapshot: false)"
+	default:
+		var rewritten []byte
+		var err error
+		if rewritten, lay, err = snapshotModule(code); err != nil {
+			why = err.Error()
+		} else if !lay.exports[exportHandle] || !lay.exports[exportMalloc] {
+			why = "not a gust reactor"
+		} else if !lay.exports[exportRestored] {
+			why = "module does not export " + exportRestored + " (built with an SDK without snapshot support)"
+		} else {
+			compileCode = rewritten
+		}
+	}
+	cm, err := rt.r.CompileModule(ctx, compileCode)
+	if err != nil && why == "" {
+		why = fmt.Sprintf("rewritten module does not compile: %v", err)
+		cm, err = rt.r.CompileModule(ctx, code)
+	}
 	if err != nil {
 		return nil, gust.WrapError(gust.EINVALID, err, "invalid WebAssembly module: %v", err)
 	}
@@ -153,6 +192,21 @@ func (d *Driver) Load(ctx context.Context, v *gust.Version, code []byte, logs gu
 		spec:     spec,
 		logs:     logs,
 		limit:    uint64(spec.MemoryMB) << 20,
+	}
+	if shape == ShapeWAGI {
+		why = "a WAGI command module starts a fresh instance for every request"
+	}
+	if why == "" {
+		m.snap = newSnapshotter(d.log, lay, d.snapshotDir, snapshotKey(code, v.Function, spec))
+		m.snap.loadExisting(m.limit)
+		m.data = lay.data
+	} else {
+		m.snapOff = why
+		level := slog.LevelInfo
+		if d.noSnapshots || spec.Snapshot != nil && !*spec.Snapshot {
+			level = slog.LevelDebug
+		}
+		d.log.Log(ctx, level, "wasm snapshot not used; instances start normally", "function", v.Function, "version", v.Number, "reason", why)
 	}
 	return m, nil
 }

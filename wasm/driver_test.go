@@ -159,7 +159,11 @@ func wantCode(t testing.TB, err error, code, msg string) {
 
 func TestReactorHello(t *testing.T) {
 	d := newDriver(t)
-	m := load(t, d, wasmtest.Hello(t), gust.Spec{}, nil)
+	// examples/hello draws its instance id in init, without an
+	// OnRestore hook, so instances restored from a snapshot would share
+	// it: this test checks the normal start (see TestSnapshotRestoresState).
+	off := false
+	m := load(t, d, wasmtest.Hello(t), gust.Spec{Snapshot: &off}, nil)
 	if m.Shape() != wasm.ShapeReactor {
 		t.Fatalf("shape %q, want reactor", m.Shape())
 	}

@@ -27,6 +27,29 @@ type module struct {
 	logs     gust.LogSink
 	limit    uint64 // memory limit in bytes
 	memories memoryPool
+
+	// snap is nil when instances start normally from compiled; then
+	// snapOff says why. Otherwise compiled is the rewrite for snapshots
+	// (see snapshotModule) and data its data segments.
+	snap    *snapshotter
+	snapOff string
+	data    []dataSegment
+}
+
+// Snapshotted reports whether new instances of the module start from a
+// pre-initialized snapshot instead of running their initialization. It
+// turns true once the first instance has been captured (or at Load, when a
+// sound snapshot from an earlier run was found).
+func (m *module) Snapshotted() bool { return m.snap != nil && m.snap.ready() != nil }
+
+// SnapshotState describes the module's snapshot for people: "ready",
+// "pending" (no instance captured yet), "off: REASON" (turned off, or the
+// module cannot be snapshotted) or "unsupported: REASON" (capture failed).
+func (m *module) SnapshotState() string {
+	if m.snap == nil {
+		return "off: " + m.snapOff
+	}
+	return m.snap.stateString()
 }
 
 func (m *module) Shape() string { return m.shape }
@@ -39,6 +62,9 @@ func (m *module) NewInstance(ctx context.Context) (gust.Instance, error) {
 }
 
 func (m *module) Close(ctx context.Context) error {
+	if m.snap != nil {
+		m.snap.close()
+	}
 	if err := m.compiled.Close(ctx); err != nil {
 		return fmt.Errorf("close compiled module of %s v%d: %w", m.function, m.version, err)
 	}

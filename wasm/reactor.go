@@ -2,10 +2,12 @@ package wasm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/gustfaas/gust"
 )
@@ -30,19 +32,69 @@ type reactor struct {
 }
 
 func (m *module) newReactor(ctx context.Context) (*reactor, error) {
-	r := &reactor{
+	if img := m.snapImage(); img != nil {
+		r, err := m.restore(ctx, img)
+		if err == nil {
+			return r, nil
+		}
+		if !errors.Is(err, errRestore) {
+			return nil, err
+		}
+		m.d.log.Warn("wasm snapshot restore failed; starting the instance normally", "function", m.function, "version", m.version, "err", err)
+	}
+	r, err := m.startNormal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if m.snap != nil && m.snap.claim() {
+		reason, err := m.snap.capture(ctx, r)
+		switch {
+		case reason != "":
+			m.snap.fail(m.function, m.version, reason)
+		case err != nil:
+			m.snap.fail(m.function, m.version, "capture failed: "+err.Error())
+			// A guest call of the capture may have failed half-way: this
+			// instance is suspect, so hand out a fresh one.
+			_ = r.mod.Close(ctx)
+			return m.startNormal(ctx)
+		default:
+			m.d.log.Debug("wasm snapshot captured", "function", m.function, "version", m.version, "memoryBytes", r.memSize())
+		}
+	}
+	return r, nil
+}
+
+func (m *module) snapImage() *image {
+	if m.snap == nil {
+		return nil
+	}
+	return m.snap.ready()
+}
+
+// errRestore marks restore failures that are the host's, not the
+// function's: the instance then starts normally instead.
+var errRestore = errors.New("restore from snapshot")
+
+func (m *module) newShell() *reactor {
+	return &reactor{
 		m:      m,
 		stdout: newLogWriter(m, "stdout", false),
 		stderr: newLogWriter(m, "stderr", true),
 	}
+}
+
+// instantiate creates the wazero instance of r, with no start function: a
+// reactor has no _start, and _initialize is the caller's to run or skip.
+func (r *reactor) instantiate(ctx context.Context) error {
+	m := r.m
 	cfg := m.config().
-		WithStartFunctions(). // a reactor has no _start; _initialize runs below
+		WithStartFunctions().
 		WithStdout(r.stdout).
 		WithStderr(r.stderr)
 	mod, err := m.rt.r.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
 		r.stderr.flush()
-		return nil, m.callError(ctx, err, 0, r.stderr, "instantiation")
+		return m.callError(ctx, err, 0, r.stderr, "instantiation")
 	}
 	r.mod = mod
 	r.mem = mod.Memory()
@@ -50,15 +102,75 @@ func (m *module) newReactor(ctx context.Context) (*reactor, error) {
 	r.handle = mod.ExportedFunction(exportHandle)
 	if r.mem == nil || r.malloc == nil || r.handle == nil {
 		_ = mod.Close(ctx)
-		return nil, gust.Errorf(gust.EFUNCTION, "reactor instance lacks its memory or exports")
+		return gust.Errorf(gust.EFUNCTION, "reactor instance lacks its memory or exports")
 	}
-	if init := mod.ExportedFunction(exportInitialize); init != nil {
+	return nil
+}
+
+// startNormal starts an instance the ordinary way: data segments (which
+// the rewrite for snapshots leaves to the host), then _initialize.
+func (m *module) startNormal(ctx context.Context) (*reactor, error) {
+	r := m.newShell()
+	if err := r.instantiate(ctx); err != nil {
+		return nil, err
+	}
+	for _, seg := range m.data {
+		if !r.mem.Write(seg.offset, seg.data) {
+			_ = r.mod.Close(ctx)
+			return nil, gust.Errorf(gust.EFUNCTION, "data segment of %d bytes at %#x is outside the module's memory", len(seg.data), seg.offset)
+		}
+	}
+	if init := r.mod.ExportedFunction(exportInitialize); init != nil {
 		err := init.CallWithStack(ctx, r.stack[:])
 		r.stdout.flush()
 		r.stderr.flush()
 		if err != nil {
 			e := m.callError(ctx, err, r.memSize(), r.stderr, "initialization")
-			_ = mod.Close(ctx)
+			_ = r.mod.Close(ctx)
+			return nil, e
+		}
+	}
+	return r, nil
+}
+
+// restore starts an instance from a snapshot. Errors wrapping errRestore
+// are the host's; others are the function's (its restore hook failed).
+func (m *module) restore(ctx context.Context, img *image) (*reactor, error) {
+	r := m.newShell()
+	if err := r.instantiate(experimental.WithMemoryAllocator(ctx, img)); err != nil {
+		return nil, err
+	}
+	fail := func(format string, args ...any) error {
+		_ = r.mod.Close(ctx)
+		return fmt.Errorf("%w: %s", errRestore, fmt.Sprintf(format, args...))
+	}
+	if size := uint64(r.mem.Size()); size < img.memSize {
+		if _, ok := r.mem.Grow(uint32((img.memSize - size) >> 16)); !ok {
+			return nil, fail("grow memory from %d to %d bytes", size, img.memSize)
+		}
+	}
+	if size := uint64(r.mem.Size()); size != img.memSize {
+		return nil, fail("memory is %d bytes, snapshot %d", size, img.memSize)
+	}
+	for _, g := range img.globals {
+		mg, ok := r.mod.ExportedGlobal(g.export).(api.MutableGlobal)
+		if !ok {
+			return nil, fail("global %s is not an exported mutable global", g.export)
+		}
+		mg.Set(g.value)
+	}
+	if img.randOff >= 0 {
+		if err := reseed(r.mem, img.randOff); err != nil {
+			return nil, fail("reseed the runtime's generator: %v", err)
+		}
+	}
+	if f := r.mod.ExportedFunction(exportRestored); f != nil {
+		err := f.CallWithStack(ctx, r.stack[:])
+		r.stdout.flush()
+		r.stderr.flush()
+		if err != nil {
+			e := m.callError(ctx, err, r.memSize(), r.stderr, "restore hook")
+			_ = r.mod.Close(ctx)
 			return nil, e
 		}
 	}

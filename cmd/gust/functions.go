@@ -101,7 +101,7 @@ func newVersionsCmd(a *app) *cobra.Command {
 				live[fn.Live] = true
 			}
 			tw := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "VERSION\tCREATED\tRUNTIME\tMEMORY\tTIMEOUT\tDIGEST\tALIASES")
+			fmt.Fprintln(tw, "VERSION\tCREATED\tRUNTIME\tMEMORY\tTIMEOUT\tDIGEST\tSNAPSHOT\tALIASES")
 			now := a.now()
 			for _, v := range vs {
 				// Show what the version runs with, defaults included.
@@ -114,7 +114,11 @@ func newVersionsCmd(a *app) *cobra.Command {
 				if aliases == "" {
 					aliases = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%dMB\t%s\t%s\t%s\n", num, ago(v.CreatedAt, now), s.Runtime, s.MemoryMB, s.Timeout, shortDigest(v.CodeDigest), aliases)
+				snap := v.Snapshot
+				if snap == "" {
+					snap = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%dMB\t%s\t%s\t%s\t%s\n", num, ago(v.CreatedAt, now), s.Runtime, s.MemoryMB, s.Timeout, shortDigest(v.CodeDigest), snap, aliases)
 			}
 			return tw.Flush()
 		},

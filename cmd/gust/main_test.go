@@ -427,11 +427,11 @@ func TestListings(t *testing.T) {
 			"other 1 1 3h ago",
 		}},
 		{[]string{"versions", "hello"}, []string{
-			"VERSION CREATED RUNTIME MEMORY TIMEOUT DIGEST ALIASES",
-			"1 4h ago wasm 64MB 30s 0123456789ab -",
-			"2 3h ago wasm 128MB 30s 0123456789ab stable",
-			"3 * 2h ago wasm 192MB 30s 0123456789ab live (90%)",
-			"4 * 1h ago wasm 256MB 30s 0123456789ab live (10%)",
+			"VERSION CREATED RUNTIME MEMORY TIMEOUT DIGEST SNAPSHOT ALIASES",
+			"1 4h ago wasm 64MB 30s 0123456789ab - -",
+			"2 3h ago wasm 128MB 30s 0123456789ab - stable",
+			"3 * 2h ago wasm 192MB 30s 0123456789ab - live (90%)",
+			"4 * 1h ago wasm 256MB 30s 0123456789ab - live (10%)",
 		}},
 		{[]string{"alias", "ls", "hello"}, []string{
 			"ALIAS TARGETS",

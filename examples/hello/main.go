@@ -27,10 +27,18 @@ var (
 	calls      int
 )
 
-func init() {
+// newInstanceID names this instance. It runs at init and again after a
+// restore from a memory snapshot, so instances started from one snapshot
+// still get ids of their own.
+func newInstanceID() {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	instanceID = hex.EncodeToString(b[:])
+}
+
+func init() {
+	newInstanceID()
+	sdk.OnRestore(newInstanceID)
 	sdk.HandleFunc(hello)
 }
 
