@@ -1,11 +1,15 @@
 package main
 
 import (
-	"context"
+	"bufio"
+	"bytes"
+	"errors"
 	"flag"
 	"fmt"
-	"net/http"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -15,15 +19,16 @@ type RateResult struct {
 	Mode        string    `json:"mode"`
 	URL         string    `json:"url"`
 	Rate        float64   `json:"rate"`
+	Conns       int       `json:"conns"`
 	DurationS   float64   `json:"duration_s"`
 	Sent        int       `json:"sent"`
 	OK          int       `json:"ok"`
 	Non2xx      int       `json:"non2xx"`
 	Errors      int       `json:"errors"`
-	Overflow    int       `json:"overflow"` // not sent: -max-inflight requests were already waiting
 	AchievedRPS float64   `json:"achieved_rps"`
 	Latency     Latencies `json:"latency"`  // from the intended send time to the end of the body
-	SendLag     Latencies `json:"send_lag"` // how late the generator started each request
+	Service     Latencies `json:"service"`  // from the actual send time to the end of the body
+	SendLag     Latencies `json:"send_lag"` // how late each request was written: the generator's wake-up, or an earlier answer holding the connection
 }
 
 // maxSamples bounds what one run keeps in memory.
@@ -31,12 +36,11 @@ const maxSamples = 5_000_000
 
 func runRate(args []string) (any, error) {
 	fs := flag.NewFlagSet("rate", flag.ContinueOnError)
-	u := fs.String("url", "", "URL to GET")
+	u := fs.String("url", "", "URL to GET (http, keep-alive, answers with Content-Length)")
 	rate := fs.Float64("rate", 1000, "requests per second")
 	dur := fs.Duration("duration", 10*time.Second, "measured duration")
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up at the same rate")
-	conns := fs.Int("conns", 64, "most connections (requests beyond them wait for one, and that wait counts)")
-	maxInflight := fs.Int("max-inflight", 2000, "most requests in flight; beyond it a request is counted as overflow, not sent")
+	conns := fs.Int("conns", 16, "connections; request i goes on connection i mod conns")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of one request")
 	if err := parse(fs, args, u); err != nil {
 		return nil, err
@@ -44,78 +48,198 @@ func runRate(args []string) (any, error) {
 	if *rate <= 0 || *rate*dur.Seconds() > maxSamples || *rate*warm.Seconds() > maxSamples {
 		return nil, fmt.Errorf("-rate times -duration must be between 1 and %d requests", maxSamples)
 	}
-	c := newClient(*conns, *timeout)
-	if *warm > 0 {
-		openLoop(c, *u, *rate, *warm, *maxInflight)
+	if *conns < 1 || *conns > 1000 {
+		return nil, fmt.Errorf("-conns must be 1 to 1000")
 	}
-	r := openLoop(c, *u, *rate, *dur, *maxInflight)
-	fmt.Fprintf(os.Stderr, "rate %.0f/s for %s: %d sent, %d ok, %d non-2xx, %d errors, %d overflow; latency p50 %.0fµs p99 %.0fµs p99.9 %.0fµs max %.0fµs; send lag p99 %.0fµs\n",
-		r.Rate, dur, r.Sent, r.OK, r.Non2xx, r.Errors, r.Overflow, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.SendLag.P99)
+	target, err := newTarget(*u)
+	if err != nil {
+		return nil, err
+	}
+	if *warm > 0 {
+		openLoop(target, *rate, *warm, *conns, *timeout)
+	}
+	r := openLoop(target, *rate, *dur, *conns, *timeout)
+	fmt.Fprintf(os.Stderr, "rate %.0f/s for %s on %d conns: %d sent, %d ok, %d non-2xx, %d errors; latency p50 %.0fµs p99 %.0fµs p99.9 %.0fµs max %.0fµs; service p50 %.0fµs p99 %.0fµs; send lag p50 %.0fµs p99 %.0fµs\n",
+		r.Rate, dur, r.Conns, r.Sent, r.OK, r.Non2xx, r.Errors, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Service.P50, r.Service.P99, r.SendLag.P50, r.SendLag.P99)
 	return r, nil
 }
 
-// openLoop sends GET u at a fixed rate for dur, whatever the answers take:
-// the i-th request is due at start + i/rate, and its latency counts from
-// then, so a slow server is charged for the requests it delayed (no
-// coordinated omission).
-func openLoop(c *http.Client, u string, rate float64, dur time.Duration, maxInflight int) RateResult {
+// openLoop sends GETs at a fixed rate for dur, as wrk2 does: request i is
+// due at start + i/rate and goes on connection i mod conns; its latency
+// counts from when it was due, so an answer that holds a connection past
+// the next request's time is charged for that request's wait too (no
+// coordinated omission). It speaks HTTP/1.1 on raw connections: the Go
+// HTTP client costs several times what the servers under test do, and the
+// generator shares their cores.
+func openLoop(t *target, rate float64, dur time.Duration, conns int, timeout time.Duration) RateResult {
 	n := int(rate * dur.Seconds())
-	interval := time.Duration(float64(time.Second) / rate)
+	interval := float64(time.Second) / rate
 	lat := make([]time.Duration, n)
 	lag := make([]time.Duration, n)
-	codes := make([]int, n) // 0: not sent or failed
-	sem := make(chan struct{}, maxInflight)
+	svc := make([]time.Duration, n)
+	codes := make([]int, n) // 0: failed
+	start := time.Now().Add(10 * time.Millisecond)
 	var wg sync.WaitGroup
-	res := RateResult{Mode: "rate", URL: u, Rate: rate, DurationS: dur.Seconds()}
-	ctx := context.Background()
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		due := start.Add(time.Duration(i) * interval)
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			res.Overflow++
-			codes[i] = -1
-			continue
-		}
+	for c := range min(conns, n) {
 		wg.Add(1)
-		go func(i int, due time.Time) {
+		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			lag[i] = time.Since(due)
-			code, err := get(ctx, c, u)
-			lat[i] = time.Since(due)
-			if err != nil {
-				codes[i] = 0
-				return
+			var cn *httpConn
+			defer func() {
+				if cn != nil {
+					cn.close()
+				}
+			}()
+			for i := c; i < n; i += conns {
+				due := start.Add(time.Duration(float64(i) * interval))
+				sleepUntil(due)
+				if cn == nil {
+					var err error
+					if cn, err = t.dial(); err != nil {
+						lat[i] = time.Since(due)
+						continue
+					}
+				}
+				sent := time.Now()
+				lag[i] = sent.Sub(due)
+				code, keep, err := cn.get(timeout)
+				lat[i] = time.Since(due)
+				svc[i] = lat[i] - lag[i]
+				if err != nil {
+					cn.close()
+					cn = nil
+					continue
+				}
+				codes[i] = code
+				if !keep {
+					cn.close()
+					cn = nil
+				}
 			}
-			codes[i] = code
-		}(i, due)
+		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	res := RateResult{Mode: "rate", URL: t.url, Rate: rate, Conns: conns, DurationS: dur.Seconds(), Sent: n}
 	ok := make([]time.Duration, 0, n)
-	lags := make([]time.Duration, 0, n)
+	okSvc := make([]time.Duration, 0, n)
 	for i, code := range codes {
 		switch {
-		case code == -1:
-			continue
 		case code == 0:
 			res.Errors++
 		case code >= 200 && code < 300:
 			res.OK++
 			ok = append(ok, lat[i])
+			okSvc = append(okSvc, svc[i])
 		default:
 			res.Non2xx++
 		}
-		res.Sent++
-		lags = append(lags, lag[i])
 	}
 	res.AchievedRPS = float64(res.OK) / elapsed.Seconds()
 	res.Latency = summarize(ok)
-	res.SendLag = summarize(lags)
+	res.Service = summarize(okSvc)
+	res.SendLag = summarize(lag)
 	return res
+}
+
+// target is a URL ready to be requested on raw connections.
+type target struct {
+	url  string
+	addr string
+	req  []byte
+}
+
+func newTarget(raw string) (*target, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("invalid URL %q: %w", raw, err)
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("URL %q: only http is supported", raw)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gust-loadgen\r\nAccept: */*\r\n\r\n", u.RequestURI(), u.Host)
+	return &target{url: raw, addr: addr, req: []byte(req)}, nil
+}
+
+type httpConn struct {
+	t  *target
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func (t *target) dial() (*httpConn, error) {
+	c, err := net.DialTimeout("tcp", t.addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &httpConn{t: t, c: c, br: bufio.NewReaderSize(c, 16<<10)}, nil
+}
+
+func (h *httpConn) close() { _ = h.c.Close() }
+
+// maxHeaderLines bounds the header of one answer.
+const maxHeaderLines = 200
+
+var errNoLength = errors.New("response has no Content-Length (chunked answers are not supported)")
+
+// get sends the target's request and reads the answer: its status, and
+// whether the connection may be reused.
+func (h *httpConn) get(timeout time.Duration) (code int, keepAlive bool, err error) {
+	if err := h.c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return 0, false, err
+	}
+	if _, err := h.c.Write(h.t.req); err != nil {
+		return 0, false, err
+	}
+	line, err := h.br.ReadSlice('\n')
+	if err != nil {
+		return 0, false, err
+	}
+	// "HTTP/1.1 200 OK\r\n"
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, false, fmt.Errorf("malformed status line %q", line)
+	}
+	code, err = strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, false, fmt.Errorf("malformed status line %q", line)
+	}
+	length := int64(-1)
+	keepAlive = true
+	for lines := 0; ; lines++ {
+		if lines == maxHeaderLines {
+			return 0, false, fmt.Errorf("more than %d header lines", maxHeaderLines)
+		}
+		line, err = h.br.ReadSlice('\n')
+		if err != nil {
+			return 0, false, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return 0, false, fmt.Errorf("malformed header line %q", line)
+		}
+		v = bytes.TrimSpace(v)
+		switch {
+		case bytes.EqualFold(k, []byte("Content-Length")):
+			if length, err = strconv.ParseInt(string(v), 10, 64); err != nil || length < 0 {
+				return 0, false, fmt.Errorf("malformed Content-Length %q", v)
+			}
+		case bytes.EqualFold(k, []byte("Connection")) && bytes.EqualFold(v, []byte("close")):
+			keepAlive = false
+		}
+	}
+	if length < 0 {
+		return 0, false, errNoLength
+	}
+	if _, err := h.br.Discard(int(length)); err != nil {
+		return 0, false, err
+	}
+	return code, keepAlive, nil
 }

@@ -39,17 +39,18 @@ func main() {
 
 // Params are the knobs of the run, written by bench/run.
 type Params struct {
-	Duration     int    `json:"duration_s"`
-	Rounds       int    `json:"rounds"`
-	ColdSamples  int    `json:"cold_samples"`
-	Instances    int    `json:"instances"`
-	Seq          int    `json:"seq"`
-	BurstN       int    `json:"burst_n"`
-	ClosedDur    string `json:"closed_duration"`
-	RateDur      string `json:"rate_duration"`
-	GoBenchTime  string `json:"gobench_time"`
-	HalfRate     int    `json:"half_rate"`
-	SaturatedRPS int    `json:"saturated_rps"`
+	Duration         int    `json:"duration_s"`
+	Rounds           int    `json:"rounds"`
+	ColdSamples      int    `json:"cold_samples"`
+	Instances        int    `json:"instances"`
+	Seq              int    `json:"seq"`
+	BurstN           int    `json:"burst_n"`
+	ClosedDur        string `json:"closed_duration"`
+	RateDur          string `json:"rate_duration"`
+	GoBenchTime      string `json:"gobench_time"`
+	GoBenchInstances int    `json:"gobench_instances"`
+	HalfRate         int    `json:"half_rate"`
+	SaturatedRPS     int    `json:"saturated_rps"`
 }
 
 // Latencies mirrors bench/loadgen's output.
@@ -99,9 +100,9 @@ type rate struct {
 	OK          int       `json:"ok"`
 	Non2xx      int       `json:"non2xx"`
 	Errors      int       `json:"errors"`
-	Overflow    int       `json:"overflow"`
 	AchievedRPS float64   `json:"achieved_rps"`
 	Latency     Latencies `json:"latency"`
+	Service     Latencies `json:"service"`
 	SendLag     Latencies `json:"send_lag"`
 }
 
@@ -109,13 +110,17 @@ type mem struct {
 	RSS0 float64 `json:"rss0_kb"`
 	RSS1 float64 `json:"rss1_kb"`
 	RSS2 float64 `json:"rss2_kb"`
+	PSS0 float64 `json:"pss0_kb"`
+	PSS1 float64 `json:"pss1_kb"`
+	PSS2 float64 `json:"pss2_kb"`
 	N    int     `json:"n"`
 }
 
 type summary struct {
-	dir string
-	w   *bufio.Writer
-	p   Params
+	dir       string
+	w         *bufio.Writer
+	p         Params
+	warmHello float64 // ns/op of BenchmarkReactorWarm
 }
 
 func (s *summary) readJSON(name string, v any) error {
@@ -140,9 +145,18 @@ func (s *summary) write() error {
 		return err
 	}
 	s.printf("## Run\n\n```\n%s```\n\n", machine)
+	if err := s.interference(); err != nil {
+		return err
+	}
 	gb, err := s.goBench()
 	if err != nil {
 		return err
+	}
+	for _, n := range sortedNames(gb) {
+		if n == "BenchmarkReactorWarm" || strings.HasPrefix(n, "BenchmarkReactorWarm/") {
+			s.warmHello = gb[n].NsPerOp
+			break
+		}
 	}
 	for _, part := range []func(map[string]goBenchResult) error{
 		s.throughput, s.coldStart, s.memory, s.burst, s.throttle, s.latency, s.metering,
@@ -223,26 +237,88 @@ func (s *summary) coldStart(gb map[string]goBenchResult) error {
 	s.printf("Commands: `loadgen cold -fn cold-hello -samples %d` (hello deployed with `--idle-timeout 100ms`; each sample waits until /v1/status shows no instance, times one request, then a second one on the instance it started; a sample counts only if the pool's cold-start counter grew by exactly one); `loadgen closed -clients 1 -requests %d` on /fn/hello-c and on /fn/hello.\n\n",
 		s.p.ColdSamples, s.p.Seq)
 
-	s.printf("In process, the wasm package's Go benchmarks (`go test -run '^$' -bench . -benchtime %s ./wasm/`), no HTTP:\n\n", s.p.GoBenchTime)
+	s.printf("In process, the wasm package's Go benchmarks (`go test -run '^$' -bench . -skip BenchmarkIdleInstances -benchtime %s ./wasm/`), no HTTP. Each cold-start variant against the warm call of the same variant:\n\n", s.p.GoBenchTime)
 	s.printf("| figure | baseline | ratio | target | result |\n|---|---|---|---|---|\n")
-	row := func(name, base, target string, limit float64) {
-		f, okf := gb[name]
-		b, okb := gb[base]
-		if !okf || !okb {
-			s.printf("| %s: missing from the run | | | | |\n", name)
-			return
+	rows := 0
+	for _, name := range sortedNames(gb) {
+		var target string
+		var limitMs float64
+		var base string
+		switch {
+		case strings.HasPrefix(name, "BenchmarkReactorColdStartLean"):
+			base = strings.Replace(name, "ColdStartLean", "WarmLean", 1)
+		case strings.HasPrefix(name, "BenchmarkReactorColdStart"):
+			base, target, limitMs = strings.Replace(name, "ColdStart", "Warm", 1), "p50 ≤ 10 ms", 10
+		case strings.HasPrefix(name, "BenchmarkWagiColdStart"):
+			base, target, limitMs = firstWithPrefix(gb, "BenchmarkReactorWarmLean"), "p50 ≤ 1 ms", 1
+		default:
+			continue
 		}
-		result := "—"
-		if limit > 0 {
-			result = met(f.NsPerOp <= limit)
+		f, b := gb[name], gb[base]
+		p50 := f.Metrics["p50-ms"]
+		fig := fmt.Sprintf("%s: %s/op", name, dur(f.NsPerOp))
+		if p50 > 0 {
+			fig += fmt.Sprintf(", p50 %.2f ms, p99 %.2f ms", p50, f.Metrics["p99-ms"])
+		} else {
+			p50 = f.NsPerOp / 1e6 // the mean stands in when the benchmark reports no percentiles
 		}
-		s.printf("| %s: %s/op | %s: %s/op | %.0f× | %s | %s |\n", name, dur(f.NsPerOp), base, dur(b.NsPerOp), f.NsPerOp/b.NsPerOp, target, result)
+		result, ratio, baseFig := "—", "—", "missing"
+		if limitMs > 0 {
+			result = met(p50 <= limitMs)
+		} else {
+			target = "—"
+		}
+		if b.NsPerOp > 0 {
+			ratio = fmt.Sprintf("%.0f×", f.NsPerOp/b.NsPerOp)
+			baseFig = fmt.Sprintf("%s: %s/op", base, dur(b.NsPerOp))
+		}
+		s.printf("| %s | %s | %s | %s | %s |\n", fig, baseFig, ratio, target, result)
+		rows++
 	}
-	row("BenchmarkReactorColdStart", "BenchmarkReactorWarm", "≤ 10 ms", 10e6)
-	row("BenchmarkReactorColdStartLean", "BenchmarkReactorWarmLean", "—", 0)
-	row("BenchmarkWagiColdStart", "BenchmarkReactorWarmLean", "≤ 1 ms", 1e6)
-	row("BenchmarkLoadCached", "BenchmarkReactorColdStart", "—", 0)
+	if rows == 0 {
+		s.printf("| no cold-start benchmark in the run | | | | |\n")
+	}
+	s.printf("\nEvery wasm benchmark of the run:\n\n| benchmark | time/op | other metrics |\n|---|---|---|\n")
+	for _, name := range sortedNames(gb) {
+		r := gb[name]
+		var other []string
+		for _, k := range sortedKeys(r.Metrics) {
+			if k != "ns/op" {
+				other = append(other, fmt.Sprintf("%g %s", r.Metrics[k], k))
+			}
+		}
+		s.printf("| %s | %s | %s |\n", name, dur(r.NsPerOp), strings.Join(other, ", "))
+	}
 	s.printf("\n")
+	return s.guestAllocs()
+}
+
+// guestAllocs prints bench/guest_test.go's figures: what allocations cost
+// inside a Go guest, against the ABI's floor.
+func (s *summary) guestAllocs() error {
+	f, err := os.Open(filepath.Join(s.dir, "gobench-guest.txt"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	gb, err := parseGoBench(f)
+	if err != nil {
+		return err
+	}
+	s.printf("What a warm call costs, by the allocations the guest makes (`go test -run '^$' -bench GuestAllocs -benchtime %s ./bench/`: a Go reactor on the bare ABI, no SDK, n allocations of 64 bytes per call):\n\n", s.p.GoBenchTime)
+	s.printf("| n | guest GC on | guest GOGC=off |\n|---|---|---|\n")
+	for _, n := range []string{"0", "1", "10", "100"} {
+		on, off := gb["BenchmarkGuestAllocs/gc=on/n="+n], gb["BenchmarkGuestAllocs/gc=off/n="+n]
+		s.printf("| %s | %s | %s |\n", n, dur(on.NsPerOp), dur(off.NsPerOp))
+	}
+	base, hundred := gb["BenchmarkGuestAllocs/gc=on/n=0"], gb["BenchmarkGuestAllocs/gc=on/n=100"]
+	if base.NsPerOp > 0 && hundred.NsPerOp > 0 {
+		s.printf("\nOne allocation in a Go guest: %s (slope from n=0 to n=100), against a call floor of %s", dur((hundred.NsPerOp-base.NsPerOp)/100), dur(base.NsPerOp))
+		if s.warmHello > 0 {
+			s.printf("; the wasm package's warm call of the SDK hello costs %.0f such floors", s.warmHello/base.NsPerOp)
+		}
+		s.printf(".\n\n")
+	}
 	return nil
 }
 
@@ -252,20 +328,24 @@ func (s *summary) memory(gb map[string]goBenchResult) error {
 	if err := s.readJSON("mem.json", &m); err != nil {
 		return err
 	}
-	perMB := (m.RSS2 - m.RSS1) / 1024 / float64(m.N)
-	moduleMB := (m.RSS1 - m.RSS0) / 1024
+	n := float64(m.N)
+	rssPer := (m.RSS2 - m.RSS1) / 1024 / n
+	pssPer := (m.PSS2 - m.PSS1) / 1024 / n
 	s.printf("### 3. Memory per idle warm hello instance\n\n")
 	s.printf("| figure | baseline | ratio | target | result |\n|---|---|---|---|---|\n")
-	if g, ok := gb["BenchmarkReactorColdStart"]; ok && g.Metrics["idle-mem-bytes/instance"] > 0 {
-		lin := g.Metrics["idle-mem-bytes/instance"] / (1 << 20)
-		s.printf("| RSS growth per instance: %.2f MiB (%d instances) | the instance's linear memory after init (wasm benchmark): %.2f MiB | %.2f× | none given (DESIGN: ≈ 3 MiB for a Go guest) | — |\n",
-			perMB, m.N, lin, perMB/lin)
-	} else {
-		s.printf("| RSS growth per instance: %.2f MiB (%d instances) | wasm benchmark figure missing | | | |\n", perMB, m.N)
+	s.printf("| gust process, Pss growth per instance: %.2f MiB (%d instances) | RSS growth per instance: %.2f MiB | %.2f | none given (DESIGN: ≈ 3 MiB for a Go guest) | — |\n",
+		pssPer, m.N, rssPer, pssPer/rssPer)
+	for _, name := range sortedNames(gb) {
+		if !strings.HasPrefix(name, "BenchmarkIdleInstances") {
+			continue
+		}
+		r := gb[name]
+		s.printf("| %s: Pss %.0f KiB/instance, anonymous %.0f KiB/instance (%d instances) | gust process Pss growth: %.2f MiB/instance | %.2f | — | — |\n",
+			name, r.Metrics["Pss-KiB/instance"], r.Metrics["anon-KiB/instance"], s.p.GoBenchInstances, pssPer, r.Metrics["Pss-KiB/instance"]/1024/pssPer)
 	}
-	s.printf("\nRSS of a fresh node: %.1f MiB with one warm hello instance; %.1f MiB (+%.1f MiB) after a second function with the same code and no instance; %.1f MiB after a third with `--min-instances %d`. Per instance = (third − second) / %d; each reading is the median of five, after 2 s of quiet.\n\n",
-		m.RSS0/1024, m.RSS1/1024, moduleMB, m.RSS2/1024, m.N, m.N)
-	s.printf("Command: `gust deploy mem-n --runtime wasm --code examples/hello/hello.wasm --memory 64 --min-instances %d --max-concurrency %d --idle-timeout 1h`, then `loadgen wait -fn mem-n -idle %d` and VmRSS from /proc/PID/status.\n\n", m.N, m.N, m.N)
+	s.printf("\nMemory of a fresh node (RSS / Pss): %.1f / %.1f MiB with one warm hello instance; %.1f / %.1f MiB after a second function with the same code and no instance (%+.1f / %+.1f MiB: what one more module costs; a negative figure is the garbage collector returning memory between readings); %.1f / %.1f MiB after a third with `--min-instances %d`. Per instance = (third − second) / %d. Each reading is the median of five, after 2 s of quiet. Pss counts a page that n mappings share as 1/n, RSS counts it n times: copy-on-write memory shared between instances shows in RSS only.\n\n",
+		m.RSS0/1024, m.PSS0/1024, m.RSS1/1024, m.PSS1/1024, (m.RSS1-m.RSS0)/1024, (m.PSS1-m.PSS0)/1024, m.RSS2/1024, m.PSS2/1024, m.N, m.N)
+	s.printf("Command: `gust deploy mem-n --runtime wasm --code examples/hello/hello.wasm --memory 64 --min-instances %d --max-concurrency %d --idle-timeout 1h`, then `loadgen wait -fn mem-n -idle %d`, VmRSS from /proc/PID/status and Pss from /proc/PID/smaps_rollup; `GUST_BENCH_INSTANCES=%d go test -run '^$' -bench BenchmarkIdleInstances -benchtime 1x ./wasm/`.\n\n", m.N, m.N, m.N, s.p.GoBenchInstances)
 	return nil
 }
 
@@ -350,16 +430,21 @@ func (s *summary) latency(map[string]goBenchResult) error {
 			p.gust.Latency.P99/p.bare.Latency.P99, ms(added[i]))
 	}
 	s.printf("| mean added at p99: %s | | | ≤ 0.5 ms | %s |\n\n", ms(mean), met(mean <= 500))
-	s.printf("Sent and answered: ")
+	s.printf("Service time alone (from the moment each request was written, so without the generator's late wake-ups and without the wait for a connection an earlier slow answer held):\n\n| round | gust p50 | gust p99 | bare p50 | bare p99 | added at p99 |\n|---|---|---|---|---|---|\n")
+	for i, p := range pairs {
+		s.printf("| %d | %s | %s | %s | %s | %s |\n", i+1, ms(p.gust.Service.P50), ms(p.gust.Service.P99),
+			ms(p.bare.Service.P50), ms(p.bare.Service.P99), ms(p.gust.Service.P99-p.bare.Service.P99))
+	}
+	s.printf("\nSent and answered: ")
 	for i, p := range pairs {
 		if i > 0 {
 			s.printf("; ")
 		}
-		s.printf("round %d bare %d/%d ok (%d errors, %d overflow), gust %d/%d ok (%d errors, %d overflow); generator send lag p99 %s / %s",
-			i+1, p.bare.OK, p.bare.Sent, p.bare.Errors, p.bare.Overflow, p.gust.OK, p.gust.Sent, p.gust.Errors, p.gust.Overflow,
-			ms(p.bare.SendLag.P99), ms(p.gust.SendLag.P99))
+		s.printf("round %d bare %d/%d ok (%d errors), gust %d/%d ok (%d errors); send lag p50/p99 bare %s/%s, gust %s/%s",
+			i+1, p.bare.OK, p.bare.Sent, p.bare.Errors, p.gust.OK, p.gust.Sent, p.gust.Errors,
+			ms(p.bare.SendLag.P50), ms(p.bare.SendLag.P99), ms(p.gust.SendLag.P50), ms(p.gust.SendLag.P99))
 	}
-	s.printf(".\n\nCommand: `loadgen rate -url URL -rate %d -duration %s -warmup 2s` against bare and /fn/hello, twice, alternately.\n\n", s.p.HalfRate, s.p.RateDur)
+	s.printf(".\n\nCommand: `loadgen rate -url URL -rate %d -conns 16 -duration %s -warmup 2s` against bare and /fn/hello, twice, alternately.\n\n", s.p.HalfRate, s.p.RateDur)
 	return nil
 }
 
@@ -385,6 +470,26 @@ func (s *summary) metering(map[string]goBenchResult) error {
 		s.printf("| %d | %.0f | %.0f | %.3f |\n", r.n, r.on, r.off, r.on/r.off)
 	}
 	s.printf("\nCommand: as target 1; two nodes run side by side, one started with `--metering=false`, hit in turn.\n\n")
+	return nil
+}
+
+// interference prints how much of the machine other processes used
+// during each part of the run.
+func (s *summary) interference() error {
+	b, err := os.ReadFile(filepath.Join(s.dir, "interference.tsv"))
+	if err != nil {
+		return err
+	}
+	s.printf("Other processes' share of the machine's CPU during each part (user and system ticks in /proc/stat minus those of bench/run, its children and its servers; 0 is a quiet machine):\n\n| part | seconds | others' CPU share |\n|---|---|---|\n")
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			continue
+		}
+		share, _ := strconv.ParseFloat(f[2], 64)
+		s.printf("| %s | %s | %.1f%% |\n", f[0], f[1], share*100)
+	}
+	s.printf("\n")
 	return nil
 }
 
@@ -484,6 +589,35 @@ func parseGoBench(r io.Reader) (map[string]goBenchResult, error) {
 		out[m[1]] = res
 	}
 	return out, sc.Err()
+}
+
+func sortedNames(m map[string]goBenchResult) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// firstWithPrefix returns the first benchmark, by name, that starts with
+// prefix ("" if none): BenchmarkX or its first sub-benchmark.
+func firstWithPrefix(m map[string]goBenchResult, prefix string) string {
+	for _, n := range sortedNames(m) {
+		if strings.HasPrefix(n, prefix) {
+			return n
+		}
+	}
+	return ""
 }
 
 func dur(ns float64) string {
