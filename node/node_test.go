@@ -46,7 +46,7 @@ func TestServeAndAuth(t *testing.T) {
 
 func TestDeployInvokeVersionsRollbackRestart(t *testing.T) {
 	dir := t.TempDir()
-	n, c := testNode(t, dir, func(cfg *Config) { cfg.WasmCacheDir = "" })
+	n, c := testNode(t, dir, nil)
 	ctx := context.Background()
 	hello := wasmtest.Code(t, wasmtest.Hello(t))
 
@@ -92,15 +92,10 @@ func TestDeployInvokeVersionsRollbackRestart(t *testing.T) {
 	wantError(t, do(t, "GET", n.URL()+"/fn/hello@7", nil), 404, gust.ENOTFOUND)
 	wantError(t, do(t, "GET", n.URL()+"/fn/hello@canary", nil), 404, gust.ENOTFOUND)
 
-	// Restart on the same data dir: everything is still there, and the
-	// compiled-module cache is on disk.
+	// Restart on the same data dir: everything is still there.
 	closeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	n.Close(closeCtx)
 	cancel()
-	entries, _ := os.ReadDir(filepath.Join(dir, "cache", "wasm"))
-	if len(entries) == 0 {
-		t.Fatal("compiled-module cache is empty after a deploy")
-	}
 	n2, c2 := testNode(t, dir, nil)
 	fn, err := c2.Function(ctx, "hello")
 	if err != nil || fn.Live != 1 || fn.LatestVersion != 2 {
@@ -115,6 +110,29 @@ func TestDeployInvokeVersionsRollbackRestart(t *testing.T) {
 	wantError(t, do(t, "GET", n2.URL()+"/fn/hello", nil), 404, gust.ENOTFOUND)
 	if fns, err := c2.Functions(ctx); err != nil || len(fns) != 0 {
 		t.Fatalf("after rm: %v %v", fns, err)
+	}
+}
+
+// By default compiled modules are cached under the data dir, so a restart
+// loads them instead of compiling again. (Other tests share one cache
+// outside their data dirs to save compile time.)
+func TestCompileCacheInDataDir(t *testing.T) {
+	dir := t.TempDir()
+	n, c := testNode(t, dir, func(cfg *Config) { cfg.WasmCacheDir = "" })
+	deploy(t, c, "hello-c", gust.Spec{}, wasmtest.Code(t, wasmtest.HelloC(t)))
+	if r := do(t, "GET", n.URL()+"/fn/hello-c", nil); r.status != 200 {
+		t.Fatalf("invoke = %d", r.status)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	n.Close(ctx)
+	cancel()
+	entries, _ := os.ReadDir(filepath.Join(dir, "cache", "wasm"))
+	if len(entries) == 0 {
+		t.Fatal("compiled-module cache is empty after a deploy")
+	}
+	n2, _ := testNode(t, dir, func(cfg *Config) { cfg.WasmCacheDir = "" })
+	if r := do(t, "GET", n2.URL()+"/fn/hello-c", nil); r.status != 200 {
+		t.Fatalf("after restart = %d", r.status)
 	}
 }
 
