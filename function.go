@@ -112,6 +112,12 @@ type Spec struct {
 	Cmd      []string `json:"cmd,omitempty"`      // --cmd: entry command; default ./bootstrap in the archive
 	Protocol string   `json:"protocol,omitempty"` // --protocol http|lambda (process runtime)
 	Handler  string   `json:"handler,omitempty"`  // --handler FILE.FUNCTION (python3, nodejs)
+	// Egress lets a process instance open network connections: it then
+	// stays in the host's network namespace, where it can reach any
+	// address, 127.0.0.1 (gust's gateway, NATS) included. Without it an
+	// instance has a network of its own with only a loopback, and reaches
+	// nothing but itself and, through gust, its Runtime API.
+	Egress bool `json:"egress,omitempty"` // --egress
 
 	// Async invocations.
 	Retries      *int     `json:"retries,omitempty"`      // --retries N: attempts after the first (default 2)
@@ -121,13 +127,18 @@ type Spec struct {
 	// Event sources that invoke the function asynchronously.
 	Triggers []Trigger `json:"triggers,omitempty"`
 
+	// Routes are the HTTP routes of /fn/NAME/..., each with its own auth,
+	// rate limit and body schema. Empty: every path is served, without
+	// auth; otherwise a request matching no route is answered 404.
+	Routes []Route `json:"routes,omitempty"`
+
 	// Snapshot turns pre-initialized memory snapshots off with false
 	// (wasm reactors; on by default).
 	Snapshot *bool `json:"snapshot,omitempty"`
 }
 
-// Trigger is an event source of a function. Exactly one of Cron, Subject
-// and Stream is set.
+// Trigger is an event source of a function. Exactly one of Cron, Subject,
+// Stream and Webhook is set.
 type Trigger struct {
 	Cron     string   `json:"cron,omitempty"`     // "*/5 * * * *", "@every 30s"
 	Timezone string   `json:"timezone,omitempty"` // IANA zone of Cron (default UTC)
@@ -140,6 +151,26 @@ type Trigger struct {
 	BatchSize      int `json:"batchSize,omitempty"`      // messages fetched at once (Stream)
 	MaxConcurrency int `json:"maxConcurrency,omitempty"` // in-flight invocations of this trigger
 	MaxDeliveries  int `json:"maxDeliveries,omitempty"`  // then dead-lettered (Stream)
+
+	Webhook *WebhookTrigger `json:"webhook,omitempty"` // signed POSTs to a public path
+}
+
+// Webhook signature schemes.
+const (
+	WebhookGitHub     = "github"      // X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>
+	WebhookStripe     = "stripe"      // Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">
+	WebhookHMACSHA256 = "hmac-sha256" // X-Signature: <hex HMAC-SHA256 of the body>
+)
+
+// WebhookTrigger runs the function for each POST to Path that carries a
+// valid signature made with the secret named Secret.
+type WebhookTrigger struct {
+	Path   string `json:"path"`   // "/hooks/github": public, unique across functions
+	Secret string `json:"secret"` // name of the secret holding the signing key
+	Scheme string `json:"scheme"` // github, stripe or hmac-sha256
+	// Tolerance is how old a stripe signature's timestamp may be, against
+	// replay (default 5m).
+	Tolerance Duration `json:"tolerance,omitempty"`
 }
 
 // WithDefaults returns a copy of s with zero fields set to their defaults.
@@ -255,17 +286,20 @@ func (s Spec) Validate() error {
 	}
 	for i, t := range s.Triggers {
 		n := 0
-		for _, set := range []bool{t.Cron != "", t.Subject != "", t.Stream != ""} {
+		for _, set := range []bool{t.Cron != "", t.Subject != "", t.Stream != "", t.Webhook != nil} {
 			if set {
 				n++
 			}
 		}
 		if n != 1 {
-			return Errorf(EINVALID, "trigger %d: set exactly one of cron, subject and stream", i+1)
+			return Errorf(EINVALID, "trigger %d: set exactly one of cron, subject, stream and webhook", i+1)
 		}
 		if t.BatchSize < 0 || t.MaxConcurrency < 0 || t.MaxDeliveries < 0 || t.CatchUp.D() < 0 {
 			return Errorf(EINVALID, "trigger %d: batchSize, maxConcurrency, maxDeliveries and catchUp must not be negative", i+1)
 		}
+	}
+	if err := validateRoutes(s.Routes); err != nil {
+		return err
 	}
 	for _, name := range s.Secrets {
 		if err := ValidateSecretName(name); err != nil {

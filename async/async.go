@@ -80,6 +80,9 @@ type Config struct {
 	Workers  int           // concurrent async invocations on this node; default 2×NumCPU
 	Logger   *slog.Logger
 	NewID    func() string // invocation ids; required
+	// Secrets gives webhook triggers their signing keys; without it every
+	// webhook answers 503.
+	Secrets SecretSource
 
 	// AckWait is how long a node may hold an event without word before
 	// JetStream hands it to another; workers heartbeat at a third of it.
@@ -117,7 +120,8 @@ type Async struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // workers, callbacks, trigger manager
 
-	trig *triggerManager
+	trig  *triggerManager
+	hooks *hookTable
 
 	closeOnce sync.Once
 }
@@ -172,7 +176,7 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &Async{cfg: cfg, log: cfg.Logger.With("component", "async"), js: js, nc: nc}
+	a := &Async{cfg: cfg, log: cfg.Logger.With("component", "async"), js: js, nc: nc, hooks: newHookTable()}
 	var err error
 	a.stream, err = broker.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:        StreamAsync,

@@ -328,6 +328,9 @@ func TestValidateSpec(t *testing.T) {
 		{Subject: "orders.created"},
 		{Subject: "orders.*.eu", MaxConcurrency: 4},
 		{Stream: "ORDERS", Filter: "orders.>", BatchSize: 10, MaxDeliveries: 3},
+		{Webhook: &gust.WebhookTrigger{Path: "/hooks/github", Secret: "GH_SECRET", Scheme: "github"}},
+		{Webhook: &gust.WebhookTrigger{Path: "/hooks/pay/stripe.v1", Secret: "S", Scheme: "stripe", Tolerance: gust.Duration(time.Minute)}},
+		{Webhook: &gust.WebhookTrigger{Path: "/hooks/a", Secret: "S", Scheme: "hmac-sha256"}},
 	}
 	if err := ValidateSpec(gust.Spec{Triggers: good}); err != nil {
 		t.Fatal(err)
@@ -350,6 +353,16 @@ func TestValidateSpec(t *testing.T) {
 		"filter":        {Stream: "ORDERS", Filter: "gust.>"},
 		"negative":      {Stream: "ORDERS", BatchSize: -1},
 		"tz on subject": {Subject: "a", Timezone: "UTC"},
+		"hook and cron": {Cron: "@daily", Webhook: &gust.WebhookTrigger{Path: "/hooks/a", Secret: "S", Scheme: "github"}},
+		"hook prefix":   {Webhook: &gust.WebhookTrigger{Path: "/fn/a", Secret: "S", Scheme: "github"}},
+		"hook bare":     {Webhook: &gust.WebhookTrigger{Path: "/hooks/", Secret: "S", Scheme: "github"}},
+		"hook dotdot":   {Webhook: &gust.WebhookTrigger{Path: "/hooks/a/../b", Secret: "S", Scheme: "github"}},
+		"hook slash":    {Webhook: &gust.WebhookTrigger{Path: "/hooks/a/", Secret: "S", Scheme: "github"}},
+		"hook secret":   {Webhook: &gust.WebhookTrigger{Path: "/hooks/a", Scheme: "github"}},
+		"hook bad name": {Webhook: &gust.WebhookTrigger{Path: "/hooks/a", Secret: "1X", Scheme: "github"}},
+		"hook scheme":   {Webhook: &gust.WebhookTrigger{Path: "/hooks/a", Secret: "S", Scheme: "sha1"}},
+		"hook tol":      {Webhook: &gust.WebhookTrigger{Path: "/hooks/a", Secret: "S", Scheme: "github", Tolerance: gust.Duration(time.Minute)}},
+		"hook batch":    {BatchSize: 2, Webhook: &gust.WebhookTrigger{Path: "/hooks/a", Secret: "S", Scheme: "github"}},
 	}
 	for name, tr := range bad {
 		err := ValidateSpec(gust.Spec{Triggers: []gust.Trigger{{Cron: "@daily"}, tr}})

@@ -50,6 +50,20 @@
 // dead letter). Non-HTTP events reach functions as CloudEvents 1.0 in
 // binary mode.
 //
+// Webhook triggers need no runner: the live versions' webhook paths form a
+// routing table, and WebhookHandler (mounted at /hooks/) checks a
+// delivery's signature in constant time, with the secret the trigger names
+// (read through SecretSource), before anything is stored: github
+// (X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>), stripe
+// (Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">, t within
+// the tolerance, default 5m, against replay) or hmac-sha256 (X-Signature:
+// <hex HMAC-SHA256 of the body>). A bad or missing signature is 401 with
+// nothing stored; a good one is 202 at once and the event runs like an
+// async invocation with Trigger "webhook", as a CloudEvent of type
+// dev.gust.webhook with the delivery's own headers. A GitHub redelivery
+// (same X-GitHub-Delivery), a replayed stripe signature or a repeated
+// Idempotency-Key answers the first invocation's id.
+//
 // It must not import a driver, the pool or the registry implementation: it
 // reaches functions through the Invoker interface and the registry through
 // gust.Registry. HTTP errors go through httperr only.

@@ -19,6 +19,7 @@ import (
 	"github.com/gustfaas/gust/invoke"
 	"github.com/gustfaas/gust/pool"
 	"github.com/gustfaas/gust/registry"
+	"github.com/gustfaas/gust/secrets"
 	"github.com/gustfaas/gust/wasm"
 	"github.com/gustfaas/gust/wasm/wasmtest"
 )
@@ -82,6 +83,7 @@ type counter struct {
 	trig  map[string]int
 	last  map[string]http.Header // by trigger
 	hold  map[string]bool
+	gate  chan struct{} // if set, Invoke waits for it to close
 }
 
 func newCounter(inv Invoker) *counter {
@@ -97,7 +99,11 @@ func (c *counter) Invoke(ctx context.Context, v *gust.Version, req *gust.Request
 	c.calls[req.ID]++
 	c.trig[req.Trigger]++
 	c.last[req.Trigger] = req.Header.Clone()
+	gate := c.gate
 	c.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	return c.Invoker.Invoke(ctx, v, req)
 }
 
@@ -139,10 +145,11 @@ func (c *counter) triggered(trigger string) int {
 // harness is a node's worth of real parts: embedded NATS, registry, wasm
 // driver, pool budget, invoker and Async behind an httptest server.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	brk   *broker.Broker
 	reg   *registry.Registry
+	sec   *secrets.Store
 	drv   *wasm.Driver
 	inv   *invoke.Invoker
 	cnt   *counter
@@ -176,7 +183,7 @@ func testConfig(mod func(*Config)) Config {
 	return cfg
 }
 
-func newHarness(t *testing.T, dir string, mod func(*Config)) *harness {
+func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -193,6 +200,14 @@ func newHarness(t *testing.T, dir string, mod func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	keys, _, err := secrets.LoadKeyring(dir, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sec, err = secrets.Open(ctx, h.brk.JetStream(), 1, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.drv, err = wasm.New(wasm.Config{CacheDir: wasmtest.CacheDir(t), Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -201,12 +216,16 @@ func newHarness(t *testing.T, dir string, mod func(*Config)) *harness {
 	h.cnt = newCounter(h.inv)
 	cfg := testConfig(mod)
 	cfg.Invoker, cfg.Registry = h.cnt, h.reg
+	if cfg.Secrets == nil {
+		cfg.Secrets = h.sec
+	}
 	h.a, err = New(ctx, h.brk.JetStream(), h.brk.Conn(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	h.a.Routes(mux, func(next http.Handler) http.Handler { return next })
+	mux.Handle(WebhookPrefix, h.a.WebhookHandler())
 	h.srv = httptest.NewServer(mux)
 	h.c = client.New(h.srv.URL, "")
 	t.Cleanup(h.close)
@@ -350,7 +369,7 @@ func (h *harness) waitStatus(id, want string) *client.InvocationStatus {
 }
 
 // eventually polls cond until it holds, or fails with what.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

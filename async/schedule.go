@@ -93,6 +93,8 @@ func describe(t gust.Trigger) string {
 		return fmt.Sprintf("cron %q", t.Cron)
 	case t.Subject != "":
 		return fmt.Sprintf("subject %q", t.Subject)
+	case t.Webhook != nil:
+		return fmt.Sprintf("webhook %q", t.Webhook.Path)
 	default:
 		return fmt.Sprintf("stream %q", t.Stream)
 	}

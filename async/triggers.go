@@ -36,13 +36,16 @@ var streamNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
 
 func validateTrigger(t gust.Trigger) error {
 	n := 0
-	for _, set := range []bool{t.Cron != "", t.Subject != "", t.Stream != ""} {
+	for _, set := range []bool{t.Cron != "", t.Subject != "", t.Stream != "", t.Webhook != nil} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		return gust.Errorf(gust.EINVALID, "set exactly one of cron, subject and stream")
+		return gust.Errorf(gust.EINVALID, "set exactly one of cron, subject, stream and webhook")
+	}
+	if t.Webhook != nil {
+		return validateWebhook(t)
 	}
 	if t.BatchSize < 0 || t.MaxConcurrency < 0 || t.MaxDeliveries < 0 || t.CatchUp < 0 {
 		return gust.Errorf(gust.EINVALID, "batchSize, maxConcurrency, maxDeliveries and catchUp must not be negative")
@@ -220,6 +223,10 @@ func (m *triggerManager) replace(ctx context.Context, name string, triggers []gu
 	}
 	delete(m.running, name)
 	m.mu.Unlock()
+	// Webhooks need no runner: the routes change with the live version.
+	for _, path := range m.a.hooks.set(name, triggers) {
+		m.a.log.Warn("triggers: webhook path claimed by more than one function; the first by name gets it", "path", path, "function", name)
+	}
 	if old != nil {
 		old.cancel()
 		old.wg.Wait()
@@ -249,6 +256,9 @@ func (m *triggerManager) replace(ctx context.Context, name string, triggers []gu
 	for i, t := range triggers {
 		if err := validateTrigger(t); err != nil {
 			m.a.log.Error("triggers: skipping invalid trigger", "function", name, "trigger", i+1, "err", err)
+			continue
+		}
+		if t.Webhook != nil {
 			continue
 		}
 		r.wg.Add(1)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/httperr"
+	"github.com/gustfaas/gust/trace"
 )
 
 // HeaderInvocationID carries the invocation id on every invocation response.
@@ -28,6 +29,12 @@ type Config struct {
 	Invoker Invoker
 	NewID   func() string
 	Logger  *slog.Logger
+	// Tracer records a server span per request and hands the invoker its
+	// context; nil or one without an endpoint records nothing.
+	Tracer *trace.Tracer
+	// Guard checks a function's routes (auth, rate limit, body schema);
+	// nil admits everything.
+	Guard Guard
 }
 
 // Gateway serves /fn/.
@@ -57,6 +64,14 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ServeHTTP implements http.Handler for paths under Prefix.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.cfg.Tracer.Enabled() {
+		g.serveTraced(w, r)
+		return
+	}
+	g.serve(w, r)
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get(HeaderInvocationID)
 	if id == "" || len(id) > 64 {
 		id = g.cfg.NewID()
@@ -73,6 +88,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, r, err)
 		return
 	}
+	noteVersion(w, v)
+	finish, err := g.admit(r, v, path)
+	if err != nil {
+		writeGuardError(w, r, err)
+		return
+	}
 	body, release, err := readBody(r, v.Spec.MaxBodyBytes)
 	if err != nil {
 		httperr.Write(w, r, err)
@@ -85,10 +106,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		header.Del(h)
 	}
 	header.Del("Authorization-Gust") // reserved
+	stripAuthHeaders(header)
 	if header.Get("Host") == "" && r.Host != "" {
 		header.Set("Host", r.Host)
 	}
 	header.Set(HeaderInvocationID, id)
+	if finish != nil {
+		if err := finish(body, header); err != nil {
+			httperr.Write(w, r, err)
+			return
+		}
+	}
 	req := &gust.Request{
 		ID:     id,
 		Method: r.Method,

@@ -24,8 +24,8 @@ func ReadBody(r *http.Request, limit int64) (body []byte, release func(), err er
 }
 
 // ForwardHeader returns the headers a function is given for r: a copy
-// without hop-by-hop headers and the reserved Authorization-Gust, with
-// Host set.
+// without hop-by-hop headers, the reserved Authorization-Gust and any
+// X-Gust-Auth-* (only a Guard may set those), with Host set.
 func ForwardHeader(r *http.Request) http.Header {
 	header := r.Header.Clone()
 	if header == nil {
@@ -35,6 +35,7 @@ func ForwardHeader(r *http.Request) http.Header {
 		header.Del(h)
 	}
 	header.Del("Authorization-Gust")
+	stripAuthHeaders(header)
 	if header.Get("Host") == "" && r.Host != "" {
 		header.Set("Host", r.Host)
 	}

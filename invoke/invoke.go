@@ -15,6 +15,7 @@ import (
 
 	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/pool"
+	"github.com/gustfaas/gust/trace"
 )
 
 // Config configures an Invoker.
@@ -28,6 +29,9 @@ type Config struct {
 	Secrets  SecretSource     // values of the secrets a spec lists; nil: none
 	Logger   *slog.Logger     // nil: slog.Default()
 	Now      func() time.Time // nil: time.Now
+	// Tracer records the queue-wait, cold-start and execution spans and
+	// gives the function a traceparent; nil: none.
+	Tracer *trace.Tracer
 }
 
 type key struct {
@@ -215,6 +219,9 @@ func (iv *Invoker) invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 		inv.Cold = lease.Cold()
 		inv.QueueWait = lease.QueueWait()
 	}
+	// Spans are derived from the times already taken for the record, so
+	// tracing adds no clock reads; off, this is a nil check.
+	ctx, req, span := iv.cfg.Tracer.Acquired(ctx, req, inv, acquired, err)
 	if err != nil {
 		inv.Duration = acquired.Sub(inv.Start)
 		return nil, err
@@ -222,7 +229,9 @@ func (iv *Invoker) invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.Spec.Timeout.D())
 	resp, err := lease.Instance().Invoke(callCtx, req)
 	cancel()
-	inv.Duration = iv.cfg.Now().Sub(acquired)
+	end := iv.cfg.Now()
+	inv.Duration = end.Sub(acquired)
+	span.End(end, resp, err)
 	lease.Release(err)
 	if err != nil {
 		iv.log.Warn("invocation failed", "function", v.Function, "version", v.Number,

@@ -56,19 +56,31 @@ func (a *aggregate) add(r *Record) {
 	a.DurationUs += r.DurationUs
 }
 
+// merge adds the counts of d (a delta with no identity of its own).
+func (a *aggregate) merge(d *aggregate) {
+	a.Invocations += d.Invocations
+	a.Errors += d.Errors
+	a.Throttles += d.Throttles
+	a.ColdStarts += d.ColdStarts
+	a.BilledMs += d.BilledMs
+	a.MBMs += d.MBMs
+	a.DurationUs += d.DurationUs
+}
+
 func hourKey(function string, hour time.Time) string {
 	return token(function) + "." + hour.UTC().Format(hourKeyFormat)
 }
 
-type seqRecord struct {
-	seq uint64
-	rec Record
+// seqDelta is what the records of one stream message add to one bucket.
+type seqDelta struct {
+	seq   uint64
+	delta aggregate
 }
 
 type bucketDelta struct {
 	function string
 	hour     time.Time
-	recs     []seqRecord // in stream order
+	parts    []seqDelta // in stream order
 }
 
 // startAggregator subscribes to the shared consumer. Messages reach one
@@ -207,45 +219,62 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// apply folds msgs into their hour buckets, one KV write per bucket.
+// apply folds msgs into their hour buckets, one KV write per bucket. A
+// message's records may fall into several buckets (an hour boundary within
+// a flush); each bucket gets the message's share and its sequence.
 func (m *Meter) apply(ctx context.Context, msgs []jetstream.Msg) error {
-	deltas := map[string]*bucketDelta{}
+	type bucket struct {
+		function string
+		hour     int64 // Unix seconds
+	}
+	deltas := map[bucket]*bucketDelta{}
 	for _, msg := range msgs {
 		md, err := msg.Metadata()
 		if err != nil {
 			m.log.Warn("usage message without metadata skipped", "subject", msg.Subject(), "err", err)
 			continue
 		}
-		var r Record
-		if err := json.Unmarshal(msg.Data(), &r); err != nil {
-			m.log.Warn("malformed usage record skipped", "seq", md.Sequence.Stream, "err", err)
+		seq := md.Sequence.Stream
+		bad, err := decodeRecords(msg.Data(), func(r *Record) {
+			start := r.Start
+			if start.IsZero() {
+				start = md.Timestamp
+			}
+			hour := start.UTC().Truncate(time.Hour)
+			b := bucket{r.Function, hour.Unix()}
+			d := deltas[b]
+			if d == nil {
+				d = &bucketDelta{function: r.Function, hour: hour}
+				deltas[b] = d
+			}
+			if n := len(d.parts); n == 0 || d.parts[n-1].seq != seq {
+				d.parts = append(d.parts, seqDelta{seq: seq})
+			}
+			d.parts[len(d.parts)-1].delta.add(r)
+		})
+		if bad > 0 {
+			m.log.Warn("malformed usage records skipped", "seq", seq, "count", bad, "err", err)
+		}
+	}
+	// Redeliveries can put an older message after a newer one; apply in
+	// stream order so the last-sequence check is exact.
+	byKey := make(map[string]*bucketDelta, len(deltas))
+	keys := make([]string, 0, len(deltas))
+	for _, d := range deltas {
+		sort.SliceStable(d.parts, func(i, j int) bool { return d.parts[i].seq < d.parts[j].seq })
+		k := hourKey(d.function, d.hour)
+		if prev := byKey[k]; prev != nil {
+			// Two invalid names share the "_" key: one bucket, in order.
+			prev.parts = append(prev.parts, d.parts...)
+			sort.SliceStable(prev.parts, func(i, j int) bool { return prev.parts[i].seq < prev.parts[j].seq })
 			continue
 		}
-		start := r.Start
-		if start.IsZero() {
-			start = md.Timestamp
-		}
-		hour := start.UTC().Truncate(time.Hour)
-		key := hourKey(r.Function, hour)
-		d := deltas[key]
-		if d == nil {
-			d = &bucketDelta{function: r.Function, hour: hour}
-			deltas[key] = d
-		}
-		d.recs = append(d.recs, seqRecord{seq: md.Sequence.Stream, rec: r})
-	}
-	// Redeliveries can put an older record after a newer one; apply in
-	// stream order so the last-sequence check is exact.
-	for _, d := range deltas {
-		sort.SliceStable(d.recs, func(i, j int) bool { return d.recs[i].seq < d.recs[j].seq })
-	}
-	keys := make([]string, 0, len(deltas))
-	for k := range deltas {
+		byKey[k] = d
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if err := m.applyBucket(ctx, k, deltas[k]); err != nil {
+		if err := m.applyBucket(ctx, k, byKey[k]); err != nil {
 			return err
 		}
 	}
@@ -271,12 +300,13 @@ func (m *Meter) applyBucket(ctx context.Context, key string, d *bucketDelta) err
 			rev = entry.Revision()
 		}
 		applied := 0
-		for i := range d.recs {
-			if d.recs[i].seq <= agg.LastSeq {
+		for i := range d.parts {
+			p := &d.parts[i]
+			if p.seq <= agg.LastSeq {
 				continue // redelivered: already counted
 			}
-			agg.add(&d.recs[i].rec)
-			agg.LastSeq = d.recs[i].seq
+			agg.merge(&p.delta)
+			agg.LastSeq = p.seq
 			applied++
 		}
 		if applied == 0 {

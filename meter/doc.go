@@ -4,13 +4,18 @@
 //
 // The life of a record: the invoker calls (*Meter).Record on the invocation
 // path; the record goes into a bounded in-memory buffer (never blocking the
-// caller); a background publisher sends buffered records in batches to the
-// GUST_USAGE stream with asynchronous publishes and waits for their acks; a
-// durable consumer on that stream folds records into hourly aggregates in
-// the gust_usage KV bucket. The consumer is shared by every node and pinned
-// to one client at a time, so records are applied in stream order and each
-// is counted once; every aggregate remembers the last stream sequence it
-// applied, so a redelivered record is skipped rather than counted twice.
+// caller, never allocating); a background publisher collects records for up
+// to the flush interval and packs them into messages of many records each,
+// one function per message (NDJSON, one record a line, with a message id
+// for dedup), which it sends to the GUST_USAGE stream with asynchronous
+// publishes, waiting for their acks; a durable consumer on that stream
+// folds each message into hourly aggregates in the gust_usage KV bucket.
+// The consumer is shared by every node and pinned to one client at a time,
+// so messages are applied in stream order and each is counted once; every
+// aggregate remembers the last stream sequence it applied, so a
+// redelivered message is skipped rather than counted twice. Everything
+// NATS does (store, ack, dedup, deliver, KV update) is paid per message,
+// not per invocation: that is what keeps metering cheap under load.
 //
 // The meter must not block or do I/O in Record, and it does not know about
 // the pool, drivers or the gateway: it only sees gust.Invocation values.

@@ -2,7 +2,6 @@ package meter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,11 +15,14 @@ import (
 )
 
 // History limits: a query returns at most MaxHistory records and scans at
-// most maxHistoryScan messages, so a wide query stays cheap.
+// most about maxHistoryScan records, so a wide query stays cheap.
 const (
 	DefaultHistory = 100
 	MaxHistory     = 1000
 	maxHistoryScan = 200_000
+	// historyFetch is how many messages one fetch asks for; a message
+	// holds up to maxMsgRecords records.
+	historyFetch = 64
 )
 
 // HistoryQuery selects invocation records.
@@ -63,31 +65,43 @@ func (m *Meter) Invocations(ctx context.Context, q HistoryQuery) ([]Record, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading invocation history: %w", err)
 	}
-	// A ring of the last Limit matches: the stream is oldest first.
+	// A ring of the last Limit matches: the stream is oldest first, and
+	// so are the records within a message.
 	ring := make([]Record, 0, q.Limit)
 	next := 0
+	keep := func(r *Record) {
+		if q.Status != "" && r.Status != q.Status {
+			return
+		}
+		// A message is published after its records started, so the
+		// stream's start time selects a superset; this is exact.
+		if !q.Since.IsZero() && r.Start.Before(q.Since) {
+			return
+		}
+		if len(ring) < q.Limit {
+			ring = append(ring, *r)
+		} else {
+			ring[next] = *r
+			next = (next + 1) % q.Limit
+		}
+	}
 	for scanned := 0; scanned < maxHistoryScan; {
-		batch, err := cons.FetchNoWait(500)
+		batch, err := cons.FetchNoWait(historyFetch)
 		if err != nil {
 			return nil, fmt.Errorf("reading invocation history: %w", err)
 		}
 		n, pending := 0, uint64(0)
 		for msg := range batch.Messages() {
 			n++
-			scanned++
 			if md, err := msg.Metadata(); err == nil {
 				pending = md.NumPending
 			}
-			var r Record
-			if json.Unmarshal(msg.Data(), &r) != nil || (q.Status != "" && r.Status != q.Status) {
-				continue
-			}
-			if len(ring) < q.Limit {
-				ring = append(ring, r)
-			} else {
-				ring[next] = r
-				next = (next + 1) % q.Limit
-			}
+			recs := 0
+			_, _ = decodeRecords(msg.Data(), func(r *Record) {
+				recs++
+				keep(r)
+			})
+			scanned += max(recs, 1)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
 			return nil, fmt.Errorf("reading invocation history: %w", err)

@@ -2,7 +2,6 @@ package meter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +18,7 @@ import (
 
 // Names of the JetStream resources the meter owns.
 const (
-	StreamName    = "GUST_USAGE"     // usage records, one message per invocation
+	StreamName    = "GUST_USAGE"     // usage records, NDJSON, one function per message
 	SubjectPrefix = "gust.usage."    // + function name
 	BucketName    = "gust_usage"     // hourly aggregates, key FUNCTION.YYYYMMDDHH (UTC)
 	ConsumerName  = "gust-usage-agg" // the durable consumer every node shares
@@ -39,13 +38,22 @@ const (
 	// burst of tens of thousands of invocations per second fits while a
 	// batch is in flight; only a stalled NATS makes it overflow.
 	bufferSize = 1 << 16
-	// maxBatch is how many records one round of async publishes carries.
-	maxBatch = 2048
-	// maxPublishAttempts bounds retries of one record before it is dropped.
+	// maxBatch is how many records one round of async publishes carries,
+	// and so also the most messages it can make (one function each).
+	maxBatch = 4096
+	// maxMsgRecords and maxMsgBytes bound one usage message. Many records
+	// per message is what makes metering cheap: the stream stores, acks,
+	// dedups and delivers messages, and the aggregator reads and writes
+	// its KV buckets per message, so all of it is paid per batch.
+	maxMsgRecords = 1024
+	maxMsgBytes   = 256 << 10
+	// maxPublishAttempts bounds retries of one message before its records
+	// are dropped.
 	maxPublishAttempts = 5
-	// fetchBatch is both the consumer's MaxAckPending and the most records
-	// applied at once, with one KV write per hour bucket.
-	fetchBatch = 1000
+	// fetchBatch is both the consumer's MaxAckPending and the most
+	// messages applied at once, with one KV write per hour bucket. Small,
+	// since a message holds up to maxMsgRecords records.
+	fetchBatch = 64
 	// pullExpiry bounds one pull request; the pinned client pulls far more
 	// often than pinnedTTL, so it keeps its pin while it lives.
 	pullExpiry = 5 * time.Second
@@ -107,6 +115,8 @@ type Meter struct {
 	cons   jetstream.Consumer
 	kv     jetstream.KeyValue
 
+	maxMsgBytes int // of one usage message, within the server's max payload
+
 	ch          chan Record
 	flushReq    chan chan flushResult
 	closed      atomic.Bool
@@ -139,14 +149,16 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Meter, error
 	cfg = cfg.withDefaults()
 	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
-		Description: "gust usage records, one per invocation",
+		Description: "gust usage records, NDJSON batches of one function",
 		Subjects:    []string{SubjectPrefix + ">"},
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 		MaxAge:      cfg.Retention,
 		Discard:     jetstream.DiscardOld,
-		// Records carry a message id, so a batch retried after a lost ack
-		// is not stored twice.
+		// Messages carry an id, so a batch retried after a lost ack is
+		// not stored twice. The window holds one id per message, which
+		// batching keeps few (one id per invocation cost ~100 bytes of
+		// server memory each for the whole window).
 		Duplicates: 2 * time.Minute,
 	})
 	if err != nil {
@@ -186,19 +198,20 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Meter, error
 	}
 	aggCtx, stopAgg := context.WithCancel(context.Background())
 	m := &Meter{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "meter"),
-		js:       js,
-		pub:      pub,
-		stream:   stream,
-		cons:     cons,
-		kv:       kv,
-		ch:       make(chan Record, bufferSize),
-		flushReq: make(chan chan flushResult),
-		stopPub:  make(chan struct{}),
-		pubDone:  make(chan struct{}),
-		stopAgg:  stopAgg,
-		aggDone:  make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger.With("component", "meter"),
+		js:          js,
+		pub:         pub,
+		stream:      stream,
+		cons:        cons,
+		kv:          kv,
+		ch:          make(chan Record, bufferSize),
+		maxMsgBytes: maxMessageBytes(js.Conn()),
+		flushReq:    make(chan chan flushResult),
+		stopPub:     make(chan struct{}),
+		pubDone:     make(chan struct{}),
+		stopAgg:     stopAgg,
+		aggDone:     make(chan struct{}),
 	}
 	if err := m.startAggregator(aggCtx); err != nil {
 		stopAgg()
@@ -206,6 +219,18 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Meter, error
 	}
 	go m.publishLoop()
 	return m, nil
+}
+
+// maxMessageBytes keeps a message with room for headers under the
+// server's max payload, whatever it is configured to.
+func maxMessageBytes(nc *nats.Conn) int {
+	limit := maxMsgBytes
+	if mp := nc.MaxPayload(); mp > 0 && int64(limit) > mp/2 {
+		limit = int(mp / 2)
+	}
+	// A message closes once past the limit, so a record may overshoot it
+	// by one record's size.
+	return max(limit-4096, 1)
 }
 
 func newPublisher(js jetstream.JetStream) (jetstream.JetStream, error) {
@@ -361,19 +386,21 @@ func (m *Meter) Flush(ctx context.Context) error {
 	}
 }
 
-// pending is a record on its way to the stream. Its message id stays the
-// same across retries so the stream's duplicate window drops a copy whose
-// first ack was merely lost.
-type pending struct {
-	rec      Record
+// outMsg is one usage message on its way to the stream: NDJSON records of
+// one function. Its message id stays the same across retries so the
+// stream's duplicate window drops a copy whose first ack was merely lost.
+type outMsg struct {
+	subject  string
+	data     []byte
 	msgID    string
+	records  int
 	attempts int
 }
 
 func (m *Meter) publishLoop() {
 	defer close(m.pubDone)
-	var retry []pending
-	batch := make([]pending, 0, maxBatch)
+	var retry []*outMsg
+	batch := make([]Record, 0, maxBatch)
 	timer := time.NewTimer(m.cfg.FlushInterval)
 	defer timer.Stop()
 	for {
@@ -383,21 +410,21 @@ func (m *Meter) publishLoop() {
 		if len(retry) == 0 {
 			select {
 			case r := <-m.ch:
-				batch = append(batch, pending{rec: r})
+				batch = append(batch, r)
 			case flush = <-m.flushReq:
 			case <-m.stopPub:
 				stopping = true
 			}
 		}
 		// Linger up to FlushInterval for a fuller batch (a retry has
-		// already waited).
+		// already waited): the longer the linger, the fewer messages.
 		if flush == nil && !stopping && len(retry) == 0 {
 			resetTimer(timer, m.cfg.FlushInterval)
 		linger:
-			for len(batch)+len(retry) < maxBatch {
+			for len(batch) < maxBatch {
 				select {
 				case r := <-m.ch:
-					batch = append(batch, pending{rec: r})
+					batch = append(batch, r)
 				case flush = <-m.flushReq:
 					break linger
 				case <-m.stopPub:
@@ -414,25 +441,23 @@ func (m *Meter) publishLoop() {
 		// Bounded: a flush sends at most what the buffer can hold, even
 		// while new records keep arriving.
 		for round := 0; round <= bufferSize/maxBatch+1; round++ {
-			batch = append(retry, batch...)
-			retry = nil
 		fill:
 			for len(batch) < maxBatch {
 				select {
 				case r := <-m.ch:
-					batch = append(batch, pending{rec: r})
+					batch = append(batch, r)
 				default:
 					break fill
 				}
 			}
-			var failed []pending
-			failed, err = m.publishBatch(batch)
+			msgs := append(retry, m.encode(batch)...)
+			clear(batch) // drop the strings for the collector
 			batch = batch[:0]
-			retry = failed
+			retry, err = m.publishMsgs(msgs)
 			if !drainAll || (len(m.ch) == 0 && len(retry) == 0) {
 				break
 			}
-			if len(retry) > 0 && (stopping || flush != nil) {
+			if len(retry) > 0 {
 				// A failing stream will not recover within a flush; give
 				// the caller the error and keep the records for later.
 				break
@@ -440,12 +465,12 @@ func (m *Meter) publishLoop() {
 		}
 		if flush != nil {
 			if err == nil && len(retry) > 0 {
-				err = gust.Errorf(gust.EUNAVAILABLE, "%d usage records not yet stored", len(retry))
+				err = gust.Errorf(gust.EUNAVAILABLE, "%d usage records not yet stored", countRecords(retry))
 			}
 			flush <- flushResult{err: err}
 		}
 		if stopping {
-			if n := len(retry) + len(m.ch); n > 0 {
+			if n := countRecords(retry) + len(m.ch); n > 0 {
 				m.dropped.Add(uint64(n))
 				m.log.Error("usage records lost at close", "count", n, "err", err)
 			}
@@ -457,12 +482,21 @@ func (m *Meter) publishLoop() {
 			select {
 			case <-timer.C:
 			case <-m.stopPub:
-				m.dropped.Add(uint64(len(retry) + len(m.ch)))
-				m.log.Error("usage records lost at close", "count", len(retry)+len(m.ch))
+				n := countRecords(retry) + len(m.ch)
+				m.dropped.Add(uint64(n))
+				m.log.Error("usage records lost at close", "count", n)
 				return
 			}
 		}
 	}
+}
+
+func countRecords(msgs []*outMsg) int {
+	n := 0
+	for _, msg := range msgs {
+		n += msg.records
+	}
+	return n
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {
@@ -474,30 +508,50 @@ func resetTimer(t *time.Timer, d time.Duration) {
 	t.Reset(d)
 }
 
-// publishBatch publishes batch asynchronously, waits for every ack and
-// returns the records that must be retried.
-func (m *Meter) publishBatch(batch []pending) ([]pending, error) {
-	if len(batch) == 0 {
+// encode packs batch into messages, one function per message, so that
+// history filtered by function reads only that function's subject and the
+// aggregator pays one stream message for many invocations. A message ends
+// at maxMsgRecords records or m.maxMsgBytes bytes.
+func (m *Meter) encode(batch []Record) []*outMsg {
+	var (
+		msgs []*outMsg
+		open = map[string]*outMsg{} // function -> message being filled
+	)
+	for i := range batch {
+		r := &batch[i]
+		msg := open[r.Function]
+		if msg == nil {
+			msg = &outMsg{subject: subjectFor(r.Function), msgID: nuid.Next(), data: make([]byte, 0, 4096)}
+			open[r.Function] = msg
+			msgs = append(msgs, msg)
+		}
+		if msg.records > 0 {
+			msg.data = append(msg.data, '\n')
+		}
+		msg.data = r.appendJSON(msg.data)
+		msg.records++
+		if msg.records >= maxMsgRecords || len(msg.data) >= m.maxMsgBytes {
+			delete(open, r.Function)
+		}
+	}
+	return msgs
+}
+
+// publishMsgs publishes msgs asynchronously, waits for every ack and
+// returns the messages that must be retried.
+func (m *Meter) publishMsgs(msgs []*outMsg) ([]*outMsg, error) {
+	if len(msgs) == 0 {
 		return nil, nil
 	}
-	futures := make([]jetstream.PubAckFuture, len(batch))
+	futures := make([]jetstream.PubAckFuture, len(msgs))
 	var firstErr error
-	for i := range batch {
-		p := &batch[i]
-		if p.msgID == "" {
-			p.msgID = nuid.Next()
-		}
-		p.attempts++
-		data, err := json.Marshal(&p.rec)
-		if err != nil {
-			firstErr = firstOf(firstErr, fmt.Errorf("encode usage record: %w", err))
-			continue
-		}
-		msg := &nats.Msg{Subject: subjectFor(p.rec.Function), Data: data, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, p.msgID)
+	for i, out := range msgs {
+		out.attempts++
+		msg := &nats.Msg{Subject: out.subject, Data: out.data, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, out.msgID)
 		f, err := m.pub.PublishMsgAsync(msg, jetstream.WithExpectStream(StreamName))
 		if err != nil {
-			firstErr = firstOf(firstErr, fmt.Errorf("publish usage record: %w", err))
+			firstErr = firstOf(firstErr, fmt.Errorf("publish usage records: %w", err))
 			continue
 		}
 		futures[i] = f
@@ -507,7 +561,7 @@ func (m *Meter) publishBatch(batch []pending) ([]pending, error) {
 	case <-time.After(15 * time.Second):
 		firstErr = firstOf(firstErr, gust.Errorf(gust.EUNAVAILABLE, "timed out waiting for usage record acks"))
 	}
-	var failed []pending
+	var failed []*outMsg
 	for i, f := range futures {
 		ok := false
 		if f != nil {
@@ -515,21 +569,21 @@ func (m *Meter) publishBatch(batch []pending) ([]pending, error) {
 			case <-f.Ok():
 				ok = true
 			case err := <-f.Err():
-				firstErr = firstOf(firstErr, fmt.Errorf("store usage record: %w", err))
+				firstErr = firstOf(firstErr, fmt.Errorf("store usage records: %w", err))
 			default:
 			}
 		}
 		if ok {
 			continue
 		}
-		if batch[i].attempts >= maxPublishAttempts {
-			m.dropped.Add(1)
+		if msgs[i].attempts >= maxPublishAttempts {
+			m.dropped.Add(uint64(msgs[i].records))
 			continue
 		}
-		failed = append(failed, batch[i])
+		failed = append(failed, msgs[i])
 	}
 	if firstErr != nil {
-		m.log.Warn("publishing usage records", "batch", len(batch), "retrying", len(failed), "err", firstErr)
+		m.log.Warn("publishing usage records", "messages", len(msgs), "retrying", len(failed), "err", firstErr)
 	}
 	return failed, firstErr
 }

@@ -32,8 +32,10 @@ import (
 	"github.com/gustfaas/gust/pool"
 	"github.com/gustfaas/gust/process"
 	"github.com/gustfaas/gust/registry"
+	"github.com/gustfaas/gust/routes"
 	"github.com/gustfaas/gust/secrets"
 	"github.com/gustfaas/gust/stats"
+	"github.com/gustfaas/gust/trace"
 	"github.com/gustfaas/gust/wasm"
 )
 
@@ -59,6 +61,7 @@ type Config struct {
 	TLSKey                  string
 	TLSSelfSigned           bool   // serve HTTPS with a self-signed certificate kept in DATA/tls
 	WasmCacheDir            string // compiled-module cache; default DATA/cache/wasm
+	OTLPEndpoint            string // OTLP/HTTP receiver of spans, "http://127.0.0.1:4318"; "" turns tracing off
 	Logger                  *slog.Logger
 }
 
@@ -85,6 +88,7 @@ type Node struct {
 	inv       *invoke.Invoker
 	meter     *meter.Meter
 	stats     *stats.Stats
+	tracer    *trace.Tracer
 	logs      *logs.Store
 	secrets   *secrets.Store
 	async     *async.Async
@@ -124,11 +128,21 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
 	n = &Node{cfg: cfg, log: log}
+	// started, not n: a failing "return nil, err" has set n to nil by the
+	// time this runs, and what did start must still be stopped.
+	started := n
 	defer func() {
 		if err != nil {
-			n.Close(context.Background())
+			started.Close(context.Background())
 		}
 	}()
+	// First: a bad --otlp-endpoint fails before anything starts.
+	n.tracer, err = trace.New(trace.Config{
+		Endpoint: cfg.OTLPEndpoint, ServiceVersion: Version, Logger: log.With("part", "trace"),
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	a, tokenPath, created, err := auth.LoadOrCreate(cfg.DataDir)
 	if err != nil {
@@ -200,6 +214,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.inv = invoke.New(invoke.Config{
+		Tracer:   n.tracer,
 		Secrets:  n.secrets,
 		Registry: n.reg,
 		Drivers:  append([]gust.Driver{n.wasm}, n.process.Drivers()...),
@@ -218,7 +233,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 
 	n.async, err = async.New(ctx, js, n.brk.Conn(), async.Config{
 		Invoker: n.inv, Registry: n.reg, Replicas: cfg.Replicas,
-		NewID: invoke.NewID, Logger: log.With("part", "async"),
+		NewID: invoke.NewID, Logger: log.With("part", "async"), Secrets: n.secrets,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting async invocations: %w", err)
@@ -227,6 +242,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	apiKeys, err := routes.OpenKeys(ctx, js, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	guard := routes.New(routes.Config{Tokens: tokens, Secrets: n.secrets, Keys: apiKeys, Logger: log.With("part", "routes")})
 	extra := map[string]api.Route{
 		"GET /v1/functions/{name}/logs": {Scope: api.ScopeRead, Handler: n.logs.Handler()},
 	}
@@ -242,6 +262,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	for pattern, h := range n.secrets.Routes() {
 		extra[pattern] = api.Route{Scope: api.ScopeAdmin, Handler: h}
+	}
+	for pattern, h := range apiKeys.Routes() {
+		scope := api.ScopeDeploy
+		if strings.HasPrefix(pattern, "GET ") {
+			scope = api.ScopeRead
+		}
+		extra[pattern] = api.Route{Scope: scope, Handler: h}
 	}
 	if n.meter != nil {
 		extra["GET /v1/invocations"] = api.Route{Scope: api.ScopeRead, Handler: n.meter.HistoryHandler()}
@@ -260,14 +287,25 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Extra: extra,
 		Validate: []func(context.Context, gust.Spec) error{
 			func(ctx context.Context, s gust.Spec) error { return n.secrets.Exists(ctx, s.Secrets) },
+			func(ctx context.Context, s gust.Spec) error {
+				for _, t := range s.Triggers {
+					if t.Webhook != nil {
+						if err := n.secrets.Exists(ctx, []string{t.Webhook.Secret}); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			},
 			func(_ context.Context, s gust.Spec) error { return async.ValidateSpec(s) },
+			guard.ValidateSpec,
 		},
 		Require:      tokens.Require,
 		MaxCodeBytes: cfg.MaxCodeBytes,
 		Version:      Version,
 		Logger:       log.With("part", "api"),
 	})
-	gw := gateway.New(gateway.Config{Invoker: n.inv, NewID: invoke.NewID, Logger: log.With("part", "gateway")})
+	gw := gateway.New(gateway.Config{Invoker: n.inv, Tracer: n.tracer, NewID: invoke.NewID, Guard: guard, Logger: log.With("part", "gateway")})
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -281,7 +319,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	mux.Handle("/v1/", n.api)
 	mux.Handle(gateway.Prefix, gw)
-	mux.Handle("POST "+async.Prefix, n.async.AcceptHandler())
+	mux.Handle("POST "+async.Prefix, guard.Guard(async.Prefix, n.inv, n.async.AcceptHandler()))
+	mux.Handle(async.WebhookPrefix, n.async.WebhookHandler())
 	mux.Handle(console.Prefix, console.Handler())
 	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 
@@ -386,6 +425,9 @@ func (n *Node) Meter() *meter.Meter { return n.meter }
 // Stats returns the node's live per-function statistics.
 func (n *Node) Stats() *stats.Stats { return n.stats }
 
+// Tracer returns the node's tracer (a no-op without an OTLP endpoint).
+func (n *Node) Tracer() *trace.Tracer { return n.tracer }
+
 // Close stops the node: it stops accepting requests, lets in-flight ones
 // finish (bounded by ctx), drains instances, flushes usage records, and
 // shuts the broker down.
@@ -405,6 +447,10 @@ func (n *Node) Close(ctx context.Context) {
 		}
 		if n.inv != nil {
 			_ = n.inv.Close(ctx)
+		}
+		// After the invoker: the last calls' spans are flushed too.
+		if err := n.tracer.Shutdown(ctx); err != nil {
+			n.log.Warn("closing tracer", "err", err)
 		}
 		if n.meter != nil {
 			if err := n.meter.Close(ctx); err != nil {

@@ -36,23 +36,42 @@
 // # Sandbox (Linux)
 //
 // New probes what the machine allows, logs what it cannot apply, and
-// reports it in Isolation. When gust is root and util-linux is present,
-// each instance starts in its own mount, pid, ipc and uts namespaces as an
-// unprivileged uid of its function's own (Config.UIDBase on), with no
-// capabilities and no_new_privs; its /tmp is a private tmpfs of Config.TmpMB
-// that hides the host's /tmp; its code is bind-mounted read-only at
-// /tmp/task (LAMBDA_TASK_ROOT) and the runtime clients at /tmp/runtime;
-// /proc shows its own processes only. Its environment is the spec's Env,
-// PATH, HOME, TMPDIR, LANG and TZ defaults, and the protocol's variables;
-// nothing of gust's own. A cgroup (v1 or v2, nested in gust's own) bounds
-// its memory to Spec.MemoryMB and its tasks to Config.PidsMax, and tells a
-// kill for memory (EOOM) from a crash (EFUNCTION); without a cgroup
-// RLIMIT_AS bounds memory instead. Only fds 0-2 reach the function. The
-// process group, the pid namespace and the cgroup are killed on timeout
-// (ETIMEOUT), on any failure, and on Close.
+// reports it in Isolation. When gust is root, each instance starts through
+// the sandbox helper: the running binary re-executed (/proc/self/exe
+// __sandbox; see RunSandboxHelperIfRequested) in fresh mount, pid, ipc,
+// uts and network namespaces. New keeps Config.SpareSandboxes helpers
+// started ahead, so a cold start only creates the cgroup, mounts and starts
+// the function. The helper, gated until gust has put it in the instance's
+// cgroup, makes /tmp a private tmpfs of Config.TmpMB (also over /var/tmp,
+// /dev/shm and /run/lock), bind-mounts the code read-only at /tmp/task
+// (LAMBDA_TASK_ROOT) and the runtime clients at /tmp/runtime, mounts a
+// /proc showing the instance's processes only, brings up loopback, and
+// starts the function as an unprivileged uid of its function's own
+// (Config.UIDBase on) with an empty capability bounding set and
+// no_new_privs. It then drops its own privileges and stays as the
+// instance's init: it reaps orphans and exits with the function's status.
+// The environment is the spec's Env, PATH, HOME, TMPDIR, LANG and TZ
+// defaults, and the protocol's variables; nothing of gust's own. A cgroup
+// (v1 or v2, nested in gust's own) bounds memory to Spec.MemoryMB and
+// tasks to Config.PidsMax, and tells a kill for memory (EOOM) from a crash
+// (EFUNCTION); without a cgroup RLIMIT_AS bounds memory instead. Only fds
+// 0-2 reach the function. The process group, the pid namespace and the
+// cgroup are killed on timeout (ETIMEOUT), on any failure, and on Close.
 //
-// Not isolated yet: the network. A function shares the host's network
-// namespace and can connect to any address, 127.0.0.1 included.
+// # Network
+//
+// An instance's network namespace holds only a loopback: it cannot reach
+// gust's gateway, NATS, or anything else. gust still reaches it through
+// the helper: a SOCK_SEQPACKET socket pair between them carries, as file
+// descriptors, one end of a fresh socket pair per connection. An http
+// function listens on 127.0.0.1:8080 inside; each connection gust opens
+// is handed to the helper, which connects it there. A lambda function
+// finds the Runtime API at 127.0.0.1:9001 inside, where the helper
+// listens and hands each connection to gust. Nothing outside the
+// namespace can connect to either. A spec with Egress set keeps the
+// instance in the host's network namespace instead (any address,
+// 127.0.0.1 included, is then reachable); gust then talks to it over TCP
+// on 127.0.0.1 as without namespaces.
 //
 // This package must not know about pools, HTTP routing or the registry: it
 // turns code and a request into a response.

@@ -51,6 +51,11 @@ type Config struct {
 	// functions run as: each function gets its own, so that one function
 	// cannot read another's files or /proc entries. Default 200000 and 10000.
 	UIDBase, UIDCount int
+	// SpareSandboxes is how many sandbox helpers are kept started ahead
+	// of need, their namespaces made and their runtime initialized, so a
+	// cold start only mounts and starts the function. Default 2; -1 keeps
+	// none.
+	SpareSandboxes int
 	// NoSandbox runs functions as gust's own user with no namespaces or
 	// cgroups: for development only.
 	NoSandbox bool
@@ -102,6 +107,9 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.UIDBase <= 0 {
 		cfg.UIDBase = 200000
 	}
+	if cfg.SpareSandboxes == 0 {
+		cfg.SpareSandboxes = 2
+	}
 	if cfg.UIDCount <= 0 {
 		cfg.UIDCount = 10000
 	}
@@ -146,7 +154,7 @@ func New(cfg Config) (*Driver, error) {
 	d.sb = newSandbox(d.cfg, abs)
 	iso := d.Isolation()
 	d.log.Info("process driver ready", "namespaces", iso.Namespaces, "own_user", iso.OwnUser,
-		"cgroup", iso.Cgroup, "python3", d.cfg.Python, "node", d.cfg.Node)
+		"cgroup", iso.Cgroup, "network", iso.Network, "python3", d.cfg.Python, "node", d.cfg.Node)
 	for _, n := range iso.Notes {
 		d.log.Warn("process sandbox: " + n)
 	}
@@ -175,13 +183,13 @@ type Isolation struct {
 	Namespaces bool     `json:"namespaces"` // own mount, pid, ipc and uts namespaces; private /tmp; read-only code
 	OwnUser    bool     `json:"ownUser"`    // each function runs as an unprivileged user of its own
 	Cgroup     string   `json:"cgroup"`     // "v1", "v2", or "" (then RLIMIT_AS bounds memory)
-	Network    bool     `json:"network"`    // own network namespace: always false for now
+	Network    bool     `json:"network"`    // own network namespace per instance, unless its spec allows egress
 	Notes      []string `json:"notes"`      // each protection not applied, and why
 }
 
 // Isolation reports what the sandbox achieved.
 func (d *Driver) Isolation() Isolation {
-	iso := Isolation{Namespaces: d.sb.namespaces, OwnUser: d.sb.setpriv != ""}
+	iso := Isolation{Namespaces: d.sb.namespaces, OwnUser: d.sb.ownUser, Network: d.sb.network}
 	if d.sb.cg != nil {
 		iso.Cgroup = "v1"
 		if d.sb.cg.v2 {
@@ -189,7 +197,6 @@ func (d *Driver) Isolation() Isolation {
 		}
 	}
 	iso.Notes = append(iso.Notes, d.sb.notes...)
-	iso.Notes = append(iso.Notes, "no network namespace: a function can open connections to any address, gust's gateway and NATS on 127.0.0.1 included")
 	return iso
 }
 

@@ -29,6 +29,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The driver re-executes this test binary as its sandbox helper.
+	RunSandboxHelperIfRequested()
 	dir, err := os.MkdirTemp("", "gust-process-test-")
 	if err != nil {
 		panic(err)

@@ -20,7 +20,8 @@ import (
 // transport of the instance's own.
 type httpInstance struct {
 	*instance
-	addr string
+	addr string // where the function listens, in its own namespace if it has one
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	tr   *http.Transport
 	hc   *http.Client
 }
@@ -35,14 +36,28 @@ func freePort() (int, error) {
 }
 
 func (m *module) newHTTP(ctx context.Context, in *instance) (*httpInstance, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, fmt.Errorf("pick a port: %w", err)
+	port, bridged := nsHTTPPort, m.ownNet()
+	if !bridged {
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, fmt.Errorf("pick a port: %w", err)
+		}
 	}
 	hi := &httpInstance{instance: in, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	dial := (&net.Dialer{Timeout: 5 * time.Second}).DialContext
+	if bridged {
+		// The address is the one inside the instance's namespace; the
+		// connection goes through its helper.
+		dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			return hi.p.dialBridge(ctx)
+		}
+	}
+	hi.dial = dial
 	hi.tr = &http.Transport{
 		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		DialContext:           dial,
 		MaxIdleConns:          m.spec.PerInstanceConcurrency,
 		MaxIdleConnsPerHost:   m.spec.PerInstanceConcurrency,
 		IdleConnTimeout:       90 * time.Second,
@@ -55,7 +70,11 @@ func (m *module) newHTTP(ctx context.Context, in *instance) (*httpInstance, erro
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	in.cleanup = append(in.cleanup, hi.tr.CloseIdleConnections)
-	if err := in.start(ctx, map[string]string{"PORT": strconv.Itoa(port)}); err != nil {
+	bridgePort := 0
+	if bridged {
+		bridgePort = port
+	}
+	if err := in.start(ctx, map[string]string{"PORT": strconv.Itoa(port)}, bridgePort, 0); err != nil {
 		return nil, err
 	}
 	if err := hi.waitListening(ctx, port); err != nil {
@@ -69,11 +88,12 @@ func (hi *httpInstance) waitListening(ctx context.Context, port int) error {
 	limit := hi.m.d.cfg.StartTimeout
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
-	delay := time.Millisecond
-	var d net.Dialer
+	// Short first delays: a Go function listens within a few ms, and
+	// each probe costs little.
+	delay := 250 * time.Microsecond
 	for {
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
-		c, err := d.DialContext(dctx, "tcp", hi.addr)
+		c, err := hi.dial(dctx, "tcp", hi.addr)
 		cancel()
 		if err == nil {
 			c.Close()
@@ -89,7 +109,7 @@ func (hi *httpInstance) waitListening(ctx context.Context, port int) error {
 			return gust.Errorf(gust.EFUNCTION, "function did not listen on $PORT (%d) within %s", port, limit)
 		case <-time.After(delay):
 		}
-		if delay < 20*time.Millisecond {
+		if delay < 10*time.Millisecond {
 			delay *= 2
 		}
 	}

@@ -59,13 +59,12 @@ type runtimeAPI struct {
 	cur       *event
 }
 
-func newRuntimeAPI(function string, maxBody int64) (*runtimeAPI, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("runtime API listener: %w", err)
-	}
+// newRuntimeAPI returns the API of one instance; serve starts it on a
+// listener: TCP on 127.0.0.1 in the host's network, or the bridge from an
+// instance's own.
+func newRuntimeAPI(function string, maxBody int64) *runtimeAPI {
 	a := &runtimeAPI{
-		ln: ln, arn: functionARN(function), maxBody: maxBody,
+		arn: functionARN(function), maxBody: maxBody,
 		events: make(chan *event), ready: make(chan struct{}),
 		initErr: make(chan []byte, 1), closing: make(chan struct{}),
 	}
@@ -76,11 +75,13 @@ func newRuntimeAPI(function string, maxBody int64) (*runtimeAPI, error) {
 	mux.HandleFunc("POST "+apiInitError, a.initError)
 	// No write timeout: next blocks for as long as the instance idles.
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = a.srv.Serve(ln) }()
-	return a, nil
+	return a
 }
 
-func (a *runtimeAPI) addr() string { return a.ln.Addr().String() }
+func (a *runtimeAPI) serve(ln net.Listener) {
+	a.ln = ln
+	go func() { _ = a.srv.Serve(ln) }()
+}
 
 func (a *runtimeAPI) close() {
 	close(a.closing)
@@ -170,33 +171,50 @@ type lambdaInstance struct {
 }
 
 func (m *module) newLambda(ctx context.Context, in *instance) (*lambdaInstance, error) {
-	api, err := newRuntimeAPI(m.function, m.d.cfg.MaxResponseBytes)
-	if err != nil {
-		return nil, err
-	}
+	api := newRuntimeAPI(m.function, m.d.cfg.MaxResponseBytes)
 	in.cleanup = append(in.cleanup, api.close)
 	li := &lambdaInstance{instance: in, api: api}
-	if err := in.start(ctx, m.lambdaVars(api.addr(), in)); err != nil {
-		return nil, err
+	if m.ownNet() {
+		addr := "127.0.0.1:" + strconv.Itoa(nsAPIPort)
+		if err := in.start(ctx, m.lambdaVars(addr, in), 0, nsAPIPort); err != nil {
+			return nil, err
+		}
+		api.serve(newBridgeListener(in.p))
+	} else {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("runtime API listener: %w", err)
+		}
+		api.serve(ln)
+		if err := in.start(ctx, m.lambdaVars(ln.Addr().String(), in), 0, 0); err != nil {
+			return nil, err
+		}
 	}
-	limit := m.d.cfg.StartTimeout
+	return li, li.waitReady(ctx)
+}
+
+// waitReady waits for the runtime's first "next", its init error, its
+// exit, or the start timeout.
+func (li *lambdaInstance) waitReady(ctx context.Context) error {
+	api := li.api
+	limit := li.m.d.cfg.StartTimeout
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	select {
 	case <-api.ready:
-		return li, nil
+		return nil
 	case body := <-api.initErr:
 		le := parseLambdaError(body, "")
 		li.logError("", "init", le)
 		li.p.kill()
-		return nil, gust.Errorf(gust.EFUNCTION, "function initialization failed: %s: %s", le.ErrorType, le.ErrorMessage)
+		return gust.Errorf(gust.EFUNCTION, "function initialization failed: %s: %s", le.ErrorType, le.ErrorMessage)
 	case <-li.p.exited:
-		return nil, li.exitedError("during start")
+		return li.exitedError("during start")
 	case <-ctx.Done():
-		return nil, li.ctxError(ctx, "start")
+		return li.ctxError(ctx, "start")
 	case <-timer.C:
 		li.p.kill()
-		return nil, gust.Errorf(gust.EFUNCTION, "function did not ask the Runtime API for an event within %s", limit)
+		return gust.Errorf(gust.EFUNCTION, "function did not ask the Runtime API for an event within %s", limit)
 	}
 }
 

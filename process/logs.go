@@ -3,6 +3,7 @@ package process
 import (
 	"bytes"
 	"sync"
+	"time"
 
 	"github.com/gustfaas/gust"
 )
@@ -25,7 +26,16 @@ type outputs struct {
 	mu       sync.Mutex
 	inflight map[string]int
 	tail     []byte // end of stderr
+	// last and lastEnd are the invocation that ended last and when: a
+	// function's output travels a pipe while its answer travels a
+	// socket, so a line may arrive just after the answer.
+	last    string
+	lastEnd time.Time
 }
+
+// lateOutput is how long after an invocation ends a line written while
+// no other invocation runs is still its own.
+const lateOutput = 250 * time.Millisecond
 
 func newOutputs(sink gust.LogSink, function string, version int) *outputs {
 	return &outputs{sink: sink, function: function, version: version, inflight: map[string]int{}}
@@ -42,6 +52,9 @@ func (o *outputs) end(id string) {
 	if o.inflight[id]--; o.inflight[id] <= 0 {
 		delete(o.inflight, id)
 	}
+	if len(o.inflight) == 0 {
+		o.last, o.lastEnd = id, time.Now()
+	}
 	o.mu.Unlock()
 }
 
@@ -50,6 +63,9 @@ func (o *outputs) current() string {
 		for id := range o.inflight {
 			return id
 		}
+	}
+	if len(o.inflight) == 0 && o.last != "" && time.Since(o.lastEnd) < lateOutput {
+		return o.last
 	}
 	return ""
 }

@@ -130,8 +130,16 @@ type instance struct {
 	cleanup  []func()
 }
 
-// start starts the process with the given protocol variables.
-func (in *instance) start(ctx context.Context, protocolVars map[string]string) error {
+// ownNet reports whether the module's instances get a network namespace
+// of their own.
+func (m *module) ownNet() bool {
+	return m.d.sb.network && !m.spec.Egress
+}
+
+// start starts the process with the given protocol variables. In a
+// network namespace of its own, httpPort and apiPort are the ports the
+// helper bridges (see bridge_linux.go).
+func (in *instance) start(ctx context.Context, protocolVars map[string]string, httpPort, apiPort int) error {
 	m := in.m
 	uid := m.d.uidFor(m.function)
 	if !m.d.sb.namespaces {
@@ -139,7 +147,7 @@ func (in *instance) start(ctx context.Context, protocolVars map[string]string) e
 		if err := os.MkdirAll(in.tmpDir, 0o700); err != nil {
 			return fmt.Errorf("instance tmp dir: %w", err)
 		}
-		if m.d.sb.setpriv != "" {
+		if m.d.sb.ownUser {
 			if err := os.Chown(in.tmpDir, uid, uid); err != nil {
 				return fmt.Errorf("instance tmp dir: %w", err)
 			}
@@ -153,6 +161,9 @@ func (in *instance) start(ctx context.Context, protocolVars map[string]string) e
 		runtimeDir: m.runtimeDir,
 		memoryMB:   m.spec.MemoryMB,
 		uid:        uid,
+		net:        m.ownNet(),
+		httpPort:   httpPort,
+		apiPort:    apiPort,
 		stdout:     in.out.writer("stdout"),
 		stderr:     in.out.writer("stderr"),
 	})

@@ -3,10 +3,11 @@ package process
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"sort"
-	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -15,33 +16,31 @@ type startSpec struct {
 	name       string   // unique per live instance; names its cgroup
 	argv       []string // relative paths resolve in the task root
 	env        map[string]string
-	taskRoot   string // extracted code on the host
+	taskRoot   string // extracted code on the host ("" for a pool worker)
 	runtimeDir string // gust's runtime clients on the host, or ""
 	memoryMB   int
 	uid        int
+	net        bool // own network namespace (reached through the bridge)
+	httpPort   int  // bridge gust's connections to this port in the namespace
+	apiPort    int  // bridge the namespace's connections on this port to gust
+	pool       bool // a generic worker, specialized later with code
 	stdout     io.Writer
 	stderr     io.Writer
 }
 
-// envScript renders the environment as shell assignments for the
-// unprivileged shell that execs the function: the environment never passes
-// through a privileged program, nor through a command line that other users
-// could read in /proc. Names are checked by gust.Spec.Validate.
-func (sp startSpec) envScript() []byte {
+// envList renders the environment for execve, sorted so that it reads
+// the same each time.
+func (sp startSpec) envList() []string {
 	keys := make([]string, 0, len(sp.env))
 	for k := range sp.env {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var b strings.Builder
+	out := make([]string, 0, len(keys))
 	for _, k := range keys {
-		b.WriteString("export ")
-		b.WriteString(k)
-		b.WriteString("='")
-		b.WriteString(strings.ReplaceAll(sp.env[k], "'", `'\''`))
-		b.WriteString("'\n")
+		out = append(out, k+"="+sp.env[k])
 	}
-	return []byte(b.String())
+	return out
 }
 
 // proc is a started instance process.
@@ -50,6 +49,11 @@ type proc struct {
 	cg     *cgroup
 	exited chan struct{} // closed once the process is reaped
 	state  *os.ProcessState
+	// helper is set when cmd is the sandbox helper, which exits with the
+	// function's code, or 128+signal when the function was killed.
+	helper bool
+	ctl    *net.UnixConn // control socket to the helper, or nil
+	ctlMu  sync.Mutex
 }
 
 func (p *proc) wait() {
@@ -78,5 +82,9 @@ func (p *proc) describeExit() string {
 	if ws, ok := p.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return fmt.Sprintf("was killed by signal %s", ws.Signal())
 	}
-	return fmt.Sprintf("exited with code %d", p.state.ExitCode())
+	code := p.state.ExitCode()
+	if p.helper && code > 128 && code < 128+65 {
+		return fmt.Sprintf("was killed by signal %s", syscall.Signal(code-128))
+	}
+	return fmt.Sprintf("exited with code %d", code)
 }

@@ -3,12 +3,14 @@ package process
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,54 +27,19 @@ const (
 	sandboxTmp        = "/tmp"
 )
 
-// wrapperScript runs first in every instance, as root when gust is root.
-// Its environment is PATH alone, so nothing the function declares can
-// steer a privileged program (LD_PRELOAD and the like). It waits on fd 3
-// until gust has put it in its cgroup, builds the mounts (mode "ns"),
-// drops to the function's user with setpriv, and hands over to a second,
-// unprivileged shell that reads the function's environment from fd 4 (not
-// through /proc: after the switch of user it may no longer open its own
-// /proc/self/fd) and
-// execs the function, which then runs as pid 1 of its pid namespace.
-//
-// Arguments: mode tmpMB task runtime uid setpriv -- argv...
-const wrapperScript = `set -e
-read -r go <&3 || exit 125
-exec 3<&-
-[ "$go" = go ] || exit 125
-mode=$1 tmpmb=$2 task=$3 rt=$4 uid=$5 setpriv=$6
-shift 7
-if [ "$mode" = ns ]; then
-	mount --make-rprivate /
-	exec 5<"$task"
-	[ "$rt" = - ] || exec 6<"$rt"
-	mount -t tmpfs -o "size=${tmpmb}m,mode=1777,nosuid,nodev" gust-tmp /tmp
-	mkdir -p ` + sandboxTaskRoot + `
-	mount -c --bind /proc/self/fd/5 ` + sandboxTaskRoot + `
-	mount -c -o remount,bind,ro,nosuid,nodev ` + sandboxTaskRoot + `
-	if [ "$rt" != - ]; then
-		mkdir -p ` + sandboxRuntimeDir + `
-		mount -c --bind /proc/self/fd/6 ` + sandboxRuntimeDir + `
-		mount -c -o remount,bind,ro,nosuid,nodev ` + sandboxRuntimeDir + `
-	fi
-	exec 5<&- 6<&-
-	mount -t proc -o nosuid,nodev,noexec proc /proc
-	task=` + sandboxTaskRoot + `
-fi
-cd "$task"
-set -- /bin/sh -c 'unset PWD OLDPWD; eval "$(cat <&4)"; exec 4<&-; exec "$@"' function "$@"
-if [ "$setpriv" = - ]; then exec "$@"; fi
-exec "$setpriv" --reuid="$uid" --regid="$uid" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
-`
-
 // sandbox is what isolation this machine allows, decided once by New.
 type sandbox struct {
-	namespaces bool   // mount, pid, ipc and uts namespaces with the mounts above
-	setpriv    string // path of setpriv; "" when instances run as gust's own user
+	namespaces bool // mount, pid, ipc and uts namespaces with the mounts of helperMounts
+	network    bool // a network namespace per instance (unless its spec allows egress)
+	ownUser    bool // instances run as unprivileged users (gust is root)
 	cg         *cgroups
 	tmpMB      int
 	pidsMax    int
 	notes      []string // protections that could not be applied, and why
+
+	spares  chan *spare   // helpers started ahead (nil: none kept)
+	closing chan struct{} // closed by close
+	filled  chan struct{} // closed once fillSpares has returned
 }
 
 func (s *sandbox) paths(task, runtimeDir, instTmp string) (string, string, string) {
@@ -82,39 +49,48 @@ func (s *sandbox) paths(task, runtimeDir, instTmp string) (string, string, strin
 	return task, runtimeDir, instTmp
 }
 
+// helperExe is what the driver re-executes as the sandbox helper: the
+// running binary itself, so nothing extra has to be installed.
+const helperExe = "/proc/self/exe"
+
 // newSandbox probes what works here: it starts a real sandboxed /bin/true
 // the way every instance will be started.
 func newSandbox(cfg Config, workDir string) *sandbox {
-	s := &sandbox{tmpMB: cfg.TmpMB, pidsMax: cfg.PidsMax}
+	s := &sandbox{tmpMB: cfg.TmpMB, pidsMax: cfg.PidsMax, closing: make(chan struct{}), filled: make(chan struct{})}
 	if cfg.NoSandbox {
-		s.notes = append(s.notes, "sandbox turned off by configuration: functions run as gust's user, with gust's view of the file system and no memory or pid limit")
+		s.notes = append(s.notes, "sandbox turned off by configuration: functions run as gust's user, with gust's view of the file system, its network and no memory or pid limit")
 		return s
 	}
 	if os.Geteuid() != 0 {
-		s.notes = append(s.notes, "gust is not root: functions run as gust's own user, without namespaces or cgroups")
+		s.notes = append(s.notes, "gust is not root: functions run as gust's own user, without namespaces, network isolation or cgroups")
 		return s
-	}
-	if p, err := exec.LookPath("setpriv"); err == nil {
-		s.setpriv = p
-	} else {
-		s.notes = append(s.notes, "setpriv (util-linux) not found: functions run as root, without namespaces; install util-linux")
-	}
-	if _, err := exec.LookPath("mount"); err != nil || s.setpriv == "" {
-		s.notes = append(s.notes, "mount or setpriv (util-linux) not found: no namespaces, private /tmp or read-only code")
-	} else {
-		s.namespaces = true
-		if err := s.probe(workDir); err != nil {
-			s.namespaces = false
-			s.notes = append(s.notes, fmt.Sprintf("namespaces unavailable (%v): functions share gust's mount, pid, ipc and uts namespaces and the host's /tmp", err))
-		}
 	}
 	if cg, err := setupCgroups(); err != nil {
 		s.notes = append(s.notes, fmt.Sprintf("no cgroup for memory and pid limits (%v): memory is limited with RLIMIT_AS instead, pids not at all", err))
 	} else {
 		s.cg = cg
 	}
-	if s.setpriv != "" && !s.namespaces {
+	s.ownUser = true
+	s.namespaces, s.network = true, true
+	if err := s.probe(workDir); err != nil {
+		s.network = false
+		if err2 := s.probe(workDir); err2 != nil {
+			s.namespaces = false
+			s.notes = append(s.notes, fmt.Sprintf("namespaces unavailable (%v): functions share gust's mount, pid, ipc, uts and network namespaces and the host's /tmp", err2))
+			if err3 := s.probe(workDir); err3 != nil {
+				s.ownUser = false
+				s.notes = append(s.notes, fmt.Sprintf("the sandbox helper cannot start (%v): functions run as gust's own user", err3))
+			}
+		} else {
+			s.notes = append(s.notes, fmt.Sprintf("no network namespace (%v): a function can open connections to any address, gust's gateway and NATS on 127.0.0.1 included", err))
+		}
+	}
+	if s.ownUser && !s.namespaces {
 		s.notes = append(s.notes, "without a mount namespace the function's user must be able to reach the code directory on the host")
+	}
+	if s.ownUser && cfg.SpareSandboxes > 0 {
+		s.spares = make(chan *spare, cfg.SpareSandboxes-1)
+		go s.fillSpares()
 	}
 	return s
 }
@@ -130,7 +106,7 @@ func (s *sandbox) probe(workDir string) error {
 	var out bytes.Buffer
 	p, err := s.start(ctx, startSpec{
 		name: "probe", argv: []string{"/bin/true"}, taskRoot: dir, memoryMB: 64,
-		uid: 65534, stdout: &out, stderr: &out,
+		uid: 65534, net: s.network, stdout: &out, stderr: &out,
 	})
 	if err != nil {
 		return err
@@ -138,46 +114,72 @@ func (s *sandbox) probe(workDir string) error {
 	<-p.exited
 	p.cleanup()
 	if p.exitCode() != 0 {
-		return fmt.Errorf("probe exited with %s: %s", p.state, strings.TrimSpace(out.String()))
+		return fmt.Errorf("probe %s: %s", p.describeExit(), strings.TrimSpace(out.String()))
 	}
 	return nil
 }
 
-// start starts one instance process, stopped at its gate until it is in
-// its cgroup.
-func (s *sandbox) start(ctx context.Context, sp startSpec) (*proc, error) {
-	gateR, gateW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("gate pipe: %w", err)
-	}
-	defer gateR.Close()
-	envR, envW, err := os.Pipe()
-	if err != nil {
-		gateW.Close()
-		return nil, fmt.Errorf("env pipe: %w", err)
-	}
-	defer envR.Close()
+// spare is a sandbox helper started ahead of need: its process exists,
+// its namespaces are created and the Go runtime of the re-executed binary
+// has initialized, and it waits at its gate (fd 3) for a configuration.
+// Taking a spare leaves only the mounts and the function's own start on
+// the cold path.
+type spare struct {
+	p      *proc
+	cfgW   *os.File
+	stdout *switchWriter
+	stderr *switchWriter
+	net    bool
+}
 
-	mode, tmp, rt, setpriv := "plain", s.tmpMB, sp.runtimeDir, "-"
-	if s.namespaces {
-		mode = "ns"
+// switchWriter lets a spare's output go to the instance it becomes.
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *switchWriter) set(to io.Writer) {
+	w.mu.Lock()
+	w.w = to
+	w.mu.Unlock()
+}
+
+func (w *switchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	to := w.w
+	w.mu.Unlock()
+	if to == nil {
+		return len(p), nil
 	}
-	if rt == "" {
-		rt = "-"
+	return to.Write(p)
+}
+
+// prestart starts a helper at its gate, in fresh namespaces (a network
+// namespace too when net).
+func (s *sandbox) prestart(net bool) (*spare, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("config pipe: %w", err)
 	}
-	if s.setpriv != "" {
-		setpriv = s.setpriv
+	defer cfgR.Close()
+	ctlGust, ctlChild, err := controlPair()
+	if err != nil {
+		cfgW.Close()
+		return nil, err
 	}
-	args := []string{"/bin/sh", "-c", wrapperScript, "gust-" + sp.name, mode, strconv.Itoa(tmp), sp.taskRoot, rt, strconv.Itoa(sp.uid), setpriv, "--"}
-	args = append(args, sp.argv...)
+	defer ctlChild.Close()
+	sp := &spare{cfgW: cfgW, stdout: &switchWriter{}, stderr: &switchWriter{}, net: net}
 	cmd := &exec.Cmd{
-		Path:       "/bin/sh",
-		Args:       args,
-		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Path: helperExe,
+		Args: []string{"gust-sandbox", helperArg},
+		// The helper's own environment holds nothing the function
+		// declares: it runs privileged, and LD_PRELOAD and the like must
+		// not steer it. The function's environment travels in the config.
+		Env:        []string{"PATH=" + sandboxPath},
 		Dir:        "/",
 		Stdout:     sp.stdout,
 		Stderr:     sp.stderr,
-		ExtraFiles: []*os.File{gateR, envR},
+		ExtraFiles: []*os.File{cfgR, ctlChild},
 		// A child that keeps stdout open must not hold up reaping.
 		WaitDelay: time.Second,
 		SysProcAttr: &syscall.SysProcAttr{
@@ -187,52 +189,171 @@ func (s *sandbox) start(ctx context.Context, sp startSpec) (*proc, error) {
 	}
 	if s.namespaces {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
+		if net {
+			cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWNET
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		cfgW.Close()
+		closeConn(ctlGust)
+		return nil, fmt.Errorf("start the sandbox helper: %w", err)
+	}
+	sp.p = &proc{cmd: cmd, exited: make(chan struct{}), helper: true, ctl: ctlGust}
+	go sp.p.wait()
+	return sp, nil
+}
+
+func (sp *spare) discard() {
+	sp.cfgW.Close()
+	sp.p.kill()
+	sp.p.cleanup()
+}
+
+// fillSpares keeps Config.SpareSandboxes helpers ready, one at a time,
+// until the sandbox closes.
+func (s *sandbox) fillSpares() {
+	defer close(s.filled)
+	backoff := 100 * time.Millisecond
+	for {
+		sp, err := s.prestart(s.network)
+		if err != nil {
+			select {
+			case <-time.After(backoff):
+			case <-s.closing:
+				return
+			}
+			if backoff < 5*time.Second {
+				backoff *= 2
+			}
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		select {
+		case s.spares <- sp:
+		case <-s.closing:
+			sp.discard()
+			return
+		}
+	}
+}
+
+// takeSpare returns a live spare whose network matches, or nil.
+func (s *sandbox) takeSpare(net bool) *spare {
+	if s.spares == nil || net != s.network {
+		return nil
+	}
+	for {
+		select {
+		case sp := <-s.spares:
+			select {
+			case <-sp.p.exited:
+				sp.discard()
+				continue
+			default:
+				return sp
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// start starts one instance process. Sandboxed, it is the helper
+// (re-executed gust, a spare if one is ready), held at its gate until it
+// is in its cgroup; the helper then starts the function. Without
+// privileges it is the function itself.
+func (s *sandbox) start(ctx context.Context, sp startSpec) (*proc, error) {
+	if !s.ownUser {
+		return s.startPlain(sp)
+	}
+	hc := helperConfig{
+		Mounts: s.namespaces, TmpMB: s.tmpMB, Runtime: sp.runtimeDir,
+		UID: sp.uid, Argv: sp.argv, Env: sp.envList(), Dir: sp.taskRoot,
+		Net: sp.net, HTTP: sp.httpPort, API: sp.apiPort, Pool: sp.pool,
+	}
+	if !sp.pool {
+		hc.Task = sp.taskRoot
+	}
+	if s.namespaces {
+		hc.Dir = sandboxTaskRoot
+		if sp.pool {
+			hc.Dir = sandboxTmp
+		}
+	}
+	if s.cg == nil {
+		// No cgroup: the helper bounds the function's address space
+		// instead. It is cruder (it counts reservations, not use) but it
+		// is a limit.
+		hc.AddressSpaceMB = sp.memoryMB
+	}
+	cfgJSON, err := json.Marshal(hc)
+	if err != nil {
+		return nil, err
 	}
 	var cg *cgroup
 	if s.cg != nil {
 		cg, err = s.cg.create(sp.name, sp.memoryMB, s.pidsMax)
 		if err != nil {
-			gateW.Close()
-			envW.Close()
 			return nil, err
 		}
 	}
-	if err := cmd.Start(); err != nil {
-		gateW.Close()
-		envW.Close()
-		if cg != nil {
-			cg.remove()
+	h := s.takeSpare(sp.net)
+	if h == nil {
+		if h, err = s.prestart(sp.net); err != nil {
+			if cg != nil {
+				cg.remove()
+			}
+			return nil, err
 		}
-		return nil, fmt.Errorf("start %s: %w", sp.argv[0], err)
 	}
-	p := &proc{cmd: cmd, cg: cg, exited: make(chan struct{})}
-	go p.wait()
-	// The pipe buffer may be smaller than a large environment: write from
-	// a goroutine; the unprivileged shell reads it all once released.
-	env := sp.envScript()
-	go func() {
-		_, _ = envW.Write(env)
-		envW.Close()
-	}()
+	h.stdout.set(sp.stdout)
+	h.stderr.set(sp.stderr)
+	p := h.p
+	p.cg = cg
 	if cg != nil {
-		if err := cg.add(cmd.Process.Pid); err != nil {
-			gateW.Close()
-			p.kill()
-			p.cleanup()
+		if err := cg.add(p.cmd.Process.Pid); err != nil {
+			h.discard()
 			return nil, err
 		}
-	} else if sp.memoryMB > 0 {
-		// No cgroup: bound the address space instead. It is cruder (it
-		// counts reservations, not use) but it is a limit.
-		lim := &syscall.Rlimit{Cur: uint64(sp.memoryMB) << 20, Max: uint64(sp.memoryMB) << 20}
-		_ = prlimit(cmd.Process.Pid, syscall.RLIMIT_AS, lim)
 	}
-	_, err = gateW.Write([]byte("go\n"))
-	gateW.Close()
+	// The pipe buffer may be smaller than a large environment: the helper
+	// reads while this writes.
+	_, err = h.cfgW.Write(cfgJSON)
+	h.cfgW.Close()
 	if err != nil {
 		p.kill()
 		p.cleanup()
 		return nil, fmt.Errorf("release %s: %w", sp.argv[0], err)
+	}
+	return p, nil
+}
+
+// startPlain runs the function directly as gust's own user: no helper,
+// no namespaces, nothing to drop.
+func (s *sandbox) startPlain(sp startSpec) (*proc, error) {
+	name := sp.argv[0]
+	if !strings.Contains(name, "/") {
+		p, err := lookPath(name, sp.envList())
+		if err != nil {
+			return nil, err
+		}
+		name = p
+	} else if !filepath.IsAbs(name) {
+		name = filepath.Join(sp.taskRoot, name)
+	}
+	cmd := &exec.Cmd{
+		Path: name, Args: sp.argv, Env: sp.envList(), Dir: sp.taskRoot,
+		Stdout: sp.stdout, Stderr: sp.stderr, WaitDelay: time.Second,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", sp.argv[0], err)
+	}
+	p := &proc{cmd: cmd, exited: make(chan struct{})}
+	go p.wait()
+	if sp.memoryMB > 0 {
+		lim := &syscall.Rlimit{Cur: uint64(sp.memoryMB) << 20, Max: uint64(sp.memoryMB) << 20}
+		_ = prlimit(cmd.Process.Pid, syscall.RLIMIT_AS, lim)
 	}
 	return p, nil
 }
@@ -273,9 +394,23 @@ func (p *proc) cleanup() {
 	if p.cg != nil {
 		p.cg.remove()
 	}
+	closeConn(p.ctl)
 }
 
 func (s *sandbox) close() {
+	close(s.closing)
+	if s.spares != nil {
+		<-s.filled
+		for {
+			select {
+			case sp := <-s.spares:
+				sp.discard()
+				continue
+			default:
+			}
+			break
+		}
+	}
 	if s.cg != nil {
 		s.cg.close()
 	}

@@ -4,7 +4,9 @@ package process
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"time"
 )
@@ -13,9 +15,34 @@ import (
 // their task root, with a private TMPDIR.
 type sandbox struct {
 	namespaces bool
-	setpriv    string
+	network    bool
+	ownUser    bool
 	cg         *cgroups
 	notes      []string
+}
+
+// Outside Linux there is no helper and no network namespace to bridge.
+const (
+	nsHTTPPort = 8080
+	nsAPIPort  = 9001
+)
+
+// RunSandboxHelperIfRequested returns at once: outside Linux there is no
+// sandbox helper.
+func RunSandboxHelperIfRequested() {}
+
+func closeConn(c *net.UnixConn) {
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+func (p *proc) dialBridge(ctx context.Context) (net.Conn, error) {
+	return nil, errors.New("no bridge outside Linux")
+}
+
+func newBridgeListener(p *proc) net.Listener {
+	panic("process: no network namespace outside Linux")
 }
 
 type cgroups struct{ v2 bool }
@@ -33,10 +60,7 @@ func newSandbox(cfg Config, workDir string) *sandbox {
 }
 
 func (s *sandbox) start(ctx context.Context, sp startSpec) (*proc, error) {
-	env := make([]string, 0, len(sp.env))
-	for k, v := range sp.env {
-		env = append(env, k+"="+v)
-	}
+	env := sp.envList()
 	cmd := exec.Command(sp.argv[0], sp.argv[1:]...)
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = sp.taskRoot, env, sp.stdout, sp.stderr
 	cmd.WaitDelay = time.Second

@@ -4,12 +4,15 @@ package process
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/gustfaas/gust"
 )
@@ -80,11 +83,53 @@ func TestSandbox(t *testing.T) {
 	} else {
 		t.Logf("not checked, no namespaces: %v", iso.Notes)
 	}
-	// Documented, not blocked: there is no network namespace yet.
-	t.Logf("connect to a host port (not isolated, see Isolation.Notes): %s", get("/dial", "addr="+victimAddr(victim)))
+	// The network: a gateway-like HTTP port and a real NATS server, both
+	// on the host's 127.0.0.1, must be out of reach.
+	gw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	go func() {
+		for {
+			c, err := gw.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	natsAddr := ns.Addr().String()
+	if iso.Network {
+		blocked("connect to the gateway's port", "/dial", "addr="+gw.Addr().String())
+		blocked("connect to NATS", "/dial", "addr="+natsAddr)
+		// Egress, when the spec asks for it, is the host's network.
+		out := start(t, load(t, d, "egress", gust.Spec{Runtime: gust.RuntimeProcess, Egress: true}, httpFn(t), nil))
+		if got := string(mustInvoke(t, out, &gust.Request{Path: "/dial", Query: "addr=" + natsAddr}).Body); got != "ok" {
+			t.Errorf("egress function cannot reach NATS: %s", got)
+		}
+	} else {
+		t.Logf("not checked, no network namespace: %v", iso.Notes)
+	}
+	if iso.Namespaces {
+		// /var/tmp and /dev/shm are world-writable on the host; inside
+		// they are the instance's own /tmp.
+		t.Logf("write /var/tmp: %s", get("/write", "path=/var/tmp/gust-was-here"))
+		if _, err := os.Stat("/var/tmp/gust-was-here"); err == nil {
+			_ = os.Remove("/var/tmp/gust-was-here")
+			t.Error("the function wrote the host's /var/tmp")
+		}
+	}
 }
-
-func victimAddr(in gust.Instance) string { return in.(*httpInstance).addr }
 
 func TestMemoryLimit(t *testing.T) {
 	d := newDriver(t)

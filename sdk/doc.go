@@ -29,8 +29,15 @@
 // without net/http for functions where that matters.
 //
 // A handler that panics crashes its instance: gust answers the request with
-// a function error and starts a fresh instance for the next one. The request
-// body is only valid until the handler returns.
+// a function error and starts a fresh instance for the next one.
+//
+// A warm call reuses the previous call's *http.Request, its URL, Header map
+// and Body, and the ResponseWriter, as net/http already allows: do not keep
+// any of them after the handler returns (strings taken from them may be
+// kept; they are copied once per call). Reuse matters because code in a
+// guest is slow at what allocating does: under gust's timeouts every
+// branch of Go code compiled to WebAssembly costs a check by the host, so
+// one heap allocation costs a microsecond or more.
 //
 // # Snapshots
 //

@@ -68,3 +68,69 @@ func TestServeDefaults(t *testing.T) {
 		t.Fatalf("NotFoundHandler: %d %q", resp.Status, resp.Body)
 	}
 }
+
+// serve runs one request through a fresh adapter for h.
+func serve(h http.Handler, r *abi.Request) *abi.Response { return (&adapter{h: h}).serve(r) }
+
+// The adapter reuses its http.Request, URL, body reader and
+// ResponseWriter: a warm call through it allocates only what decoding the
+// request does (one allocation for its strings) and what the handler does.
+func TestServeWarmAllocations(t *testing.T) {
+	defer abi.SetHandler(nil)
+	contentType := []string{"text/plain; charset=utf-8"}
+	var seen string
+	HandleFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.RequestURI
+		w.Header()["Content-Type"] = contentType
+		io.WriteString(w, "Hello, world!\n")
+	})
+	req := abi.AppendRequest(nil, &abi.Request{
+		Method: "POST",
+		Path:   "/hello",
+		Query:  "name=bench",
+		Header: abi.Header{"Host": {"example.com"}, "X-Gust-Invocation-Id": {"inv-1"}},
+		Body:   []byte("payload"),
+	})
+	var out []byte
+	out = abi.Serve(out[:0], req)
+	allocs := testing.AllocsPerRun(100, func() { out = abi.Serve(out[:0], req) })
+	t.Logf("warm call: %.1f allocations", allocs)
+	if allocs > 1 {
+		t.Fatalf("warm call made %.1f allocations, want at most 1", allocs)
+	}
+	resp, err := abi.DecodeResponse(out)
+	if err != nil || resp.Status != 200 || string(resp.Body) != "Hello, world!\n" || seen != "/hello?name=bench" {
+		t.Fatalf("response %+v %v, RequestURI %q", resp, err, seen)
+	}
+}
+
+// Reuse must not carry one call's state into the next: headers the
+// handler set, the status, the body and the request's headers.
+func TestServeReuseIsolatesCalls(t *testing.T) {
+	defer abi.SetHandler(nil)
+	var hosts, tokens []string
+	HandleFunc(func(w http.ResponseWriter, r *http.Request) {
+		hosts = append(hosts, r.Host)
+		tokens = append(tokens, r.Header.Get("X-Token"))
+		if r.URL.Path == "/first" {
+			w.Header().Set("X-First", "1")
+			w.WriteHeader(http.StatusAccepted)
+			io.WriteString(w, "first")
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "second:"+string(b))
+	})
+	first, _ := abi.DecodeResponse(abi.Serve(nil, abi.AppendRequest(nil, &abi.Request{Method: "GET", Path: "/first",
+		Header: abi.Header{"Host": {"a.example"}, "X-Token": {"t"}}})))
+	second, _ := abi.DecodeResponse(abi.Serve(nil, abi.AppendRequest(nil, &abi.Request{Method: "POST", Path: "/second", Body: []byte("b")})))
+	if first.Status != 202 || string(first.Body) != "first" || first.Header.Get("X-First") != "1" {
+		t.Fatalf("first %+v", first)
+	}
+	if second.Status != 200 || string(second.Body) != "second:b" || second.Header.Get("X-First") != "" {
+		t.Fatalf("second %+v: state leaked from the first call", second)
+	}
+	if strings.Join(hosts, ",") != "a.example," || strings.Join(tokens, ",") != "t," {
+		t.Fatalf("hosts %q tokens %q", hosts, tokens)
+	}
+}

@@ -29,6 +29,7 @@ func newDeployCmd(a *app) *cobra.Command {
 		retries                            int
 		secretNames                        []string
 		snapshot                           bool
+		egress                             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy [NAME] (--code PATH --runtime RUNTIME | -f gust.yaml) [flags]",
@@ -82,6 +83,7 @@ manifest's fields, and NAME overrides its name.`,
 			override("max-event-age", func() { spec.MaxEventAge = gust.Duration(maxEventAge) })
 			override("snapshot", func() { spec.Snapshot = &snapshot })
 			override("secret", func() { spec.Secrets = secretNames })
+			override("egress", func() { spec.Egress = egress })
 			if len(env) > 0 {
 				// Copy, so the manifest's map is not shared, then let each
 				// --env win over the manifest's value of the same name.
@@ -168,6 +170,7 @@ manifest's fields, and NAME overrides its name.`,
 	f.DurationVar(&retryBackoff, "retry-backoff", gust.DefaultRetryBackoff, "delay before the first retry of an async invocation; doubles each time")
 	f.DurationVar(&maxEventAge, "max-event-age", gust.DefaultMaxEventAge, "oldest an async event may get before it is dead-lettered")
 	f.StringArrayVar(&secretNames, "secret", nil, "give the function this secret as an env variable of the same name (repeatable)")
+	f.BoolVar(&egress, "egress", false, "let a process function open network connections (it then shares the host's network)")
 	f.BoolVar(&snapshot, "snapshot", true, "start wasm reactors from a pre-initialized memory snapshot")
 	return cmd
 }

@@ -81,9 +81,11 @@ API at --url (env GUST_URL) with --token (env GUST_TOKEN, or the token that
 		newInvocationsCmd(a),
 		newTopCmd(a),
 		newTokenCmd(a),
+		newKeyCmd(a),
 		newSecretCmd(a),
 		newDLQCmd(a),
 		newInvocationCmd(a),
+		newDoctorCmd(),
 	)
 	return root
 }

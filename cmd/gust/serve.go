@@ -20,6 +20,7 @@ func newServeCmd() *cobra.Command {
 		logFormat string
 		logLevel  string
 		metering  bool
+		fsync     string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -32,6 +33,14 @@ On first start it writes an admin token to DATA/admin.token (mode 0600).`,
 			log, err := newLogger(logFormat, logLevel)
 			if err != nil {
 				return err
+			}
+			switch fsync {
+			case "always":
+				cfg.SyncAlways = true
+			case "interval":
+				// --sync-always, the older spelling, still turns it on.
+			default:
+				return fmt.Errorf("invalid --fsync %q: want always or interval", fsync)
 			}
 			slog.SetDefault(log)
 			cfg.Logger = log
@@ -56,7 +65,9 @@ On first start it writes an admin token to DATA/admin.token (mode 0600).`,
 	f.StringVar(&cfg.DataDir, "data", "gust-data", "data directory (NATS store, compiled-module cache, admin token)")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
 	f.StringVar(&cfg.NATSURL, "nats", "", "use this external NATS JetStream (comma-separated URLs) instead of the embedded one")
-	f.BoolVar(&cfg.SyncAlways, "sync-always", false, "fsync every JetStream write before acknowledging it (embedded NATS)")
+	f.StringVar(&fsync, "fsync", "interval", "when the embedded NATS fsyncs: always (every write before it is acknowledged: survives a power loss) or interval (every 2 minutes: survives a process crash)")
+	f.BoolVar(&cfg.SyncAlways, "sync-always", false, "same as --fsync always")
+	_ = f.MarkDeprecated("sync-always", "use --fsync always")
 	f.IntVar(&cfg.Replicas, "replicas", 1, "replicas of every stream, KV bucket and object store")
 	f.IntVar(&cfg.MemoryBudget, "memory-budget", node.DefaultMemoryBudget(), "MB of memory for function instances on this node")
 	f.Int64Var(&cfg.MaxCodeBytes, "max-code-bytes", 64<<20, "largest code artifact accepted at deploy, in bytes")
@@ -67,6 +78,7 @@ On first start it writes an admin token to DATA/admin.token (mode 0600).`,
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept in DATA/tls (clients: --tls-ca DATA/tls/cert.pem)")
+	f.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "export traces over OTLP/HTTP to this URL (http://HOST:4318; /v1/traces is added when no path is given); empty: tracing off")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

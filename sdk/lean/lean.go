@@ -19,7 +19,9 @@ import "github.com/gustfaas/gust/sdk/internal/abi"
 
 // Request is one HTTP request to the function. Path is the part after
 // /fn/NAME; Query is the raw query without '?'. Header keys are canonical
-// ("Content-Type"). Body is only valid until the handler returns.
+// ("Content-Type"). The SDK reuses the Request, its Header map and its
+// Body's memory for the next call: keep none of them after the handler
+// returns (its strings may be kept).
 type Request = abi.Request
 
 // Response is the function's answer. A zero Status means 200; a nil
@@ -34,15 +36,20 @@ type Header = abi.Header
 func HandleFunc(f func(*Request) *Response) { abi.SetHandler(f) }
 
 // Text returns a text/plain response.
+//
+// During a call, Text and Bytes hand out responses that the SDK reuses at
+// the next call (a warm call then allocates nothing for its response): return
+// the response, do not keep it for a later call. A response built in init,
+// or with &Response{...}, is the function's own and may be returned on
+// every call.
 func Text(status int, body string) *Response {
-	return &Response{
-		Status: status,
-		Header: Header{"Content-Type": {"text/plain; charset=utf-8"}},
-		Body:   []byte(body),
-	}
+	return abi.TextResponse(status, "text/plain; charset=utf-8", body)
 }
 
-// Bytes returns a response with the given content type.
+// Bytes returns a response with the given content type. Body is body
+// itself, not a copy. See Text for how long the response may be kept.
 func Bytes(status int, contentType string, body []byte) *Response {
-	return &Response{Status: status, Header: Header{"Content-Type": {contentType}}, Body: body}
+	r := abi.NewResponse(status, contentType)
+	r.Body = body
+	return r
 }

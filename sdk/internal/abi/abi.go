@@ -85,9 +85,14 @@ func isTokenByte(c byte) bool {
 }
 
 // Request is one HTTP request to the function. Path is the part after
-// /fn/NAME and starts with "/"; Query is the raw query without '?'. Body
-// is only valid until the handler returns: the SDK reuses its memory for
-// the next request.
+// /fn/NAME and starts with "/"; Query is the raw query without '?'.
+//
+// Lifetime: the SDK decodes every call into the same Request, header map
+// and value slices, because each heap allocation in a warm guest is costly
+// (see Serve). A handler must not keep the *Request, its Header map or its
+// Body after it returns; copy what it needs. Body aliases the buffer the
+// host writes the next request into. The strings (Method, Path, Query,
+// header names and values) are ordinary immutable strings and may be kept.
 type Request struct {
 	Method string
 	Path   string
@@ -131,22 +136,13 @@ type Response struct {
 	Body   []byte
 }
 
-// DecodeRequest decodes an encoded request. Strings are copied; Body aliases
-// b.
+// DecodeRequest decodes an encoded request into a new Request. Strings
+// are copied (into one allocation); Body aliases b.
 func DecodeRequest(b []byte) (*Request, error) {
-	d := decoder{b: b}
-	r := &Request{
-		Method: string(d.bytes()),
-		Path:   string(d.bytes()),
-		Query:  string(d.bytes()),
-	}
-	r.Header = d.header()
-	r.Body = d.bytes()
-	if d.err != nil {
-		return nil, fmt.Errorf("decode request: %w", d.err)
-	}
-	if len(d.b) != 0 {
-		return nil, fmt.Errorf("decode request: %d bytes after the body", len(d.b))
+	var dec requestDecoder
+	r := &Request{}
+	if err := dec.decode(r, b); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -191,17 +187,19 @@ func DecodeResponse(b []byte) (*Response, error) {
 }
 
 func appendHeader(dst []byte, h Header) []byte {
+	// One pass over the map: the count goes in front of the entries once
+	// they are written. Map iteration is dear in a guest.
+	at := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, 0)
 	n := 0
-	for _, vs := range h {
-		n += len(vs)
-	}
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
 	for k, vs := range h {
 		for _, v := range vs {
 			dst = appendBytes(dst, k)
 			dst = appendBytes(dst, v)
 		}
+		n += len(vs)
 	}
+	binary.LittleEndian.PutUint32(dst[at:], uint32(n))
 	return dst
 }
 

@@ -1,0 +1,554 @@
+package process
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// helperArg is the hidden first argument that turns the gust binary (or the
+// process package's test binary) into the sandbox helper.
+const helperArg = "__sandbox"
+
+// Fixed ports inside an instance's own network namespace: nothing else
+// listens there, so they need no picking.
+const (
+	nsHTTPPort = 8080
+	nsAPIPort  = 9001
+)
+
+// helperConfig is what gust tells the helper, on fd 3, once the helper is
+// in its cgroup. Its arrival is the gate: nothing runs before it.
+type helperConfig struct {
+	Mounts  bool     `json:"mounts"`  // build the private /tmp, code and /proc mounts
+	TmpMB   int      `json:"tmpMB"`   // size of the private /tmp
+	Task    string   `json:"task"`    // host directory of the code ("" for a pool worker)
+	Runtime string   `json:"runtime"` // host directory of the runtime clients, or ""
+	UID     int      `json:"uid"`     // user the function runs as; 0 keeps gust's user
+	Argv    []string `json:"argv"`
+	Env     []string `json:"env"`
+	Dir     string   `json:"dir"`
+	Net     bool     `json:"net"`      // own network namespace: bring lo up, bridge ports
+	HTTP    int      `json:"httpPort"` // bridge gust's connections to this port, or 0
+	API     int      `json:"apiPort"`  // listen here and bridge to gust's Runtime API, or 0
+	Pool    bool     `json:"pool"`     // stay privileged until specialized with code
+	// AddressSpaceMB bounds the function's RLIMIT_AS when no cgroup
+	// bounds its memory; 0 for none.
+	AddressSpaceMB int `json:"addressSpaceMB"`
+}
+
+// Control messages on the helper's fd 4 (a SOCK_SEQPACKET socket pair).
+// Each carries at most one file descriptor.
+const (
+	msgConn        = 'c' // a connection to bridge (fd attached), either way
+	msgSpecialize  = 's' // mount the attached code dir at the task root, drop privileges
+	msgSpecialized = 'k' // the helper's answer: done ("k") or failed ("k" + reason)
+)
+
+// init runs the helper as early as the binary allows: before the
+// initialization of packages that this one does not import (in the gust
+// binary, most of them), and in any binary that embeds the driver, test
+// binaries of other packages included.
+func init() { RunSandboxHelperIfRequested() }
+
+// RunSandboxHelperIfRequested turns this process into the sandbox helper
+// when it was started as one (argument "__sandbox"), and never returns
+// then. Otherwise it returns at once. The gust binary calls it first thing
+// in main, and the process package's tests from TestMain, because the
+// driver starts every sandboxed instance by re-executing /proc/self/exe.
+func RunSandboxHelperIfRequested() {
+	if len(os.Args) < 2 || os.Args[1] != helperArg {
+		return
+	}
+	code, err := runHelper()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gust sandbox: %v\n", err)
+		if code == 0 {
+			code = 125
+		}
+	}
+	os.Exit(code)
+}
+
+// runHelper is the sandbox helper. It runs as root in the instance's fresh
+// namespaces and cgroup, sets up the mounts and the loopback interface,
+// starts the function as an unprivileged user with no capabilities and
+// no_new_privs, then drops its own privileges and stays as the instance's
+// init: it reaps orphans, bridges connections between gust and the
+// namespace's loopback, and exits with the function's status.
+func runHelper() (int, error) {
+	// Capability bounding set and no_new_privs are per thread, and the
+	// function is forked from this one.
+	runtime.LockOSThread()
+	cfgFile := os.NewFile(3, "config")
+	if cfgFile == nil {
+		return 125, errors.New("no config on fd 3")
+	}
+	b, err := io.ReadAll(io.LimitReader(cfgFile, 16<<20))
+	cfgFile.Close()
+	if err != nil || len(b) == 0 {
+		// gust gave up on the start before releasing the gate.
+		return 125, fmt.Errorf("read config: %v", err)
+	}
+	var cfg helperConfig
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return 125, fmt.Errorf("decode config: %w", err)
+	}
+	if len(cfg.Argv) == 0 {
+		return 125, errors.New("no command")
+	}
+	if cfg.Mounts {
+		if err := helperMounts(cfg); err != nil {
+			return 125, err
+		}
+	}
+	var apiLn net.Listener
+	if cfg.Net {
+		if err := loopbackUp(); err != nil {
+			return 125, fmt.Errorf("bring up loopback: %w", err)
+		}
+		if cfg.API > 0 {
+			apiLn, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(cfg.API))
+			if err != nil {
+				return 125, fmt.Errorf("runtime API bridge: %w", err)
+			}
+		}
+	}
+	if cfg.UID > 0 {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return 125, fmt.Errorf("no_new_privs: %w", err)
+		}
+		for c := 0; c <= lastCap(); c++ {
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+				return 125, fmt.Errorf("drop capability %d: %w", c, err)
+			}
+		}
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return 125, err
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   cfg.Dir,
+		Env:   cfg.Env,
+		Files: []uintptr{devnull.Fd(), 1, 2},
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	}
+	if cfg.UID > 0 {
+		// Dropping every uid to non-zero clears the permitted and
+		// effective capabilities on exec; the bounding set and
+		// no_new_privs above keep them from coming back.
+		attr.Sys.Credential = &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.UID), Groups: []uint32{}}
+	}
+	path := cfg.Argv[0]
+	if !hasSlash(path) {
+		path, err = lookPath(path, cfg.Env)
+		if err != nil {
+			return 127, err
+		}
+	}
+	child, err := syscall.ForkExec(path, cfg.Argv, attr)
+	devnull.Close()
+	if err != nil {
+		return 126, fmt.Errorf("start %s: %w", cfg.Argv[0], err)
+	}
+	if cfg.AddressSpaceMB > 0 {
+		// Set on the function, not the helper: the Go runtime reserves
+		// more address space than a small limit allows.
+		lim := uint64(cfg.AddressSpaceMB) << 20
+		_ = unix.Prlimit(child, unix.RLIMIT_AS, &unix.Rlimit{Cur: lim, Max: lim}, nil)
+	}
+	// The function, not its helper, is the one to go when the cgroup
+	// runs out of memory. Lowering the score needs the privileges this
+	// process is about to drop.
+	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0)
+	if cfg.UID > 0 && !cfg.Pool {
+		if err := dropPrivileges(cfg.UID); err != nil {
+			_ = syscall.Kill(child, syscall.SIGKILL)
+			return 125, err
+		}
+	}
+	if ctl := controlConn(); ctl != nil {
+		h := &helper{cfg: cfg, ctl: ctl}
+		if cfg.HTTP > 0 || cfg.Pool {
+			go h.serveControl()
+		}
+		if apiLn != nil {
+			go h.bridgeAPI(apiLn)
+		}
+	}
+	return reap(child), nil
+}
+
+func hasSlash(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return true
+		}
+	}
+	return false
+}
+
+// lookPath finds a command in the function's PATH, as a shell would.
+func lookPath(name string, env []string) (string, error) {
+	pathVar := sandboxPath
+	for _, kv := range env {
+		if len(kv) > 5 && kv[:5] == "PATH=" {
+			pathVar = kv[5:]
+		}
+	}
+	start := 0
+	for i := 0; i <= len(pathVar); i++ {
+		if i == len(pathVar) || pathVar[i] == ':' {
+			dir := pathVar[start:i]
+			start = i + 1
+			if dir == "" {
+				continue
+			}
+			p := dir + "/" + name
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s: command not found", name)
+}
+
+func lastCap() int {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 63
+	}
+	n, err := strconv.Atoi(string(trimSpace(b)))
+	if err != nil {
+		return 63
+	}
+	return n
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// dropPrivileges makes every thread of the helper the function's user.
+// Go applies setresuid and friends to all threads.
+func dropPrivileges(uid int) error {
+	if err := syscall.Setgroups([]int{}); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := syscall.Setresgid(uid, uid, uid); err != nil {
+		return fmt.Errorf("setresgid: %w", err)
+	}
+	if err := syscall.Setresuid(uid, uid, uid); err != nil {
+		return fmt.Errorf("setresuid: %w", err)
+	}
+	return nil
+}
+
+// helperMounts builds the instance's view of the file system: a private
+// tmpfs /tmp (also over the host's other world-writable directories), the
+// code and the runtime clients bind-mounted read-only inside it, and a
+// /proc of the instance's own pid namespace.
+func helperMounts(cfg helperConfig) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	// Opened before the tmpfs hides them: the host paths may lie under /tmp.
+	var taskFD, rtFD = -1, -1
+	var err error
+	if cfg.Task != "" {
+		if taskFD, err = unix.Open(cfg.Task, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("open code dir: %w", err)
+		}
+		defer unix.Close(taskFD)
+	}
+	if cfg.Runtime != "" {
+		if rtFD, err = unix.Open(cfg.Runtime, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("open runtime dir: %w", err)
+		}
+		defer unix.Close(rtFD)
+	}
+	if err := unix.Mount("gust-tmp", sandboxTmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%dm,mode=1777", cfg.TmpMB)); err != nil {
+		return fmt.Errorf("mount /tmp: %w", err)
+	}
+	for _, dir := range []string{"/var/tmp", "/dev/shm", "/run/lock"} {
+		if st, err := os.Lstat(dir); err == nil && st.IsDir() {
+			if err := unix.Mount(sandboxTmp, dir, "", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("cover %s: %w", dir, err)
+			}
+		}
+	}
+	if err := os.Mkdir(sandboxTaskRoot, 0o755); err != nil {
+		return err
+	}
+	if taskFD >= 0 {
+		if err := bindReadOnly(taskFD, sandboxTaskRoot); err != nil {
+			return err
+		}
+	}
+	if rtFD >= 0 {
+		if err := os.Mkdir(sandboxRuntimeDir, 0o755); err != nil {
+			return err
+		}
+		if err := bindReadOnly(rtFD, sandboxRuntimeDir); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	return nil
+}
+
+// bindReadOnly bind-mounts the directory open at fd onto target, read-only.
+func bindReadOnly(fd int, target string) error {
+	src := "/proc/self/fd/" + strconv.Itoa(fd)
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", target, err)
+	}
+	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", target, err)
+	}
+	return nil
+}
+
+// loopbackUp sets lo up: a fresh network namespace has it down.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// reap waits for the function, reaping every orphan that the pid
+// namespace hands to its init on the way, and returns the exit code the
+// helper exits with: the function's, or 128+signal.
+func reap(child int) int {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return 125
+		}
+		if pid != child {
+			continue
+		}
+		if ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ws.ExitStatus()
+	}
+}
+
+// helper is the running helper's bridge to gust.
+type helper struct {
+	cfg helperConfig
+	ctl *net.UnixConn
+}
+
+// controlConn is the control socket gust passed as fd 4, if any.
+func controlConn() *net.UnixConn {
+	f := os.NewFile(4, "control")
+	if f == nil {
+		return nil
+	}
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil
+	}
+	uc, _ := c.(*net.UnixConn)
+	return uc
+}
+
+// serveControl handles gust's messages: connections to bridge to the
+// function's $PORT, and a pool worker's specialization.
+func (h *helper) serveControl() {
+	for {
+		msg, fd, err := recvMsg(h.ctl)
+		if err != nil {
+			return
+		}
+		switch {
+		case len(msg) > 0 && msg[0] == msgConn && fd >= 0:
+			go bridgeToPort(fd, h.cfg.HTTP)
+		case len(msg) > 0 && msg[0] == msgSpecialize:
+			reply := []byte{msgSpecialized}
+			if err := h.specialize(fd); err != nil {
+				reply = append(reply, err.Error()...)
+			}
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+			if err := sendMsg(h.ctl, reply, -1); err != nil {
+				return
+			}
+		default:
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+	}
+}
+
+// specialize mounts a pool worker's code and gives up the helper's
+// privileges, which it kept only for this.
+func (h *helper) specialize(fd int) error {
+	if !h.cfg.Pool {
+		return errors.New("not a pool worker")
+	}
+	h.cfg.Pool = false
+	if fd >= 0 && h.cfg.Mounts {
+		if err := bindReadOnly(fd, sandboxTaskRoot); err != nil {
+			return err
+		}
+	}
+	if h.cfg.UID > 0 {
+		return dropPrivileges(h.cfg.UID)
+	}
+	return nil
+}
+
+// bridgeToPort connects a connection gust handed over to the function's
+// port, answers one byte (1 connected, 0 not: the function does not
+// listen yet), then copies both ways.
+func bridgeToPort(fd, port int) {
+	f := os.NewFile(uintptr(fd), "conn")
+	outer, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return
+	}
+	defer outer.Close()
+	inner, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
+	if err != nil {
+		_, _ = outer.Write([]byte{0})
+		return
+	}
+	defer inner.Close()
+	if _, err := outer.Write([]byte{1}); err != nil {
+		return
+	}
+	pipeBoth(outer, inner)
+}
+
+// bridgeAPI accepts the function's connections to the Runtime API port
+// and hands gust one end of a new socket pair for each.
+func (h *helper) bridgeAPI(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		err = sendMsg(h.ctl, []byte{msgConn}, fds[0])
+		unix.Close(fds[0])
+		if err != nil {
+			c.Close()
+			unix.Close(fds[1])
+			return
+		}
+		f := os.NewFile(uintptr(fds[1]), "api")
+		outer, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			c.Close()
+			continue
+		}
+		go func() {
+			defer c.Close()
+			defer outer.Close()
+			pipeBoth(c, outer)
+		}()
+	}
+}
+
+// pipeBoth copies a↔b until both directions end, passing half-closes on.
+func pipeBoth(a, b net.Conn) {
+	done := make(chan struct{}, 1)
+	cp := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		} else {
+			_ = dst.Close()
+		}
+		done <- struct{}{}
+	}
+	go cp(a, b)
+	cp(b, a)
+	<-done
+}
+
+// sendMsg sends one control message with an optional file descriptor.
+func sendMsg(c *net.UnixConn, msg []byte, fd int) error {
+	var oob []byte
+	if fd >= 0 {
+		oob = unix.UnixRights(fd)
+	}
+	_, _, err := c.WriteMsgUnix(msg, oob, nil)
+	return err
+}
+
+// recvMsg receives one control message and the descriptor it carries, or
+// -1. io.EOF once the other side is gone.
+func recvMsg(c *net.UnixConn) ([]byte, int, error) {
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, -1, err
+	}
+	fd := -1
+	if oobn > 0 {
+		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+			for _, m := range msgs {
+				fds, err := unix.ParseUnixRights(&m)
+				if err != nil {
+					continue
+				}
+				for _, x := range fds {
+					if fd < 0 {
+						fd = x
+						unix.CloseOnExec(x)
+					} else {
+						unix.Close(x)
+					}
+				}
+			}
+		}
+	}
+	if n == 0 && fd < 0 {
+		return nil, -1, io.EOF
+	}
+	return buf[:n], fd, nil
+}

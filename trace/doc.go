@@ -1,0 +1,34 @@
+// Package trace is gust's distributed tracing: it accepts a W3C Trace
+// Context (traceparent, tracestate) from callers, records the spans of an
+// invocation with OpenTelemetry, exports them over OTLP/HTTP, and hands the
+// function a traceparent so its own spans join the caller's trace.
+//
+// The spans of one synchronous invocation:
+//
+//	GET /fn/{name}        server span of the gateway: method, route, status,
+//	│                      function, version, invocation id
+//	├── queue wait        from asking the pool for an instance until one was
+//	│                      free; only when the call had to wait
+//	├── cold start        only when this call started its instance
+//	└── execution         the call on the instance; the function's traceparent
+//	                       names this span as its parent
+//
+// Propagation without an endpoint: a Tracer built with no Endpoint is a
+// no-op that costs one nil check per call. It records nothing and generates
+// no traceparent; a traceparent the caller sent reaches the function
+// unchanged, as W3C Trace Context asks of an intermediary that does not
+// trace. Generating ids nobody can look up would cost every call and help
+// nobody; a function that needs a correlation id has X-Gust-Invocation-Id.
+// With an endpoint, every invocation is traced (a caller's sampled flag is
+// honoured) and the function always gets a traceparent.
+//
+// Events that do not come through the gateway (async, cron, queues) carry
+// their trace context in the request's headers: Inject writes it, and the
+// invoker parents its spans on the traceparent it finds there when its
+// context has no span.
+//
+// It must not set OpenTelemetry's global tracer provider, propagator or
+// error handler (several nodes share a process in tests), must not block an
+// invocation on the exporter (spans are batched and dropped when the queue
+// is full), and must not know about drivers, pools or the registry.
+package trace
