@@ -140,9 +140,9 @@ func TestExampleCleanup(t *testing.T) {
 		t.Skip("python3 is not installed (scripts/setup installs it)")
 	}
 	_, c := testNode(t, "", nil)
-	// Outside /tmp, which the process sandbox hides; writable by the
-	// function's own uid.
-	base := "/var/tmp"
+	// Outside /tmp, /var/tmp and /dev/shm, which the process sandbox
+	// replaces with a private tmpfs; writable by the function's own uid.
+	base := "/var/lib"
 	if _, err := os.Stat(base); err != nil {
 		base = wasmtest.Root()
 	}

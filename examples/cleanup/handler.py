@@ -13,7 +13,8 @@ cleanup in wasm could only decide what is expired, not delete it. The
 process runtime runs an ordinary program, sandboxed (its own uid, a
 private /tmp) but able to reach the directory it is given, so the task
 deletes the entries itself. Grant the directory to the function's uid (or
-make it group-writable), and keep it outside /tmp, which the sandbox hides.
+make it group-writable), and keep it outside /tmp, /var/tmp and /dev/shm,
+which the sandbox replaces with private ones.
 
 The answer (kept in the invocation's status) and the log say what was
 deleted.
