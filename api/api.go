@@ -49,6 +49,9 @@ type Config struct {
 	// Require returns the middleware that admits a request whose token
 	// has scope (and, on routes with {name}, may act on that function).
 	Require func(scope string) func(http.Handler) http.Handler
+	// OnDelete runs after a function is deleted, to drop what belongs to
+	// it elsewhere (its API keys ...).
+	OnDelete []func(ctx context.Context, name string) error
 	// Validate are more checks of a spec at deploy (secrets exist,
 	// triggers parse ...), each answering EINVALID naming the problem.
 	Validate     []func(ctx context.Context, spec gust.Spec) error
@@ -173,6 +176,11 @@ func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := a.cfg.Registry.Delete(r.Context(), name); err != nil {
 		return err
+	}
+	for _, f := range a.cfg.OnDelete {
+		if err := f(r.Context(), name); err != nil {
+			return fmt.Errorf("cleaning up after deleting %s: %w", name, err)
+		}
 	}
 	a.cfg.Deployer.Reconcile(r.Context())
 	a.log.Info("function deleted", "function", name)

@@ -285,6 +285,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		},
 		Usage: usage,
 		Extra: extra,
+		OnDelete: []func(context.Context, string) error{
+			func(ctx context.Context, name string) error {
+				_, err := apiKeys.RevokeAll(ctx, name)
+				return err
+			},
+		},
 		Validate: []func(context.Context, gust.Spec) error{
 			func(ctx context.Context, s gust.Spec) error { return n.secrets.Exists(ctx, s.Secrets) },
 			func(ctx context.Context, s gust.Spec) error {

@@ -230,4 +230,13 @@ func TestRouteAuth(t *testing.T) {
 	if r.status != http.StatusNotFound || !strings.Contains(string(r.body), "no such path") {
 		t.Fatalf("token route: %d %s", r.status, r.body)
 	}
+
+	// Deleting the function drops its API keys: a new function of the
+	// same name does not inherit them.
+	if err := c.Delete(ctx, "sensors"); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := c.APIKeys(ctx, "sensors"); err != nil || len(keys) != 0 {
+		t.Fatalf("API keys after rm: %v, %v", keys, err)
+	}
 }

@@ -144,6 +144,22 @@ func (k *Keys) Revoke(ctx context.Context, function, id string) error {
 	return nil
 }
 
+// RevokeAll deletes every key of function (when the function is deleted,
+// so a new function of the same name does not inherit them) and returns
+// how many there were.
+func (k *Keys) RevokeAll(ctx context.Context, function string) (int, error) {
+	keys, err := k.List(ctx, function)
+	if err != nil {
+		return 0, err
+	}
+	for i, key := range keys {
+		if err := k.Revoke(ctx, function, key.ID); err != nil && gust.ErrorCode(err) != gust.ENOTFOUND {
+			return i, err
+		}
+	}
+	return len(keys), nil
+}
+
 // Check reports which key secret is, if it opens route of function.
 // Errors: EUNAUTHORIZED for an unknown or malformed key, EFORBIDDEN for a
 // key of another function or route.
