@@ -49,6 +49,9 @@ X-Api-Key header.`,
 		Short: "List the API keys of NAME (never their secrets)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(out); err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -73,7 +76,7 @@ X-Api-Key header.`,
 			return tw.Flush()
 		},
 	}
-	ls.Flags().StringVarP(&out, "output", "o", "", "output format: json")
+	outputFlag(ls, &out)
 
 	revoke := &cobra.Command{
 		Use:   "revoke NAME ID",

@@ -90,6 +90,9 @@ func newInvocationsCmd(a *app) *cobra.Command {
   gust invocations hello --status error --since 1h`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(out); err != nil {
+				return err
+			}
 			if len(args) == 1 {
 				q.Function = args[0]
 			}
@@ -129,6 +132,6 @@ func newInvocationsCmd(a *app) *cobra.Command {
 	f.StringVar(&q.Status, "status", "", "only this status: ok, error, timeout, throttled or oom")
 	f.StringVar(&since, "since", "", "only invocations newer than this (default 24h)")
 	f.IntVar(&q.Limit, "limit", 0, "most invocations to list (default 100)")
-	f.StringVarP(&out, "output", "o", "", "output format: json")
+	outputFlag(cmd, &out)
 	return cmd
 }

@@ -55,6 +55,9 @@ func newSecretCmd(a *app) *cobra.Command {
 		Short: "List secrets (names only)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(out); err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -74,7 +77,7 @@ func newSecretCmd(a *app) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	ls.Flags().StringVarP(&out, "output", "o", "", "output format: json")
+	outputFlag(ls, &out)
 	rm := &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Delete a secret",

@@ -57,6 +57,9 @@ func newTokenCmd(a *app) *cobra.Command {
 		Short: "List tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(out); err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -84,7 +87,7 @@ func newTokenCmd(a *app) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	ls.Flags().StringVarP(&out, "output", "o", "", "output format: json")
+	outputFlag(ls, &out)
 
 	revoke := &cobra.Command{
 		Use:   "revoke ID",
