@@ -2,10 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,20 +125,13 @@ func (t *Tokens) Create(ctx context.Context, scope string, functions []string, t
 	if ttl < 0 {
 		return "", nil, gust.Errorf(gust.EINVALID, "invalid expiry %s: must not be negative", ttl)
 	}
-	var idb [8]byte
-	var sec [32]byte
-	if _, err := rand.Read(idb[:]); err != nil {
-		return "", nil, fmt.Errorf("making token: %w", err)
+	id, secret, hash, err := NewCredential("gust_")
+	if err != nil {
+		return "", nil, err
 	}
-	if _, err := rand.Read(sec[:]); err != nil {
-		return "", nil, fmt.Errorf("making token: %w", err)
-	}
-	id := hex.EncodeToString(idb[:])
-	secret := "gust_" + id + "_" + hex.EncodeToString(sec[:])
-	sum := sha256.Sum256([]byte(secret))
 	rec := tokenRecord{
 		Token: Token{ID: id, Scope: scope, Functions: slices.Clone(functions), CreatedAt: t.now().UTC()},
-		Hash:  hex.EncodeToString(sum[:]),
+		Hash:  hash,
 	}
 	if ttl > 0 {
 		rec.ExpiresAt = rec.CreatedAt.Add(ttl)
@@ -214,9 +203,8 @@ func (t *Tokens) Authenticate(ctx context.Context, r *http.Request) (*Principal,
 	if t.admin != nil && t.admin.matches(tok) {
 		return &Principal{TokenID: "admin", Scope: ScopeAdmin}, nil
 	}
-	rest, ok := strings.CutPrefix(tok, "gust_")
-	id, _, ok2 := strings.Cut(rest, "_")
-	if !ok || !ok2 {
+	id, ok := CredentialID("gust_", tok)
+	if !ok {
 		return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid token")
 	}
 	rec, err := t.get(ctx, id)
@@ -226,9 +214,7 @@ func (t *Tokens) Authenticate(ctx context.Context, r *http.Request) (*Principal,
 	if err != nil {
 		return nil, err
 	}
-	want, err := hex.DecodeString(rec.Hash)
-	sum := sha256.Sum256([]byte(tok))
-	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+	if !CredentialMatches(tok, rec.Hash) {
 		return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid token")
 	}
 	if !rec.ExpiresAt.IsZero() && !t.now().Before(rec.ExpiresAt) {

@@ -2,10 +2,6 @@ package routes
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/auth"
 	"github.com/gustfaas/gust/broker"
 	"github.com/gustfaas/gust/httperr"
 )
@@ -68,20 +65,13 @@ func (k *Keys) Create(ctx context.Context, function, route string) (string, *Key
 	if len(route) > 1100 || strings.ContainsAny(route, "\x00\r\n") {
 		return "", nil, gust.Errorf(gust.EINVALID, "invalid route %q", route)
 	}
-	var idb [8]byte
-	var sec [32]byte
-	if _, err := rand.Read(idb[:]); err != nil {
-		return "", nil, fmt.Errorf("making api key: %w", err)
+	id, secret, hash, err := auth.NewCredential(keyPrefix)
+	if err != nil {
+		return "", nil, err
 	}
-	if _, err := rand.Read(sec[:]); err != nil {
-		return "", nil, fmt.Errorf("making api key: %w", err)
-	}
-	id := hex.EncodeToString(idb[:])
-	secret := keyPrefix + id + "_" + hex.EncodeToString(sec[:])
-	sum := sha256.Sum256([]byte(secret))
 	rec := keyRecord{
 		Key:  Key{ID: id, Function: function, Route: route, CreatedAt: k.now().UTC()},
-		Hash: hex.EncodeToString(sum[:]),
+		Hash: hash,
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -164,9 +154,8 @@ func (k *Keys) RevokeAll(ctx context.Context, function string) (int, error) {
 // Errors: EUNAUTHORIZED for an unknown or malformed key, EFORBIDDEN for a
 // key of another function or route.
 func (k *Keys) Check(ctx context.Context, function, route, secret string) (*Key, error) {
-	rest, ok := strings.CutPrefix(secret, keyPrefix)
-	id, _, ok2 := strings.Cut(rest, "_")
-	if !ok || !ok2 {
+	id, ok := auth.CredentialID(keyPrefix, secret)
+	if !ok {
 		return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid API key")
 	}
 	rec, err := k.get(ctx, id)
@@ -176,9 +165,7 @@ func (k *Keys) Check(ctx context.Context, function, route, secret string) (*Key,
 	if err != nil {
 		return nil, gust.WrapError(gust.EUNAVAILABLE, err, "checking API key")
 	}
-	want, err := hex.DecodeString(rec.Hash)
-	sum := sha256.Sum256([]byte(secret))
-	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+	if !auth.CredentialMatches(secret, rec.Hash) {
 		return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid API key")
 	}
 	if rec.Function != function {
