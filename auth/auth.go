@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/gustfaas/gust"
-	"github.com/gustfaas/gust/httperr"
 )
 
 // TokenFile is the admin token's file name inside the data dir.
@@ -60,19 +59,6 @@ func LoadOrCreate(dataDir string) (a *Auth, path string, created bool, err error
 	return &Auth{admin: sha256.Sum256([]byte(tok))}, path, true, nil
 }
 
-// Check reports whether the request carries the admin token. Errors:
-// EUNAUTHORIZED naming what is wrong.
-func (a *Auth) Check(r *http.Request) error {
-	tok, err := bearer(r)
-	if err != nil {
-		return err
-	}
-	if !a.matches(tok) {
-		return gust.Errorf(gust.EUNAUTHORIZED, "invalid token")
-	}
-	return nil
-}
-
 func (a *Auth) matches(tok string) bool {
 	sum := sha256.Sum256([]byte(tok))
 	return subtle.ConstantTimeCompare(sum[:], a.admin[:]) == 1
@@ -90,15 +76,4 @@ func bearer(r *http.Request) (string, error) {
 		return "", gust.Errorf(gust.EUNAUTHORIZED, "malformed Authorization header: want 'Bearer TOKEN'")
 	}
 	return tok, nil
-}
-
-// Require wraps next so it runs only for requests with a valid token.
-func (a *Auth) Require(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := a.Check(r); err != nil {
-			httperr.Write(w, r, err)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
