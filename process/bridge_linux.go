@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -182,20 +183,36 @@ func (l *bridgeListener) Addr() net.Addr {
 	return &net.UnixAddr{Name: "gust-bridge", Net: "unixpacket"}
 }
 
+// detachedReadOnly returns a detached, read-only bind mount of dir: what
+// the helper of another mount namespace can attach (a plain bind mount's
+// source must be in the caller's own mount namespace).
+func detachedReadOnly(dir string) (int, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("detached mount of %s: %w", dir, err)
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("make the mount of %s read-only: %w", dir, err)
+	}
+	return fd, nil
+}
+
 // specialize has a pool worker's helper mount codeDir as the task root
-// and drop its privileges, and waits for its answer.
-func (l *bridgeListener) specialize(ctx context.Context, codeDir string) error {
+// and become uid, and waits for its answer.
+func (l *bridgeListener) specialize(ctx context.Context, codeDir string, uid int) error {
 	var fd = -1
 	if codeDir != "" {
 		var err error
-		fd, err = unix.Open(codeDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		fd, err = detachedReadOnly(codeDir)
 		if err != nil {
-			return fmt.Errorf("open code dir: %w", err)
+			return err
 		}
 		defer unix.Close(fd)
 	}
 	l.p.ctlMu.Lock()
-	err := sendMsg(l.p.ctl, []byte{msgSpecialize}, fd)
+	err := sendMsg(l.p.ctl, append([]byte{msgSpecialize}, strconv.Itoa(uid)...), fd)
 	l.p.ctlMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("specialize: %w", err)

@@ -264,3 +264,49 @@ func (c *cgroups) close() {
 		}
 	}
 }
+
+// setMemory changes the memory limit, as a pre-warmed worker's is when
+// it becomes a function's. Lowering it below what the cgroup uses fails
+// (v1 with EBUSY once reclaim falls short; v2 kills, so v2 is checked
+// first). v1 keeps memsw.limit_in_bytes at or above limit_in_bytes, so
+// the two are written in the order that keeps that true.
+func (g *cgroup) setMemory(memoryMB int) error {
+	limit := int64(memoryMB) << 20
+	b := []byte(strconv.FormatInt(limit, 10))
+	if g.v2 {
+		if cur, err := readInt(filepath.Join(g.mem, "memory.current")); err == nil && cur > limit {
+			return fmt.Errorf("cgroup %s uses %d bytes, more than the new limit of %d", g.mem, cur, limit)
+		}
+		return os.WriteFile(filepath.Join(g.mem, "memory.max"), b, 0)
+	}
+	mem := filepath.Join(g.mem, "memory.limit_in_bytes")
+	memsw := filepath.Join(g.mem, "memory.memsw.limit_in_bytes")
+	cur, err := readInt(mem)
+	if err != nil {
+		return fmt.Errorf("read memory limit: %w", err)
+	}
+	_, swErr := os.Stat(memsw)
+	if limit < cur {
+		if err := os.WriteFile(mem, b, 0); err != nil {
+			return fmt.Errorf("lower memory limit of %s: %w", g.mem, err)
+		}
+		if swErr == nil {
+			return os.WriteFile(memsw, b, 0)
+		}
+		return nil
+	}
+	if swErr == nil {
+		if err := os.WriteFile(memsw, b, 0); err != nil {
+			return fmt.Errorf("raise memory limit of %s: %w", g.mem, err)
+		}
+	}
+	return os.WriteFile(mem, b, 0)
+}
+
+func readInt(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}

@@ -31,7 +31,39 @@
 // HTTP response; any other JSON value is a 200 application/json body. An
 // error it reports is EFUNCTION with Lambda's {errorMessage, errorType,
 // stackTrace} written to its log; an init error fails the cold start. One
-// event is in flight per instance.
+// event is in flight per instance. A reported error leaves the process
+// running, as on Lambda: the instance keeps serving, and when the pool
+// closes it for the error it is parked (at most 2 per version, for 30s,
+// outside the pool's memory budget) and the version's next NewInstance
+// takes it back warm.
+//
+// # Pre-warmed workers (python3, nodejs)
+//
+// While a version of a managed runtime is loaded, the driver keeps
+// Config.Prewarm workers of that runtime ready: sandboxes as below, each
+// in a cgroup of its own held to 128 MB, with the interpreter started and
+// gust's runtime client loaded (python with the usual stdlib imported),
+// but no code mounted and nothing of any function in its environment. A
+// cold start takes one and specializes it: the cgroup gets the function's
+// memory limit, gust mounts the code read-only at the task root (a
+// detached mount, attached by the helper, which then becomes the
+// function's user), and answers the runtime client's request to
+// gust/specialize on its Runtime API with the function's whole
+// environment, user and directory. The client replaces its environment,
+// becomes the function's user (setgroups, setresgid, setresuid) and only
+// then imports the handler. Until that moment a worker's interpreter runs
+// as root in its namespaces with CAP_SETUID and CAP_SETGID only and
+// no_new_privs; becoming the user clears both, so the function runs with
+// no capabilities, as a cold-started one. /proc/PID/environ of a pooled
+// instance shows the worker's environment at exec, not the function's;
+// the process is also not dumpable. A worker serves one instance of one
+// version and is never returned; the pool refills in the background at a
+// low CPU priority (nice 10, restored at specialization), one start at a
+// time per runtime, bounded by Config.PrewarmMemoryMB, and is emptied when
+// the runtime's last version is unloaded and on Close. A worker that
+// cannot be specialized (a memory limit below what the interpreter
+// already uses) is discarded and the instance starts cold. Functions
+// with Egress start cold too (a worker's network namespace is fixed).
 //
 // # Sandbox (Linux)
 //
@@ -40,8 +72,9 @@
 // the sandbox helper: the running binary re-executed (/proc/self/exe
 // __sandbox; see RunSandboxHelperIfRequested) in fresh mount, pid, ipc,
 // uts and network namespaces. New keeps Config.SpareSandboxes helpers
-// started ahead, so a cold start only creates the cgroup, mounts and starts
-// the function. The helper, gated until gust has put it in the instance's
+// started ahead, each already in a cgroup of its own (joining one takes
+// milliseconds on v1), so a cold start only sets the cgroup's memory limit,
+// mounts and starts the function. The helper, gated until gust has put it in the instance's
 // cgroup, makes /tmp a private tmpfs of Config.TmpMB (also over /var/tmp,
 // /dev/shm and /run/lock), bind-mounts the code read-only at /tmp/task
 // (LAMBDA_TASK_ROOT) and the runtime clients at /tmp/runtime, mounts a

@@ -56,6 +56,19 @@ type Config struct {
 	// cold start only mounts and starts the function. Default 2; -1 keeps
 	// none.
 	SpareSandboxes int
+	// Prewarm is how many pre-warmed workers are kept per managed
+	// runtime (python3, nodejs) while a version of that runtime is
+	// loaded: sandboxed interpreters with gust's runtime client loaded,
+	// which a cold start specializes with the function's code,
+	// environment, user and memory limit instead of starting an
+	// interpreter. Default 1; -1 keeps none. Workers need the full
+	// sandbox (root, namespaces, a memory cgroup); a function with
+	// Egress always starts cold, in the host's network.
+	Prewarm int
+	// PrewarmMemoryMB bounds the memory of all pre-warmed workers
+	// together, outside the node's memory budget for instances: each is
+	// held to 128 MB until specialized. Default 512.
+	PrewarmMemoryMB int
 	// NoSandbox runs functions as gust's own user with no namespaces or
 	// cgroups: for development only.
 	NoSandbox bool
@@ -69,6 +82,7 @@ type Driver struct {
 	cfg        Config
 	log        *slog.Logger
 	sb         *sandbox
+	prewarm    *prewarm // nil: no pre-warmed workers
 	runtimeDir string
 	codeRoot   string
 	tmpRoot    string
@@ -112,6 +126,12 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.UIDCount <= 0 {
 		cfg.UIDCount = 10000
+	}
+	if cfg.Prewarm == 0 {
+		cfg.Prewarm = defaultPrewarm
+	}
+	if cfg.PrewarmMemoryMB <= 0 {
+		cfg.PrewarmMemoryMB = defaultPrewarmMemoryMB
 	}
 	cfg.Archive = cfg.Archive.withDefaults()
 	abs, err := filepath.Abs(cfg.WorkDir)
@@ -157,6 +177,13 @@ func New(cfg Config) (*Driver, error) {
 		"cgroup", iso.Cgroup, "network", iso.Network, "python3", d.cfg.Python, "node", d.cfg.Node)
 	for _, n := range iso.Notes {
 		d.log.Warn("process sandbox: " + n)
+	}
+	if d.cfg.Prewarm > 0 {
+		if err := d.sb.prewarmSupport(); err != nil {
+			d.log.Info("no pre-warmed python3 and nodejs workers: every cold start starts an interpreter", "reason", err)
+		} else {
+			d.prewarm = newPrewarm(d, d.cfg.Prewarm, d.cfg.PrewarmMemoryMB)
+		}
 	}
 	return d, nil
 }
@@ -219,6 +246,10 @@ func (d *Driver) Close(ctx context.Context) error {
 		return nil
 	}
 	d.closed = true
+	d.mu.Unlock()
+	// Workers first: a start under way must not outlive the sandbox.
+	d.prewarm.close()
+	d.mu.Lock()
 	insts := make([]*instance, 0, len(d.instances))
 	for in := range d.instances {
 		insts = append(insts, in)
@@ -368,6 +399,7 @@ func (rd *runtimeDriver) Load(ctx context.Context, v *gust.Version, code []byte,
 		d.releaseCode(digest)
 		return nil, err
 	}
+	d.prewarm.use(rd.runtime)
 	return m, nil
 }
 

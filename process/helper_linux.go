@@ -50,7 +50,7 @@ type helperConfig struct {
 // Each carries at most one file descriptor.
 const (
 	msgConn        = 'c' // a connection to bridge (fd attached), either way
-	msgSpecialize  = 's' // mount the attached code dir at the task root, drop privileges
+	msgSpecialize  = 's' // + uid: mount the attached code dir at the task root, become uid
 	msgSpecialized = 'k' // the helper's answer: done ("k") or failed ("k" + reason)
 )
 
@@ -123,14 +123,21 @@ func runHelper() (int, error) {
 			}
 		}
 	}
-	if cfg.UID > 0 {
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return 125, fmt.Errorf("no_new_privs: %w", err)
+	switch {
+	case cfg.Pool:
+		// A pre-warmed worker's runtime client starts before anyone knows
+		// which function, and so which user, it will become: it starts as
+		// root with CAP_SETUID and CAP_SETGID only, to become that user
+		// itself at specialization (which clears them), and no_new_privs
+		// keeps it from ever gaining a capability again. Until then only
+		// gust's runtime client runs in it: the function's code is not
+		// even mounted.
+		if err := restrictCapabilities(unix.CAP_SETUID, unix.CAP_SETGID); err != nil {
+			return 125, err
 		}
-		for c := 0; c <= lastCap(); c++ {
-			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
-				return 125, fmt.Errorf("drop capability %d: %w", c, err)
-			}
+	case cfg.UID > 0:
+		if err := restrictCapabilities(); err != nil {
+			return 125, err
 		}
 	}
 	devnull, err := os.Open(os.DevNull)
@@ -143,7 +150,10 @@ func runHelper() (int, error) {
 		Files: []uintptr{devnull.Fd(), 1, 2},
 		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	}
-	if cfg.UID > 0 {
+	switch {
+	case cfg.Pool:
+		attr.Sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}}
+	case cfg.UID > 0:
 		// Dropping every uid to non-zero clears the permitted and
 		// effective capabilities on exec; the bounding set and
 		// no_new_privs above keep them from coming back.
@@ -187,6 +197,27 @@ func runHelper() (int, error) {
 		}
 	}
 	return reap(child), nil
+}
+
+// restrictCapabilities sets no_new_privs and empties the capability
+// bounding set of this thread but for keep, so that what it execs as root
+// has keep at most (and as any other user, nothing).
+func restrictCapabilities(keep ...int) error {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+next:
+	for c := 0; c <= lastCap(); c++ {
+		for _, k := range keep {
+			if c == k {
+				continue next
+			}
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("drop capability %d: %w", c, err)
+		}
+	}
+	return nil
 }
 
 func hasSlash(s string) bool {
@@ -399,7 +430,11 @@ func (h *helper) serveControl() {
 			go bridgeToPort(fd, h.cfg.HTTP)
 		case len(msg) > 0 && msg[0] == msgSpecialize:
 			reply := []byte{msgSpecialized}
-			if err := h.specialize(fd); err != nil {
+			uid, err := strconv.Atoi(string(msg[1:]))
+			if err == nil {
+				err = h.specialize(fd, uid)
+			}
+			if err != nil {
 				reply = append(reply, err.Error()...)
 			}
 			if fd >= 0 {
@@ -416,20 +451,28 @@ func (h *helper) serveControl() {
 	}
 }
 
-// specialize mounts a pool worker's code and gives up the helper's
-// privileges, which it kept only for this.
-func (h *helper) specialize(fd int) error {
+// specialize attaches a pool worker's code read-only at the task root and
+// makes the helper the function's user uid, giving up the privileges it
+// kept only for this. The runtime client becomes uid itself, once gust
+// answers its request to be specialized.
+func (h *helper) specialize(fd, uid int) error {
 	if !h.cfg.Pool {
 		return errors.New("not a pool worker")
 	}
 	h.cfg.Pool = false
+	h.cfg.UID = uid
 	if fd >= 0 && h.cfg.Mounts {
-		if err := bindReadOnly(fd, sandboxTaskRoot); err != nil {
-			return err
+		// fd is a detached mount made read-only by gust (see
+		// detachedReadOnly); the remount keeps it so whatever it was.
+		if err := unix.MoveMount(fd, "", unix.AT_FDCWD, sandboxTaskRoot, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("attach the code at %s: %w", sandboxTaskRoot, err)
+		}
+		if err := unix.Mount("", sandboxTaskRoot, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+			return fmt.Errorf("remount %s read-only: %w", sandboxTaskRoot, err)
 		}
 	}
-	if h.cfg.UID > 0 {
-		return dropPrivileges(h.cfg.UID)
+	if uid > 0 {
+		return dropPrivileges(uid)
 	}
 	return nil
 }

@@ -22,6 +22,10 @@ const (
 	apiNext      = "/2018-06-01/runtime/invocation/next"
 	apiInvoke    = "/2018-06-01/runtime/invocation/{id}/"
 	apiInitError = "/2018-06-01/runtime/init/error"
+	// apiSpecialize is gust's own: a pre-warmed runtime client asks it
+	// which function to become, and waits for the answer. It answers
+	// once per instance, and only on pre-warmed workers.
+	apiSpecialize = "/2018-06-01/runtime/gust/specialize"
 )
 
 // event is one invocation handed to the runtime.
@@ -46,7 +50,6 @@ type result struct {
 type runtimeAPI struct {
 	ln      net.Listener
 	srv     *http.Server
-	arn     string
 	maxBody int64
 
 	events  chan *event
@@ -54,9 +57,17 @@ type runtimeAPI struct {
 	initErr chan []byte   // what POST init/error said
 	closing chan struct{}
 
+	// A pre-warmed worker's client asks for its specialization (asked
+	// closes) and gets the one value sent on spec.
+	prewarmed bool
+	asked     chan struct{}
+	askOnce   sync.Once
+	spec      chan []byte
+
 	readyOnce sync.Once
 	mu        sync.Mutex
 	cur       *event
+	arn       string
 }
 
 // newRuntimeAPI returns the API of one instance; serve starts it on a
@@ -67,12 +78,14 @@ func newRuntimeAPI(function string, maxBody int64) *runtimeAPI {
 		arn: functionARN(function), maxBody: maxBody,
 		events: make(chan *event), ready: make(chan struct{}),
 		initErr: make(chan []byte, 1), closing: make(chan struct{}),
+		asked: make(chan struct{}), spec: make(chan []byte, 1),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+apiNext, a.next)
 	mux.HandleFunc("POST "+apiInvoke+"response", func(w http.ResponseWriter, r *http.Request) { a.post(w, r, false) })
 	mux.HandleFunc("POST "+apiInvoke+"error", func(w http.ResponseWriter, r *http.Request) { a.post(w, r, true) })
 	mux.HandleFunc("POST "+apiInitError, a.initError)
+	mux.HandleFunc("GET "+apiSpecialize, a.specialization)
 	// No write timeout: next blocks for as long as the instance idles.
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return a
@@ -113,12 +126,13 @@ func (a *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	a.cur = ev
+	arn := a.arn
 	a.mu.Unlock()
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Lambda-Runtime-Aws-Request-Id", ev.id)
 	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(ev.deadline.UnixMilli(), 10))
-	h.Set("Lambda-Runtime-Invoked-Function-Arn", a.arn)
+	h.Set("Lambda-Runtime-Invoked-Function-Arn", arn)
 	h.Set("Lambda-Runtime-Trace-Id", ev.trace)
 	_, _ = w.Write(ev.body)
 }
@@ -149,6 +163,35 @@ func (a *runtimeAPI) post(w http.ResponseWriter, r *http.Request, failed bool) {
 	accepted(w)
 }
 
+// setFunction names the function a pre-warmed worker has become.
+func (a *runtimeAPI) setFunction(name string) {
+	a.mu.Lock()
+	a.arn = functionARN(name)
+	a.mu.Unlock()
+}
+
+// specialization answers a pre-warmed runtime client's request for its
+// function, once: a second request (the function's own code asking after
+// another function's settings) is refused.
+func (a *runtimeAPI) specialization(w http.ResponseWriter, r *http.Request) {
+	first := false
+	if a.prewarmed {
+		a.askOnce.Do(func() { first = true; close(a.asked) })
+	}
+	if !first {
+		apiError(w, http.StatusForbidden, "Forbidden", "this instance is already specialized")
+		return
+	}
+	select {
+	case b := <-a.spec:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	case <-r.Context().Done():
+	case <-a.closing:
+		apiError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "instance is shutting down")
+	}
+}
+
 func (a *runtimeAPI) initError(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 	if r.Header.Get("Lambda-Runtime-Function-Error-Type") != "" && !strings.Contains(string(body), "errorType") {
@@ -168,9 +211,29 @@ type lambdaInstance struct {
 	*instance
 	api *runtimeAPI
 	mu  sync.Mutex
+	// handlerFailed is set when the last event ended in an error the
+	// runtime reported through the Runtime API: the handler raised, the
+	// process is fine, and Close parks it for reuse (see park).
+	handlerFailed bool
+	closed        bool
 }
 
 func (m *module) newLambda(ctx context.Context, in *instance) (*lambdaInstance, error) {
+	if m.runtimeDir != "" && m.ownNet() {
+		w := m.d.prewarm.take(m.spec.Runtime)
+		if w != nil {
+			li, retry, err := m.fromWorker(ctx, in, w)
+			// Refilled after the specialization, which then has the
+			// machine's cores to itself.
+			m.d.prewarm.refill(m.spec.Runtime)
+			if !retry {
+				return li, err
+			}
+			m.d.log.Warn("a pre-warmed worker could not be specialized, starting cold", "function", m.function, "err", err)
+		} else {
+			m.d.prewarm.refill(m.spec.Runtime)
+		}
+	}
 	api := newRuntimeAPI(m.function, m.d.cfg.MaxResponseBytes)
 	in.cleanup = append(in.cleanup, api.close)
 	li := &lambdaInstance{instance: in, api: api}
@@ -243,6 +306,10 @@ func newRequestID() string {
 func (li *lambdaInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.Response, error) {
 	li.mu.Lock()
 	defer li.mu.Unlock()
+	if li.closed {
+		return nil, gust.Errorf(gust.EUNAVAILABLE, "instance is closed")
+	}
+	li.handlerFailed = false
 	li.out.begin(req.ID)
 	defer li.out.end(req.ID)
 	now := time.Now()
@@ -279,9 +346,11 @@ func (li *lambdaInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.
 		li.p.kill()
 		return nil, gust.Errorf(gust.EFUNCTION, "function response is larger than %d bytes", li.m.d.cfg.MaxResponseBytes)
 	case res.failed:
+		// The runtime caught the error and asks for the next event: the
+		// process stays, as on Lambda.
 		le := parseLambdaError(res.body, res.errType)
 		li.logError(req.ID, "function", le)
-		li.p.kill()
+		li.handlerFailed = true
 		return nil, gust.Errorf(gust.EFUNCTION, "function error: %s: %s", le.ErrorType, le.ErrorMessage)
 	}
 	resp, err := mapResponse(res.body)
@@ -292,7 +361,22 @@ func (li *lambdaInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.
 	return resp, nil
 }
 
+// Close frees the instance, or parks it when its last event ended in a
+// handler error: the pool discards an instance after any error (see
+// gust.Driver), but this one is healthy, and the module's next
+// NewInstance takes it back warm.
 func (li *lambdaInstance) Close(ctx context.Context) error {
+	li.mu.Lock()
+	if li.closed {
+		li.mu.Unlock()
+		return nil
+	}
+	li.closed = true
+	keep := li.handlerFailed
+	li.mu.Unlock()
+	if keep && li.m.park(li.instance, li.api) {
+		return nil
+	}
 	li.stop()
 	return nil
 }

@@ -119,3 +119,54 @@ func TestManagedHandlers(t *testing.T) {
 		wantCode(t, err, gust.ETIMEOUT)
 	})
 }
+
+// A handler that raises leaves its process healthy, as on Lambda: the
+// instance keeps serving, and when the pool closes it for the error it is
+// parked and the module's next NewInstance takes it back warm.
+func TestHandlerErrorKeepsInstance(t *testing.T) {
+	d := newDriver(t)
+	for _, tc := range []struct{ runtime, dir, handler string }{
+		{gust.RuntimePython3, "../examples/python-hello", "handler.handler"},
+		{gust.RuntimeNodejs, "../examples/node-hello", "index.handler"},
+	} {
+		t.Run(tc.runtime, func(t *testing.T) {
+			requireInterpreter(t, d, tc.runtime)
+			code, err := ZipDir(tc.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := load(t, d, "raises", gust.Spec{Runtime: tc.runtime, Handler: tc.handler}, code, nil)
+			in := start(t, m)
+			pid := in.(*lambdaInstance).PID()
+			_, err = invoke(t, in, 10*time.Second, &gust.Request{Path: "/fail"})
+			wantCode(t, err, gust.EFUNCTION)
+			if resp := mustInvoke(t, in, &gust.Request{Path: "/greet"}); resp.Status != 200 {
+				t.Fatalf("after a handler error: %d %s", resp.Status, resp.Body)
+			}
+			_, err = invoke(t, in, 10*time.Second, &gust.Request{Path: "/fail"})
+			wantCode(t, err, gust.EFUNCTION)
+			in.Close(t.Context())
+			again, err := m.NewInstance(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := again.(*lambdaInstance).PID(); got != pid {
+				t.Errorf("NewInstance after a handler error started pid %d, want the parked %d", got, pid)
+			}
+			if resp := mustInvoke(t, again, &gust.Request{Path: "/greet"}); resp.Status != 200 {
+				t.Fatalf("parked instance: %d %s", resp.Status, resp.Body)
+			}
+			// A close after a success is a real one.
+			again.Close(t.Context())
+			third := start(t, m)
+			if third.(*lambdaInstance).PID() == pid {
+				t.Error("an instance closed after a success was reused")
+			}
+			select {
+			case <-again.(*lambdaInstance).p.exited:
+			case <-time.After(5 * time.Second):
+				t.Error("the closed instance still runs")
+			}
+		})
+	}
+}

@@ -27,30 +27,130 @@ type module struct {
 	runtimeDir string // "" for the process runtime
 
 	closeOnce sync.Once
+
+	parkMu sync.Mutex
+	parked []*parkedInstance
+	closed bool
+}
+
+// A lambda instance whose handler raised is healthy, but the pool closes
+// every instance that returned an error. Instead of dying it is parked,
+// at most maxParked per module and for parkTTL, and NewInstance takes it
+// back: the process, the interpreter and the loaded handler survive a
+// handler error, as on Lambda. A parked instance is outside the pool's
+// memory budget, which is why they are few and short-lived.
+const (
+	maxParked = 2
+	parkTTL   = 30 * time.Second
+)
+
+type parkedInstance struct {
+	in    *instance
+	api   *runtimeAPI
+	timer *time.Timer
+}
+
+// park keeps a healthy instance for the module's next NewInstance. It
+// reports false when it did not (the module is closed, enough are parked,
+// or the process is gone): the caller then stops it.
+func (m *module) park(in *instance, api *runtimeAPI) bool {
+	select {
+	case <-in.p.exited:
+		return false
+	default:
+	}
+	m.parkMu.Lock()
+	defer m.parkMu.Unlock()
+	if m.closed || len(m.parked) >= maxParked {
+		return false
+	}
+	pi := &parkedInstance{in: in, api: api}
+	pi.timer = time.AfterFunc(parkTTL, func() {
+		if m.unparkThis(pi) {
+			in.stop()
+		}
+	})
+	m.parked = append(m.parked, pi)
+	return true
+}
+
+func (m *module) unparkThis(pi *parkedInstance) bool {
+	m.parkMu.Lock()
+	defer m.parkMu.Unlock()
+	for i, p := range m.parked {
+		if p == pi {
+			m.parked = append(m.parked[:i], m.parked[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// unpark returns a parked instance that still runs, or nil.
+func (m *module) unpark() *lambdaInstance {
+	for {
+		m.parkMu.Lock()
+		if len(m.parked) == 0 {
+			m.parkMu.Unlock()
+			return nil
+		}
+		last := len(m.parked) - 1
+		pi := m.parked[last]
+		m.parked[last] = nil
+		m.parked = m.parked[:last]
+		m.parkMu.Unlock()
+		pi.timer.Stop()
+		select {
+		case <-pi.in.p.exited:
+			pi.in.stop()
+			continue
+		default:
+		}
+		return &lambdaInstance{instance: pi.in, api: pi.api}
+	}
 }
 
 func (m *module) Shape() string { return m.protocol }
 
 func (m *module) Close(ctx context.Context) error {
-	m.closeOnce.Do(func() { m.d.releaseCode(m.digest) })
+	m.closeOnce.Do(func() {
+		m.parkMu.Lock()
+		m.closed = true
+		parked := m.parked
+		m.parked = nil
+		m.parkMu.Unlock()
+		for _, pi := range parked {
+			pi.timer.Stop()
+			pi.in.stop()
+		}
+		m.d.prewarm.unuse(m.spec.Runtime)
+		m.d.releaseCode(m.digest)
+	})
 	return nil
 }
 
 // The life of an instance:
 //
-//  1. NewInstance prepares what the protocol needs first (a free port for
-//     http, a Runtime API server for lambda), then starts the process in
-//     its sandbox with a clean environment.
+//  1. NewInstance takes back a parked instance of the module if there is
+//     one (see park). Else it prepares what the protocol needs first (a
+//     free port for http, a Runtime API server for lambda), then starts
+//     the process in its sandbox with a clean environment, or, for
+//     python3 and nodejs, specializes a pre-warmed worker (see prewarm).
 //  2. It waits until the function is ready (it accepts a TCP connection on
 //     $PORT, or it asks the Runtime API for its first event), bounded by
 //     Config.StartTimeout and ctx. Exiting, reporting an init error, or not
 //     getting ready in time is EFUNCTION; the process is killed.
 //  3. Invoke runs requests, warm, until one fails: a timeout (ETIMEOUT),
-//     the memory limit (EOOM) or a crash or function error (EFUNCTION).
-//     Each of these kills the process group, so the pool's Close finds
-//     nothing left but to clean up.
-//  4. Close kills the process group and removes its cgroup and files.
+//     the memory limit (EOOM) or a crash (EFUNCTION). Each of these kills
+//     the process group, so the pool's Close finds nothing left but to
+//     clean up. A handler error that a lambda runtime reports (EFUNCTION)
+//     leaves the process running.
+//  4. Close kills the process group and removes its cgroup and files, or
+//     parks a lambda instance whose last event was a handler error.
 func (m *module) NewInstance(ctx context.Context) (gust.Instance, error) {
+	if li := m.unpark(); li != nil {
+		return li, nil
+	}
 	in := &instance{
 		m:    m,
 		name: fmt.Sprintf("%s-%d-%d", m.function, m.version, m.d.nextSeq()),
@@ -125,6 +225,9 @@ type instance struct {
 	out    *outputs
 	tmpDir string // per-instance /tmp when there is no mount namespace
 	p      *proc
+	// prewarmed is set when the instance is a specialized pre-warmed
+	// worker rather than a process started for it.
+	prewarmed bool
 
 	stopOnce sync.Once
 	cleanup  []func()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,9 +38,10 @@ type sandbox struct {
 	pidsMax    int
 	notes      []string // protections that could not be applied, and why
 
-	spares  chan *spare   // helpers started ahead (nil: none kept)
-	closing chan struct{} // closed by close
-	filled  chan struct{} // closed once fillSpares has returned
+	spares   chan *spare   // helpers started ahead (nil: none kept)
+	spareSeq atomic.Int64  // names the spares' cgroups
+	closing  chan struct{} // closed by close
+	filled   chan struct{} // closed once fillSpares has returned
 }
 
 func (s *sandbox) paths(task, runtimeDir, instTmp string) (string, string, string) {
@@ -122,8 +124,9 @@ func (s *sandbox) probe(workDir string) error {
 // spare is a sandbox helper started ahead of need: its process exists,
 // its namespaces are created and the Go runtime of the re-executed binary
 // has initialized, and it waits at its gate (fd 3) for a configuration.
-// Taking a spare leaves only the mounts and the function's own start on
-// the cold path.
+// It waits in a cgroup of its own (see prestartInCgroup). Taking a spare
+// leaves only setting its memory limit, the mounts and the function's own
+// start on the cold path.
 type spare struct {
 	p      *proc
 	cfgW   *os.File
@@ -215,7 +218,7 @@ func (s *sandbox) fillSpares() {
 	defer close(s.filled)
 	backoff := 100 * time.Millisecond
 	for {
-		sp, err := s.prestart(s.network)
+		sp, err := s.prestartInCgroup()
 		if err != nil {
 			select {
 			case <-time.After(backoff):
@@ -235,6 +238,37 @@ func (s *sandbox) fillSpares() {
 			return
 		}
 	}
+}
+
+// spareMB is a spare's memory limit until it is taken: the helper at its
+// gate needs a few MB.
+const spareMB = 64
+
+// prestartInCgroup starts a spare and puts it in a cgroup of its own, if
+// the sandbox has cgroups, so that joining one is off the cold path.
+func (s *sandbox) prestartInCgroup() (*spare, error) {
+	var cg *cgroup
+	if s.cg != nil {
+		var err error
+		if cg, err = s.cg.create(fmt.Sprintf("spare-%d", s.spareSeq.Add(1)), spareMB, s.pidsMax); err != nil {
+			return nil, err
+		}
+	}
+	sp, err := s.prestart(s.network)
+	if err != nil {
+		if cg != nil {
+			cg.remove()
+		}
+		return nil, err
+	}
+	if cg != nil {
+		sp.p.cg = cg
+		if err := cg.add(sp.p.cmd.Process.Pid); err != nil {
+			sp.discard()
+			return nil, err
+		}
+	}
+	return sp, nil
 }
 
 // takeSpare returns a live spare whose network matches, or nil.
@@ -290,32 +324,39 @@ func (s *sandbox) start(ctx context.Context, sp startSpec) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cg *cgroup
-	if s.cg != nil {
-		cg, err = s.cg.create(sp.name, sp.memoryMB, s.pidsMax)
-		if err != nil {
-			return nil, err
+	h := s.takeSpare(sp.net)
+	if h != nil && h.p.cg != nil {
+		// A spare waits in a cgroup of its own already: joining one is
+		// slow (milliseconds on v1), changing its limit is not.
+		if err := h.p.cg.setMemory(sp.memoryMB); err != nil {
+			h.discard()
+			h = nil
 		}
 	}
-	h := s.takeSpare(sp.net)
 	if h == nil {
+		var cg *cgroup
+		if s.cg != nil {
+			if cg, err = s.cg.create(sp.name, sp.memoryMB, s.pidsMax); err != nil {
+				return nil, err
+			}
+		}
 		if h, err = s.prestart(sp.net); err != nil {
 			if cg != nil {
 				cg.remove()
 			}
 			return nil, err
 		}
+		h.p.cg = cg
+		if cg != nil {
+			if err := cg.add(h.p.cmd.Process.Pid); err != nil {
+				h.discard()
+				return nil, err
+			}
+		}
 	}
 	h.stdout.set(sp.stdout)
 	h.stderr.set(sp.stderr)
 	p := h.p
-	p.cg = cg
-	if cg != nil {
-		if err := cg.add(p.cmd.Process.Pid); err != nil {
-			h.discard()
-			return nil, err
-		}
-	}
 	// The pipe buffer may be smaller than a large environment: the helper
 	// reads while this writes.
 	_, err = h.cfgW.Write(cfgJSON)

@@ -3,6 +3,10 @@
 // the interpreter's own language with its standard library only, that loads
 // the handler named by _HANDLER from LAMBDA_TASK_ROOT and then loops on the
 // Runtime API at AWS_LAMBDA_RUNTIME_API (next, response, error, init/error).
+// Started as a pre-warmed worker (GUST_PREWARMED=1), each first loads what it
+// can without a function, then asks gust's own gust/specialize endpoint which
+// function to become, takes that function's environment in place of its own,
+// becomes its user and directory, and only then loads the handler.
 //
 // The process driver writes them to disk and runs them on the machine's
 // python3 and node. This package holds only the programs' text: it must not
