@@ -1,10 +1,16 @@
 // Package logs keeps what functions write to stdout and stderr, and gust's
 // own events about their invocations (cold start, timeout, throttle ...),
-// in a JetStream stream with a retention limit: one subject per function
-// and invocation, so a query for one invocation is a subject filter. It
-// serves them as NDJSON, as a backlog or followed live. A line longer than
-// MaxLine is cut with an explicit marker, never silently.
+// in a JetStream stream with a retention limit, and serves them as NDJSON,
+// as a backlog or followed live. A line longer than MaxLine is cut with an
+// explicit marker, never silently.
 //
-// It must not block a function: writes go through a bounded buffer and are
+// Lines are stored in batches: a message holds the lines written between
+// two flushes (FlushInterval, 100 ms by default) by one invocation, or by
+// several sparse invocations of one function. Subjects name the function
+// and, for a batch of one invocation, the invocation, so reading one
+// function or one invocation stays a subject filter; reading splits the
+// batches back into lines, in the order they were written.
+//
+// It must not block a function: a write is an append to a bounded buffer,
 // published asynchronously; a full buffer drops lines and says so.
 package logs

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,23 +13,52 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/broker"
-	"github.com/gustfaas/gust/httperr"
 )
 
-// Stream layout: one subject per function and invocation, so a query for
-// one invocation is a subject filter, not a scan.
+// Stream layout: a message is a batch of lines, NDJSON, one Entry per
+// line. Its subject is gust.logs.FUNCTION.INVOCATION when the lines are
+// of one invocation ("none" for an instance's start-up), so a query for
+// one invocation is a subject filter, not a scan; lines of several sparse
+// invocations of a function share gust.logs.FUNCTION.~shared, which such
+// a query also reads and filters. (A message of gust before batching holds
+// one Entry, which reads as a batch of one.)
 const (
 	StreamName    = "GUST_LOGS"
 	SubjectPrefix = "gust.logs."
+	SharedToken   = "~shared"
 	// StreamGust marks platform events (cold start, timeout, throttle ...)
 	// among a function's stdout and stderr lines.
 	StreamGust = "gust"
 
 	DefaultRetention = 7 * 24 * time.Hour
 	DefaultMaxBytes  = 1 << 30
-	bufferSize       = 16 << 10
+	// DefaultFlushInterval is how long a line may wait in memory: what
+	// `gust logs -f` lags behind a running function at most.
+	DefaultFlushInterval = 100 * time.Millisecond
+	// DefaultMaxBuffered bounds the bytes of lines waiting to be published;
+	// past it lines are dropped (and counted), never waited for.
+	DefaultMaxBuffered = 16 << 20
+)
+
+const (
+	// flushBytes of buffered lines wake the publisher before the interval
+	// ends, so a chatty function makes full messages, not huge bursts.
+	flushBytes = 256 << 10
+	// maxMsgBytes bounds one batch (the server's max payload may lower it).
+	maxMsgBytes = 256 << 10
+	// maxInFlight bounds the batches published and not yet acknowledged.
+	maxInFlight = 512
+	// publishTimeout bounds the wait for one batch's ack, for room in the
+	// in-flight window, and for the last acks on Close.
+	publishTimeout = 5 * time.Second
+	// chunkLen entries make a chunk of the buffer; up to maxFreeChunks
+	// emptied chunks are kept for reuse.
+	chunkLen      = 256
+	maxFreeChunks = 64
+	// ownBatchLines lines of an invocation in one flush earn it a message
+	// of its own even when other invocations of its function wrote too.
+	ownBatchLines = 8
 )
 
 // Entry is one log line.
@@ -50,25 +76,52 @@ type StoreConfig struct {
 	Replicas  int
 	Retention time.Duration // default DefaultRetention
 	MaxBytes  int64         // default DefaultMaxBytes
+	// FlushInterval is the longest a line waits before it is published;
+	// default DefaultFlushInterval.
+	FlushInterval time.Duration
+	// MaxBuffered bounds the bytes of lines waiting to be published;
+	// default DefaultMaxBuffered.
+	MaxBuffered int
 	// Echo, if set, also receives every line (gust's own log, at Debug).
 	Echo   *slog.Logger
 	Logger *slog.Logger
 }
 
 // Store keeps function logs in a JetStream stream. It implements
-// gust.LogSink; writes never block the function: lines go through a
-// bounded buffer and are published asynchronously (a full buffer drops
-// lines and counts them, logged once a second at most).
+// gust.LogSink.
+//
+// Writing costs the function an append under a mutex and nothing more: no
+// goroutine is woken per line. A publisher goroutine takes the buffered
+// lines every FlushInterval (sooner once flushBytes have gathered), packs
+// them into few NDJSON messages (see publishBatches) and publishes those
+// asynchronously, a bounded number in flight. Paying the stream per batch
+// rather than per line is what keeps log capture cheap (issue 7). Lines
+// that find the buffer full are dropped and counted, and so are lines of
+// a batch the stream did not take; Close publishes what is buffered.
 type Store struct {
-	cfg     StoreConfig
-	js      jetstream.JetStream
-	log     *slog.Logger
-	ch      chan Entry
-	done    chan struct{}
-	closed  atomic.Bool
-	dropped atomic.Uint64
-	wg      sync.WaitGroup
-	nowFn   func() time.Time
+	cfg    StoreConfig
+	js     jetstream.JetStream
+	pub    jetstream.JetStream // own context: PublishAsyncComplete waits for the store's batches only
+	log    *slog.Logger
+	nowFn  func() time.Time
+	maxMsg int
+
+	mu       sync.Mutex
+	buf      [][]Entry // in the order written, in chunks of chunkLen
+	bufBytes int
+	free     [][]Entry // empty chunks to reuse
+	closed   bool
+
+	kick     chan struct{} // cap 1: flushBytes gathered
+	flushReq chan chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+
+	dropped    atomic.Uint64 // lines that found the buffer full
+	lost       atomic.Uint64 // lines whose batch failed to publish
+	reported   [2]uint64     // dropped and lost as last logged; publisher only
+	closeOnce  sync.Once
+	lastReport time.Time
 }
 
 // NewStore creates (or updates) the log stream and starts the publisher.
@@ -78,6 +131,12 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*St
 	}
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = DefaultFlushInterval
+	}
+	if cfg.MaxBuffered <= 0 {
+		cfg.MaxBuffered = DefaultMaxBuffered
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -95,10 +154,66 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*St
 	if err != nil {
 		return nil, fmt.Errorf("log stream: %w", err)
 	}
-	s := &Store{cfg: cfg, js: js, log: cfg.Logger, ch: make(chan Entry, bufferSize), done: make(chan struct{}), nowFn: time.Now}
-	s.wg.Add(1)
+	s := &Store{
+		cfg: cfg, js: js, log: cfg.Logger, nowFn: time.Now,
+		maxMsg:   maxMessageBytes(js.Conn()),
+		kick:     make(chan struct{}, 1),
+		flushReq: make(chan chan struct{}),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	s.pub, err = newPublisher(js, s.publishFailed)
+	if err != nil {
+		return nil, err
+	}
 	go s.publishLoop()
 	return s, nil
+}
+
+// newPublisher makes a JetStream context of the store's own on js's
+// connection, addressing the same domain or API prefix.
+func newPublisher(js jetstream.JetStream, failed jetstream.MsgErrHandler) (jetstream.JetStream, error) {
+	o := js.Options()
+	opts := []jetstream.JetStreamOpt{
+		jetstream.WithPublishAsyncMaxPending(maxInFlight),
+		jetstream.WithPublishAsyncTimeout(publishTimeout),
+		jetstream.WithPublishAsyncErrHandler(failed),
+	}
+	if o.DefaultTimeout > 0 {
+		opts = append(opts, jetstream.WithDefaultTimeout(o.DefaultTimeout))
+	}
+	var (
+		pub jetstream.JetStream
+		err error
+	)
+	switch {
+	case o.Domain != "":
+		pub, err = jetstream.NewWithDomain(js.Conn(), o.Domain, opts...)
+	case o.APIPrefix != "":
+		pub, err = jetstream.NewWithAPIPrefix(js.Conn(), o.APIPrefix, opts...)
+	default:
+		pub, err = jetstream.New(js.Conn(), opts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("log publisher: %w", err)
+	}
+	return pub, nil
+}
+
+// maxMessageBytes keeps a batch, with room for headers, well under the
+// server's max payload, whatever it is configured to.
+func maxMessageBytes(nc *nats.Conn) int {
+	limit := maxMsgBytes
+	if mp := nc.MaxPayload(); mp > 0 && int64(limit) > mp/2 {
+		limit = int(mp / 2)
+	}
+	return max(limit-4096, 1024)
+}
+
+// sharedSubject holds lines of several invocations of function. Its last
+// token is no valid invocation id, so no query names it by mistake.
+func sharedSubject(function string) string {
+	return SubjectPrefix + function + "." + SharedToken
 }
 
 func subject(function, invocation string) string {
@@ -111,325 +226,288 @@ func subject(function, invocation string) string {
 // FunctionLog implements gust.LogSink: each line of p becomes an entry.
 func (s *Store) FunctionLog(function string, version int, invocationID, stream string, p []byte) {
 	now := s.nowFn()
+	s.mu.Lock()
 	splitLines(p, func(line string) {
-		s.put(Entry{Time: now, Function: function, Version: version, Invocation: invocationID, Stream: stream, Message: line})
+		s.putLocked(Entry{Time: now, Function: function, Version: version, Invocation: invocationID, Stream: stream, Message: line})
 	})
+	s.mu.Unlock()
+	if s.echoing() {
+		splitLines(p, func(line string) { s.echo(function, version, invocationID, stream, line) })
+	}
 }
 
 // Event records a platform event about an invocation.
 func (s *Store) Event(function string, version int, invocationID, format string, args ...any) {
-	s.put(Entry{Time: s.nowFn(), Function: function, Version: version, Invocation: invocationID,
-		Stream: StreamGust, Message: fmt.Sprintf(format, args...)})
+	e := Entry{Time: s.nowFn(), Function: function, Version: version, Invocation: invocationID,
+		Stream: StreamGust, Message: fmt.Sprintf(format, args...)}
+	s.mu.Lock()
+	s.putLocked(e)
+	s.mu.Unlock()
+	if s.echoing() {
+		s.echo(function, version, invocationID, StreamGust, e.Message)
+	}
 }
 
-func (s *Store) put(e Entry) {
-	if s.closed.Load() {
+// echoing is asked first so that a quiet gust log costs a line nothing.
+func (s *Store) echoing() bool {
+	return s.cfg.Echo != nil && s.cfg.Echo.Enabled(context.Background(), slog.LevelDebug)
+}
+
+func (s *Store) echo(function string, version int, invocationID, stream, line string) {
+	s.cfg.Echo.Debug(line, "function", function, "version", version, "invocation", invocationID, "stream", stream)
+}
+
+// entryOverhead approximates what an entry adds to a batch besides its
+// message: the JSON keys, the time and the invocation id.
+const entryOverhead = 160
+
+func (s *Store) putLocked(e Entry) {
+	if s.closed {
 		return
 	}
-	if s.cfg.Echo != nil {
-		s.cfg.Echo.Debug(e.Message, "function", e.Function, "version", e.Version, "invocation", e.Invocation, "stream", e.Stream)
+	n := len(e.Message) + len(e.Function) + entryOverhead
+	if s.bufBytes+n > s.cfg.MaxBuffered {
+		s.dropped.Add(1)
+		return
 	}
-	select {
-	case s.ch <- e:
-	default:
-		if s.dropped.Add(1)%1000 == 1 {
-			s.log.Warn("function log buffer full; dropping lines", "dropped", s.dropped.Load())
+	last := len(s.buf) - 1
+	if last < 0 || len(s.buf[last]) == chunkLen {
+		// Chunks, not one growing slice: a writer never waits for a
+		// large buffer to be copied.
+		var c []Entry
+		if k := len(s.free); k > 0 {
+			c, s.free = s.free[k-1], s.free[:k-1]
+		} else {
+			c = make([]Entry, 0, chunkLen)
+		}
+		s.buf = append(s.buf, c)
+		last++
+	}
+	s.buf[last] = append(s.buf[last], e)
+	s.bufBytes += n
+	if s.bufBytes >= flushBytes && s.bufBytes-n < flushBytes {
+		select {
+		case s.kick <- struct{}{}:
+		default:
 		}
 	}
 }
 
 func (s *Store) publishLoop() {
-	defer s.wg.Done()
-	pending := 0
-	flush := func() {
-		if pending == 0 {
-			return
-		}
-		select {
-		case <-s.js.PublishAsyncComplete():
-		case <-time.After(5 * time.Second):
-			s.log.Warn("function log publish acks are late")
-		}
-		pending = 0
-	}
-	tick := time.NewTicker(200 * time.Millisecond)
+	defer close(s.done)
+	tick := time.NewTicker(s.cfg.FlushInterval)
 	defer tick.Stop()
 	for {
 		select {
-		case e := <-s.ch:
-			s.publish(e)
-			pending++
-			if pending >= 1000 {
-				flush()
-			}
 		case <-tick.C:
-			flush()
-		case <-s.done:
-			for {
-				select {
-				case e := <-s.ch:
-					s.publish(e)
-					pending++
-				default:
-					flush()
-					return
-				}
+			s.flush()
+		case <-s.kick:
+			s.flush()
+		case req := <-s.flushReq:
+			s.flush()
+			close(req)
+		case <-s.stop:
+			s.flush()
+			select {
+			case <-s.pub.PublishAsyncComplete():
+			case <-time.After(publishTimeout):
+				s.log.Warn("function log batches were not all acknowledged before close",
+					"pending", s.pub.PublishAsyncPending())
 			}
+			s.report(true)
+			return
 		}
 	}
 }
 
-func (s *Store) publish(e Entry) {
-	b, err := json.Marshal(e)
-	if err != nil {
+// flush publishes the buffered lines and recycles their chunks. Only the
+// publisher calls it.
+func (s *Store) flush() {
+	s.mu.Lock()
+	chunks := s.buf
+	s.buf = nil
+	s.bufBytes = 0
+	s.mu.Unlock()
+	if len(chunks) > 0 {
+		s.publishBatches(chunks)
+	}
+	for _, c := range chunks {
+		clear(c) // let the messages go
+	}
+	s.mu.Lock()
+	for _, c := range chunks {
+		if len(s.free) < maxFreeChunks {
+			s.free = append(s.free, c[:0])
+		}
+	}
+	s.mu.Unlock()
+	s.report(false)
+}
+
+type batch struct {
+	subject string
+	data    []byte
+	lines   int
+}
+
+// publishFlush publishes the batches of one flush. After a batch fails to
+// go out (the in-flight window stayed full, or the connection is closed)
+// the rest of the flush is counted lost at once, so that a flush, and so
+// Close, waits for a stalled server once at most.
+type publishFlush struct {
+	s      *Store
+	failed bool
+}
+
+func (p *publishFlush) publish(b *batch) {
+	if p.failed {
+		p.s.lost.Add(uint64(b.lines))
 		return
 	}
-	msg := &nats.Msg{Subject: subject(e.Function, e.Invocation), Data: b}
-	if _, err := s.js.PublishMsgAsync(msg); err != nil {
-		s.log.Warn("publishing a function log line", "err", err)
+	msg := &nats.Msg{Subject: b.subject, Data: b.data}
+	if _, err := p.s.pub.PublishMsgAsync(msg, jetstream.WithStallWait(publishTimeout)); err != nil {
+		p.failed = true
+		p.s.lost.Add(uint64(b.lines))
+		p.s.log.Debug("publishing a function log batch", "subject", b.subject, "err", err)
 	}
+}
+
+// publishBatches publishes one flush's lines. Each invocation's lines go
+// to its own subject when they are many or the only ones of their
+// function; otherwise the lines of a function's sparse invocations share
+// one message on its shared subject. A message costs the stream far more
+// than a line (≈ 20 µs of CPU against ≈ 1 µs), so a busy function whose
+// invocations write a line or two each is stored in a few messages a
+// second, not one per invocation; a chatty invocation keeps messages of
+// its own, found by subject.
+func (s *Store) publishBatches(chunks [][]Entry) {
+	n := 0
+	for _, c := range chunks {
+		n += len(c)
+	}
+	subjects := make([]string, 0, n)
+	lines := make(map[string]int) // by invocation subject
+	invs := make(map[string]int)  // distinct invocations by function
+	for _, c := range chunks {
+		for i := range c {
+			subj := subject(c[i].Function, c[i].Invocation)
+			if lines[subj] == 0 {
+				invs[c[i].Function]++
+			}
+			lines[subj]++
+			subjects = append(subjects, subj)
+		}
+	}
+	bt := &batcher{s: s, pub: &publishFlush{s: s}, bySubj: make(map[string]*batch)}
+	bt.enc = json.NewEncoder(&bt.scratch)
+	k := 0
+	for _, c := range chunks {
+		for i := range c {
+			subj := subjects[k]
+			k++
+			if invs[c[i].Function] > 1 && lines[subj] < ownBatchLines {
+				subj = sharedSubject(c[i].Function)
+			}
+			bt.add(subj, &c[i])
+		}
+	}
+	for _, b := range bt.order {
+		if b.lines > 0 {
+			bt.pub.publish(b)
+		}
+	}
+}
+
+// batcher groups one flush's entries by subject, as NDJSON.
+type batcher struct {
+	s       *Store
+	pub     *publishFlush
+	order   []*batch // by first line
+	bySubj  map[string]*batch
+	scratch bytes.Buffer
+	enc     *json.Encoder
+}
+
+func (bt *batcher) add(subj string, e *Entry) {
+	b := bt.bySubj[subj]
+	if b == nil {
+		b = &batch{subject: subj, data: make([]byte, 0, 1024)}
+		bt.bySubj[subj] = b
+		bt.order = append(bt.order, b)
+	}
+	bt.scratch.Reset()
+	if err := bt.enc.Encode(e); err != nil {
+		bt.s.lost.Add(1)
+		return
+	}
+	// A batch that would pass the limit goes now; one line alone is
+	// under it (MaxLine, escaped, is far below maxMsg).
+	if len(b.data) > 0 && len(b.data)+bt.scratch.Len() > bt.s.maxMsg {
+		bt.pub.publish(b)
+		b.data, b.lines = nil, 0
+	}
+	b.data = append(b.data, bt.scratch.Bytes()...)
+	b.lines++
+}
+
+// publishFailed counts the lines of a batch the stream did not take.
+func (s *Store) publishFailed(_ jetstream.JetStream, msg *nats.Msg, err error) {
+	s.lost.Add(uint64(bytes.Count(msg.Data, []byte{'\n'})))
+	s.log.Debug("function log batch not stored", "subject", msg.Subject, "err", err)
+}
+
+// report logs lines dropped or lost since the last report, once a second
+// at most (or now, when closing).
+func (s *Store) report(final bool) {
+	d, l := s.dropped.Load(), s.lost.Load()
+	if d == s.reported[0] && l == s.reported[1] {
+		return
+	}
+	now := time.Now()
+	if !final && now.Sub(s.lastReport) < time.Second {
+		return
+	}
+	s.log.Warn("function log lines were not kept",
+		"dropped_buffer_full", d-s.reported[0], "lost_publishing", l-s.reported[1])
+	s.reported = [2]uint64{d, l}
+	s.lastReport = now
 }
 
 // Flush waits until every line written so far is stored (bounded by ctx).
 func (s *Store) Flush(ctx context.Context) error {
-	for len(s.ch) > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+	req := make(chan struct{})
+	select {
+	case s.flushReq <- req:
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	select {
-	case <-s.js.PublishAsyncComplete():
+	case <-req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-s.pub.PublishAsyncComplete():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// Close publishes what is buffered and stops.
+// Close publishes what is buffered, waits for it to be stored (at most
+// a few seconds) and stops. Lines written after Close are discarded.
 func (s *Store) Close() {
-	if s.closed.Swap(true) {
-		return
-	}
-	close(s.done)
-	s.wg.Wait()
-}
-
-// Query selects log entries.
-type Query struct {
-	Function   string
-	Invocation string    // "" for all
-	Since      time.Time // zero: from the start of retention
-	Limit      int       // most entries for a non-following query (default 1000, newest kept)
-}
-
-// DefaultLimit and MaxLimit bound a non-following query.
-const (
-	DefaultLimit = 1000
-	MaxLimit     = 10000
-)
-
-// Read calls fn for each stored entry matching q, oldest first; if follow
-// is set it then keeps calling fn for new entries until ctx ends.
-// Without follow only the newest q.Limit entries are delivered.
-func (s *Store) Read(ctx context.Context, q Query, follow bool, fn func(Entry) error) error {
-	if err := gust.ValidateName(q.Function); err != nil {
-		return err
-	}
-	inv := "*"
-	if q.Invocation != "" {
-		if !validToken(q.Invocation) {
-			return gust.Errorf(gust.EINVALID, "invalid invocation id %q", q.Invocation)
-		}
-		inv = q.Invocation
-	}
-	if q.Limit <= 0 {
-		q.Limit = DefaultLimit
-	}
-	q.Limit = min(q.Limit, MaxLimit)
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{SubjectPrefix + q.Function + "." + inv}}
-	if !q.Since.IsZero() {
-		since := q.Since
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
-	}
-	cons, err := s.js.OrderedConsumer(ctx, StreamName, cfg)
-	if err != nil {
-		return fmt.Errorf("reading logs: %w", err)
-	}
-	// The backlog: keep the newest Limit entries.
-	var ring []Entry
-	next := 0
-	for {
-		batch, err := cons.FetchNoWait(500)
-		if err != nil {
-			return fmt.Errorf("reading logs: %w", err)
-		}
-		n, pending := 0, uint64(0)
-		for msg := range batch.Messages() {
-			n++
-			if md, err := msg.Metadata(); err == nil {
-				pending = md.NumPending
-			}
-			var e Entry
-			if json.Unmarshal(msg.Data(), &e) != nil {
-				continue
-			}
-			if len(ring) < q.Limit {
-				ring = append(ring, e)
-			} else {
-				ring[next] = e
-				next = (next + 1) % q.Limit
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("reading logs: %w", err)
-		}
-		if n == 0 || pending == 0 {
-			break
-		}
-	}
-	for i := range ring {
-		if err := fn(ring[(next+i)%len(ring)]); err != nil {
-			return err
-		}
-	}
-	if !follow {
-		return nil
-	}
-	for {
-		msgs, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("following logs: %w", err)
-		}
-		for msg := range msgs.Messages() {
-			var e Entry
-			if json.Unmarshal(msg.Data(), &e) == nil {
-				if err := fn(e); err != nil {
-					return err
-				}
-			}
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
-}
-
-func validToken(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// Handler serves GET /v1/functions/{name}/logs?since=&invocation=&limit=&follow=
-// as newline-delimited JSON entries; with follow=true the response stays
-// open and streams new lines as they are written.
-func (s *Store) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		qs := r.URL.Query()
-		q := Query{Function: r.PathValue("name"), Invocation: qs.Get("invocation")}
-		if v := qs.Get("since"); v != "" {
-			t, err := parseSince(v, time.Now())
-			if err != nil {
-				httperr.Write(w, r, err)
-				return
-			}
-			q.Since = t
-		}
-		if v := qs.Get("limit"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				httperr.Write(w, r, gust.Errorf(gust.EINVALID, "invalid limit %q: want a positive number", v))
-				return
-			}
-			q.Limit = n
-		}
-		follow := qs.Get("follow") == "true" || qs.Get("follow") == "1"
-		if err := gust.ValidateName(q.Function); err != nil {
-			httperr.Write(w, r, err)
-			return
-		}
-		if !follow {
-			fctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			_ = s.Flush(fctx)
-			cancel()
-		}
-		if q.Invocation != "" && !validToken(q.Invocation) {
-			httperr.Write(w, r, gust.Errorf(gust.EINVALID, "invalid invocation id %q", q.Invocation))
-			return
-		}
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		w.Header().Set("Cache-Control", "no-store")
-		flusher, _ := w.(http.Flusher)
-		if follow && flusher != nil {
-			// A follower waits for lines that may be minutes away: send the
-			// headers now so the client knows the stream is open.
-			w.WriteHeader(http.StatusOK)
-			flusher.Flush()
-		}
-		enc := json.NewEncoder(w)
-		wrote := false
-		err := s.Read(r.Context(), q, follow, func(e Entry) error {
-			wrote = true
-			if err := enc.Encode(e); err != nil {
-				return err
-			}
-			if follow && flusher != nil {
-				flusher.Flush()
-			}
-			return nil
-		})
-		if err != nil && !wrote {
-			httperr.Write(w, r, err)
-			return
-		}
-		if err != nil {
-			s.log.Debug("log stream ended", "err", err)
-		}
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.stop)
+		<-s.done
 	})
 }
 
-func parseSince(v string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return time.Time{}, gust.Errorf(gust.EINVALID, "invalid since %q: want an RFC 3339 time or a duration such as 10m", v)
-	}
-	return now.Add(-d), nil
-}
-
-// splitLines calls fn for each non-empty line of p, cut at MaxLine with
-// TruncatedMarker.
-func splitLines(p []byte, fn func(string)) {
-	for len(p) > 0 {
-		line := p
-		if i := bytes.IndexByte(p, '\n'); i >= 0 {
-			line, p = p[:i], p[i+1:]
-		} else {
-			p = nil
-		}
-		for len(line) > 0 && line[len(line)-1] == '\r' {
-			line = line[:len(line)-1]
-		}
-		if len(line) == 0 {
-			continue
-		}
-		if len(line) > MaxLine {
-			fn(string(line[:MaxLine]) + TruncatedMarker)
-			continue
-		}
-		fn(string(line))
-	}
-}
+// Dropped reports how many lines were not kept: dropped because the buffer
+// was full, or lost because their batch could not be published.
+func (s *Store) Dropped() uint64 { return s.dropped.Load() + s.lost.Load() }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,54 @@ func TestLogsAndInvocationHistory(t *testing.T) {
 	timeouts, err := c.Invocations(context.Background(), client.HistoryQuery{Function: "chatty", Status: "timeout"})
 	if err != nil || len(timeouts) != 1 || timeouts[0].ID != id3 || timeouts[0].BilledMs < 300 {
 		t.Fatalf("timeouts: %+v %v", timeouts, err)
+	}
+}
+
+// Many short invocations, each writing one line: their lines are stored
+// in shared batches, yet each invocation's line is found by its id, the
+// function's log lists them in the order they ran, and what is still
+// buffered when the node closes cleanly is there after a restart.
+func TestLogsOfManyInvocations(t *testing.T) {
+	dir := t.TempDir()
+	n, c := testNode(t, dir, nil)
+	deploy(t, c, "traced", gust.Spec{}, wasmtest.Code(t, wasmtest.GoGuest(t, traceGuest)))
+	var ids []string
+	for i := 0; i < 30; i++ {
+		r := do(t, "GET", n.URL()+"/fn/traced?log=1", nil)
+		if r.status != 200 {
+			t.Fatalf("call %d = %d %s", i, r.status, r.body)
+		}
+		ids = append(ids, r.header.Get("X-Gust-Invocation-Id"))
+	}
+	for _, i := range []int{0, 17, 29} {
+		var got []string
+		for _, e := range readLogs(t, c, "traced", client.LogQuery{Invocation: ids[i]}) {
+			if e.Invocation != ids[i] {
+				t.Fatalf("invocation %s's log holds %+v", ids[i], e)
+			}
+			got = append(got, e.Stream+":"+e.Message)
+		}
+		if !slices.Contains(got, "stderr:handling "+ids[i]) {
+			t.Fatalf("invocation %d's log is %q", i, got)
+		}
+	}
+	var order []string
+	for _, e := range readLogs(t, c, "traced", client.LogQuery{}) {
+		if e.Stream == "stderr" {
+			order = append(order, strings.TrimPrefix(e.Message, "handling "))
+		}
+	}
+	if !slices.Equal(order, ids) {
+		t.Fatalf("the function's log lists\n%q\nwant the calls in order\n%q", order, ids)
+	}
+
+	last := do(t, "GET", n.URL()+"/fn/traced?log=1", nil).header.Get("X-Gust-Invocation-Id")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n.Close(ctx)
+	_, c = testNode(t, dir, nil)
+	got := readLogs(t, c, "traced", client.LogQuery{Invocation: last})
+	if len(got) != 1 || got[0].Message != "handling "+last {
+		t.Fatalf("after a restart the last call's log is %+v", got)
 	}
 }
