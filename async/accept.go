@@ -14,6 +14,7 @@ import (
 	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/gateway"
 	"github.com/gustfaas/gust/httperr"
+	"github.com/gustfaas/gust/trace"
 )
 
 // maxIdempotencyKey bounds the Idempotency-Key header; it is hashed, so the
@@ -28,16 +29,45 @@ const headroom = 64 << 10
 type Accepted struct {
 	ID     string `json:"id"`
 	Status string `json:"status"`
+
+	function string // for the accept's span
+	version  int
 }
 
+// Route is the accept's route as traces name it: the pattern, never the
+// function's name, so that span names stay few.
+const Route = Prefix + "{name}"
+
 func (a *Async) serveAccept(w http.ResponseWriter, r *http.Request) {
-	res, err := a.accept(r)
+	ctx, span := a.cfg.Tracer.StartServer(r, Route)
+	res, err := a.accept(r.WithContext(ctx))
 	if err != nil {
 		httperr.Write(w, r, err)
+		span.End(httperr.Status(gust.ErrorCode(err)), "", 0, "")
 		return
 	}
+	writeAccepted(w, res)
+	span.End(http.StatusAccepted, res.function, res.version, res.ID)
+}
+
+// writeAccepted answers 202 with res. It is on the path of every accept,
+// so it writes the JSON itself: an id that idRE admits and the status
+// constants need no escaping, and anything else goes through encoding/json.
+func writeAccepted(w http.ResponseWriter, res *Accepted) {
 	w.Header().Set(HeaderInvocationID, res.ID)
-	httperr.WriteJSON(w, http.StatusAccepted, res)
+	if !idRE.MatchString(res.ID) || !idRE.MatchString(res.Status) {
+		httperr.WriteJSON(w, http.StatusAccepted, res)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	b := make([]byte, 0, 32+len(res.ID)+len(res.Status))
+	b = append(b, `{"id":"`...)
+	b = append(b, res.ID...)
+	b = append(b, `","status":"`...)
+	b = append(b, res.Status...)
+	b = append(b, "\"}\n"...)
+	_, _ = w.Write(b)
 }
 
 func (a *Async) accept(r *http.Request) (*Accepted, error) {
@@ -81,22 +111,23 @@ func (a *Async) accept(r *http.Request) (*Accepted, error) {
 			return nil, err
 		}
 		if !claimed {
-			st := StatusQueued
-			if s, _, err := a.getStatus(ctx, first); err == nil {
-				st = s.Status
-			}
-			return &Accepted{ID: first, Status: st}, nil
+			acc := a.repeated(ctx, first)
+			acc.function, acc.version = name, v.Number
+			return acc, nil
 		}
 	}
 	header := gateway.ForwardHeader(r)
 	header.Del(HeaderCallbackURL)
 	header.Del(HeaderInvocationID)
+	// The event names the accept's span as its parent (tracing on); with
+	// tracing off the caller's traceparent goes through unchanged.
+	trace.Inject(ctx, header)
 	ev := &Event{
-		ID: id, Function: name, Ref: ref,
+		ID: id, Function: name, Ref: ref, Version: v.Number,
 		Method: r.Method, Path: path, Query: r.URL.RawQuery, Header: header,
 		Trigger: "async", AcceptedAt: a.now(), CallbackURL: callback, Body: body,
 	}
-	if _, err := a.enqueue(ctx, ev, v.Number, ""); err != nil {
+	if err := a.store(ev, ""); err != nil {
 		if idemKey != "" {
 			// Free the key so the client's retry of this failed request
 			// is not answered with an id that never ran.
@@ -104,7 +135,16 @@ func (a *Async) accept(r *http.Request) (*Accepted, error) {
 		}
 		return nil, err
 	}
-	return &Accepted{ID: id, Status: StatusQueued}, nil
+	return &Accepted{ID: id, Status: StatusQueued, function: name, version: v.Number}, nil
+}
+
+// repeated answers a request whose idempotency key names invocation first.
+func (a *Async) repeated(ctx context.Context, first string) *Accepted {
+	st := StatusQueued
+	if s, _, err := a.currentStatus(ctx, first); err == nil {
+		st = s.Status
+	}
+	return &Accepted{ID: first, Status: st}
 }
 
 func idemStoreKey(function, key string) string {
@@ -135,22 +175,54 @@ func (a *Async) claimIdempotencyKey(ctx context.Context, function, key, id strin
 	return "", false, gust.Errorf(gust.ECONFLICT, "idempotency key %q is changing; retry", key)
 }
 
-// enqueue creates the "queued" status of ev and then stores ev in the
-// stream. A status that exists already means ev was enqueued before (a
-// cron tick another node fired, a repeated redrive): it returns false and
-// stores nothing. msgID, if set, also lets the stream drop a duplicate.
-func (a *Async) enqueue(ctx context.Context, ev *Event, version int, msgID string) (bool, error) {
-	m, err := ev.msg(SubjectAsync + ev.Function)
+// store writes ev to the stream and returns once JetStream has
+// acknowledged it: the one durable write of an accept. No status record is
+// written: until a worker records one, a status lookup finds the event in
+// the stream by its id and reports it queued. Publishes go out
+// asynchronously on one shared publisher, so concurrent accepts share the
+// connection's round trips and the store's writes, with at most
+// Config.PublishWindow awaiting their acks; each caller still waits for
+// its own ack, so nothing is answered 202 before it is stored. msgID, if
+// set, lets the stream drop a repeat within its duplicate window.
+func (a *Async) store(ev *Event, msgID string) error {
+	if !idRE.MatchString(ev.ID) {
+		return gust.Errorf(gust.EINVALID, "invalid invocation id %q: want 1 to 64 letters, digits, '_' and '-'", ev.ID)
+	}
+	m, err := ev.msg(eventSubject(ev.Function, ev.ID))
 	if err != nil {
-		return false, err
+		return err
 	}
 	if size := int64(len(m.Data) + len(m.Header.Get(hdrEvent)) + 256); size > a.maxPayload {
-		return false, gust.Errorf(gust.ETOOLARGE, "event of %d bytes (body and headers) is over the async limit of %d bytes", size, a.maxPayload)
+		return gust.Errorf(gust.ETOOLARGE, "event of %d bytes (body and headers) is over the async limit of %d bytes", size, a.maxPayload)
 	}
-	st := &Status{
-		ID: ev.ID, Function: ev.Function, Ref: ev.Ref, Version: version, Trigger: ev.Trigger,
-		Status: StatusQueued, AcceptedAt: ev.AcceptedAt,
+	// A full window makes the accept wait for a slot (back pressure), not
+	// fail at once; the ack timeout bounds the wait for the ack.
+	opts := []jetstream.PublishOpt{jetstream.WithStallWait(a.cfg.PublishTimeout)}
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
+	f, err := a.pub.PublishMsgAsync(m, opts...)
+	if err != nil {
+		return gust.WrapError(gust.EUNAVAILABLE, err, "storing the event failed")
+	}
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return gust.WrapError(gust.EUNAVAILABLE, err, "storing the event failed")
+	}
+}
+
+// enqueueOnce creates the "queued" status of ev and then stores ev: two
+// writes, for events whose id is not fresh (a cron tick every node fires).
+// A status that exists already means ev was enqueued before: it returns
+// false and stores nothing. msgID, if set, also lets the stream drop a
+// duplicate.
+func (a *Async) enqueueOnce(ctx context.Context, ev *Event, msgID string) (bool, error) {
+	if !idRE.MatchString(ev.ID) {
+		return false, gust.Errorf(gust.EINVALID, "invalid invocation id %q: want 1 to 64 letters, digits, '_' and '-'", ev.ID)
+	}
+	st := queuedStatus(ev)
 	created, err := a.createStatus(ctx, st)
 	if err != nil {
 		return false, gust.WrapError(gust.EUNAVAILABLE, err, "storing the invocation failed")
@@ -158,23 +230,18 @@ func (a *Async) enqueue(ctx context.Context, ev *Event, version int, msgID strin
 	if !created {
 		return false, nil
 	}
-	var opts []jetstream.PublishOpt
-	if msgID != "" {
-		opts = append(opts, jetstream.WithMsgID(msgID))
-	}
-	// The caller's hang-up must not cut a publish in half: once the status
-	// exists the event has to be stored or the status removed.
-	pctx := context.WithoutCancel(ctx)
-	if _, err := a.js.PublishMsg(pctx, m, opts...); err != nil {
-		_ = a.status.Delete(pctx, statusKey(ev.ID))
-		return false, gust.WrapError(gust.EUNAVAILABLE, err, "storing the event failed")
+	if err := a.store(ev, msgID); err != nil {
+		// The caller's hang-up must not leave a status without its event.
+		_ = a.status.Delete(context.WithoutCancel(ctx), statusKey(ev.ID))
+		return false, err
 	}
 	return true, nil
 }
 
 // Enqueue stores ev to run asynchronously, as POST /async/ does after its
 // checks; ev.ID, AcceptedAt and Trigger ("async") are filled in if empty.
-// It returns false if an invocation with ev.ID exists already.
+// It returns false if an invocation with ev.ID exists already: unlike an
+// accept it writes a status record first, so that a chosen id runs once.
 func (a *Async) Enqueue(ctx context.Context, ev *Event) (bool, error) {
 	if ev.ID == "" {
 		ev.ID = a.cfg.NewID()
@@ -194,7 +261,7 @@ func (a *Async) Enqueue(ctx context.Context, ev *Event) (bool, error) {
 	if err := gust.ValidateName(ev.Function); err != nil {
 		return false, err
 	}
-	return a.enqueue(ctx, ev, 0, "")
+	return a.enqueueOnce(ctx, ev, "")
 }
 
 // ValidateCallbackURL accepts absolute http and https URLs with a host.

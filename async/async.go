@@ -16,6 +16,7 @@ import (
 	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/broker"
 	"github.com/gustfaas/gust/gateway"
+	"github.com/gustfaas/gust/trace"
 )
 
 // Names in JetStream. Every node of a cluster must agree on them.
@@ -55,6 +56,8 @@ const (
 	DefaultCallbackBackoff  = 1 * time.Second
 	DefaultResyncEvery      = 30 * time.Second
 	DefaultMaxList          = 1000
+	DefaultPublishWindow    = 4096
+	DefaultPublishTimeout   = 10 * time.Second
 	// maxBackoff caps one retry delay whatever the doubling says.
 	maxBackoff = 1 * time.Hour
 )
@@ -83,6 +86,10 @@ type Config struct {
 	// Secrets gives webhook triggers their signing keys; without it every
 	// webhook answers 503.
 	Secrets SecretSource
+	// Tracer records the spans of accepts (a server span per POST), cron
+	// ticks and the queue wait, and the events carry their trace context
+	// to the worker; nil or one without an endpoint records nothing.
+	Tracer *trace.Tracer
 
 	// AckWait is how long a node may hold an event without word before
 	// JetStream hands it to another; workers heartbeat at a third of it.
@@ -97,7 +104,13 @@ type Config struct {
 	CallbackClient   *http.Client  // default: 10s timeout, no redirects
 	ResyncEvery      time.Duration // trigger resync period
 	MaxList          int           // most dead letters listed or redriven per call
-	Now              func() time.Time
+	// PublishWindow bounds the events being stored at once (published,
+	// their acks awaited); an accept beyond it waits for a slot.
+	PublishWindow int
+	// PublishTimeout bounds how long an accept waits for a slot and then
+	// for its event's ack before it fails (503).
+	PublishTimeout time.Duration
+	Now            func() time.Time
 }
 
 // Async accepts, stores and runs async invocations and runs triggers. Build
@@ -107,6 +120,9 @@ type Async struct {
 	log *slog.Logger
 	js  jetstream.JetStream
 	nc  *nats.Conn
+	// pub publishes events asynchronously, sharing the connection's round
+	// trips between concurrent accepts (see store).
+	pub jetstream.JetStream
 
 	stream   jetstream.Stream
 	dlq      jetstream.Stream
@@ -153,6 +169,10 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 	def(&cfg.ThrottleDelay, DefaultThrottleDelay)
 	def(&cfg.CallbackBackoff, DefaultCallbackBackoff)
 	def(&cfg.ResyncEvery, DefaultResyncEvery)
+	def(&cfg.PublishTimeout, DefaultPublishTimeout)
+	if cfg.PublishWindow <= 0 {
+		cfg.PublishWindow = DefaultPublishWindow
+	}
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
@@ -227,6 +247,12 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 		return nil, fmt.Errorf("async: %w", err)
 	}
 	a.maxPayload = nc.MaxPayload()
+	a.pub, err = jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.PublishWindow),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("async: publisher: %w", err)
+	}
 
 	cons, err := a.js.CreateOrUpdateConsumer(ctx, StreamAsync, jetstream.ConsumerConfig{
 		Durable:       ConsumerWorkers,

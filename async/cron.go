@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/trace"
 )
 
 // CronEvent is the JSON body of a cron tick's CloudEvent.
@@ -99,12 +100,16 @@ func (a *Async) fireCron(ctx context.Context, name string, idx int, t gust.Trigg
 	if err != nil {
 		return
 	}
+	// With tracing on, the tick is the root of its invocation's trace.
+	tctx, end := a.cfg.Tracer.StartProducer(ctx, trace.SpanCronTick, id)
+	defer end()
+	header := ceHeader(CETypeCron, "/gust/cron/"+name, id, "", "application/json", tick)
+	setCETrace(tctx, header)
 	ev := &Event{
 		ID: id, Function: name, Method: http.MethodPost, Path: "/",
-		Header:  ceHeader(CETypeCron, "/gust/cron/"+name, id, "", "application/json", tick),
-		Trigger: "cron", AcceptedAt: a.now(), Body: body,
+		Header: header, Trigger: "cron", AcceptedAt: a.now(), Body: body,
 	}
-	created, err := a.enqueue(ctx, ev, 0, fmt.Sprintf("cron:%s:%d:%d", name, idx, tick.Unix()))
+	created, err := a.enqueueOnce(ctx, ev, fmt.Sprintf("cron:%s:%d:%d", name, idx, tick.Unix()))
 	if err != nil {
 		a.log.Warn("cron tick not enqueued", "function", name, "tick", tick, "err", err)
 		return

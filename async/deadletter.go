@@ -161,15 +161,12 @@ func (a *Async) Redrive(ctx context.Context, function string, ids []string) (*Re
 		ev := m.ev
 		ev.AcceptedAt = a.now()
 		ev.Redrives++
-		st := &Status{ID: ev.ID, Function: ev.Function, Ref: ev.Ref, Trigger: ev.Trigger, Status: StatusQueued, AcceptedAt: ev.AcceptedAt}
-		if err := a.putStatus(ctx, st); err != nil {
+		// The old record says dead-lettered, an end state a worker would
+		// not run: it is replaced before the event is stored again.
+		if err := a.putStatus(ctx, queuedStatus(ev)); err != nil {
 			return res, gust.WrapError(gust.EUNAVAILABLE, err, "redriving %s", ev.ID)
 		}
-		msg, err := ev.msg(SubjectAsync + ev.Function)
-		if err != nil {
-			return res, err
-		}
-		if _, err := a.js.PublishMsg(ctx, msg); err != nil {
+		if err := a.store(ev, ""); err != nil {
 			return res, gust.WrapError(gust.EUNAVAILABLE, err, "redriving %s", ev.ID)
 		}
 		if err := a.dlq.DeleteMsg(ctx, m.seq); err != nil {

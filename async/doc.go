@@ -11,12 +11,20 @@
 //  1. Accept: the function is resolved (404 if unknown), the body bounded
 //     (413), an X-Gust-Callback-Url checked (400), an Idempotency-Key
 //     claimed with a KV Create (a repeat within the window answers the
-//     first id). The status record "queued" is created in the KV bucket
-//     gust_invocations, then the event is published to GUST_ASYNC
-//     (subject gust.async.NAME); 202 follows the PubAck.
+//     first id). The event is published to GUST_ASYNC under subject
+//     gust.async.NAME.ID: the accept's one durable write; 202 follows its
+//     own PubAck, never before. Publishes are asynchronous on one shared
+//     publisher with a bounded window, so concurrent accepts share the
+//     connection's round trips and the store's writes. No status record
+//     is written: until a worker writes one, GET /v1/invocations/ID finds
+//     the event by its id in the stream and reports it queued (a worker
+//     records a status before it acks, so one of the two always exists).
+//     A cron tick, whose id every node computes alike, writes its
+//     "queued" record first, with KV Create, so that it is enqueued once.
 //  2. Run: a worker takes the event, resolves NAME@REF again (so a redrive
 //     after a fix runs the fixed version), moves the status to "running"
-//     with a revision check (so a concurrent cancel wins or loses cleanly)
+//     with a revision check, or creates it if none exists (so a concurrent
+//     cancel, which creates or updates the record too, wins or loses cleanly)
 //     and invokes with Trigger "async" (or "cron", ...). The function sees
 //     X-Gust-Invocation-Id and X-Gust-Attempt (1 for the first attempt).
 //     While it runs the worker tells JetStream the message is in progress,
@@ -36,6 +44,15 @@
 //     A function that no longer exists ends "failed".
 //  4. A callback URL gets the final status JSON by POST, retried a bounded
 //     number of times (best effort: not repeated after a crash).
+//
+// Tracing (with a Tracer that has an endpoint): an accept is a server span
+// ("POST /async/{name}", "POST /hooks/{path}") in the caller's trace, and a
+// cron tick a root span ("cron tick"). The event carries that span's
+// context: HTTP-shaped events as their traceparent header, CloudEvents as
+// the distributed-tracing extension (ce-traceparent, ce-tracestate). The
+// worker records the queue wait (from the accept, or from when a retry
+// was due, to the dequeue) and hands the invoker that context, so the
+// cold-start and execution spans join the same trace under the accept.
 //
 // Dead letters are listed, redriven (re-enqueued with attempts reset) and
 // purged per function through the admin routes.

@@ -21,7 +21,8 @@ const (
 type Event struct {
 	ID          string      `json:"id"`
 	Function    string      `json:"function"`
-	Ref         string      `json:"ref,omitempty"` // alias or version; "" is live
+	Ref         string      `json:"ref,omitempty"`     // alias or version; "" is live
+	Version     int         `json:"version,omitempty"` // resolved at accept; the worker resolves Ref again
 	Method      string      `json:"method"`
 	Path        string      `json:"path"`
 	Query       string      `json:"query,omitempty"`
@@ -39,6 +40,13 @@ type Dead struct {
 	Code     string    `json:"code,omitempty"`
 	Attempts int       `json:"attempts"`
 	DeadAt   time.Time `json:"deadAt"`
+}
+
+// eventSubject is where an event waits in StreamAsync: the function, then
+// the invocation id, so that a status lookup finds a queued event by its id
+// alone (SubjectAsync + "*." + id) before any status record exists.
+func eventSubject(function, id string) string {
+	return SubjectAsync + function + "." + id
 }
 
 func (ev *Event) msg(subject string) (*nats.Msg, error) {

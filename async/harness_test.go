@@ -212,9 +212,10 @@ func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.inv = invoke.New(invoke.Config{Registry: h.reg, Drivers: []gust.Driver{h.drv}, Budget: pool.NewBudget(2048), Logger: testLogger()})
-	h.cnt = newCounter(h.inv)
 	cfg := testConfig(mod)
+	// A test that traces async work traces the invocations too.
+	h.inv = invoke.New(invoke.Config{Registry: h.reg, Drivers: []gust.Driver{h.drv}, Budget: pool.NewBudget(2048), Tracer: cfg.Tracer, Logger: testLogger()})
+	h.cnt = newCounter(h.inv)
 	cfg.Invoker, cfg.Registry = h.cnt, h.reg
 	if cfg.Secrets == nil {
 		cfg.Secrets = h.sec

@@ -111,6 +111,58 @@ func (a *Async) getStatus(ctx context.Context, id string) (*Status, uint64, erro
 	return &s, e.Revision(), nil
 }
 
+// queuedStatus is the status of ev before any attempt.
+func queuedStatus(ev *Event) *Status {
+	return &Status{
+		ID: ev.ID, Function: ev.Function, Ref: ev.Ref, Version: ev.Version, Trigger: ev.Trigger,
+		Status: StatusQueued, AcceptedAt: ev.AcceptedAt,
+	}
+}
+
+// currentStatus returns the status of id with its KV revision or, for an
+// event accepted but not yet taken by a worker (which has no record), a
+// "queued" status read from the event in the stream, with revision 0. A
+// worker records its status before it acks the event, so one of the two
+// always exists; the record is read again after a miss in the stream
+// because the worker may have done both between the two reads. Errors:
+// ENOTFOUND.
+func (a *Async) currentStatus(ctx context.Context, id string) (*Status, uint64, error) {
+	if !idRE.MatchString(id) {
+		return nil, 0, gust.Errorf(gust.ENOTFOUND, "no invocation %q", id)
+	}
+	for range 2 {
+		s, rev, err := a.getStatus(ctx, id)
+		if gust.ErrorCode(err) != gust.ENOTFOUND {
+			return s, rev, err
+		}
+		ev, err := a.queuedEvent(ctx, id)
+		if err == nil {
+			return queuedStatus(ev), 0, nil
+		}
+		if gust.ErrorCode(err) != gust.ENOTFOUND {
+			return nil, 0, err
+		}
+	}
+	return nil, 0, gust.Errorf(gust.ENOTFOUND, "no invocation %q (statuses are kept for %s)", id, a.cfg.StatusTTL)
+}
+
+// queuedEvent reads the event of invocation id from the stream. Errors:
+// ENOTFOUND when it is not there (never accepted, or done with).
+func (a *Async) queuedEvent(ctx context.Context, id string) (*Event, error) {
+	m, err := a.stream.GetLastMsgForSubject(ctx, SubjectAsync+"*."+id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, gust.Errorf(gust.ENOTFOUND, "no invocation %q", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up the event of %s: %w", id, err)
+	}
+	ev, err := decodeEvent(m.Header, m.Data)
+	if err != nil {
+		return nil, fmt.Errorf("event of %s: %w", id, err)
+	}
+	return ev, nil
+}
+
 // createStatus stores s if no status of its id exists; false means one did.
 func (a *Async) createStatus(ctx context.Context, s *Status) (bool, error) {
 	b, err := json.Marshal(s)
@@ -126,16 +178,22 @@ func (a *Async) createStatus(ctx context.Context, s *Status) (bool, error) {
 	return true, nil
 }
 
-// updateStatus writes s if the stored revision is still rev. Errors:
-// ECONFLICT if another writer won.
+// updateStatus writes s if the stored revision is still rev; rev 0 means
+// no record exists yet (a queued event read from the stream), and s is
+// created. Errors: ECONFLICT if another writer won.
 func (a *Async) updateStatus(ctx context.Context, s *Status, rev uint64) (uint64, error) {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return 0, fmt.Errorf("encode status: %w", err)
 	}
-	n, err := a.status.Update(ctx, statusKey(s.ID), b, rev)
+	var n uint64
+	if rev == 0 {
+		n, err = a.status.Create(ctx, statusKey(s.ID), b)
+	} else {
+		n, err = a.status.Update(ctx, statusKey(s.ID), b, rev)
+	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return 0, gust.WrapError(gust.ECONFLICT, err, "invocation %s changed meanwhile", s.ID)
 		}
 		return 0, fmt.Errorf("update status of %s: %w", s.ID, err)
@@ -157,7 +215,7 @@ func (a *Async) putStatus(ctx context.Context, s *Status) error {
 
 // Status returns the status of an invocation. Errors: ENOTFOUND.
 func (a *Async) Status(ctx context.Context, id string) (*Status, error) {
-	s, _, err := a.getStatus(ctx, id)
+	s, _, err := a.currentStatus(ctx, id)
 	return s, err
 }
 
@@ -166,7 +224,7 @@ func (a *Async) Status(ctx context.Context, id string) (*Status, error) {
 // finished.
 func (a *Async) Cancel(ctx context.Context, id string) (*Status, error) {
 	for range 10 {
-		s, rev, err := a.getStatus(ctx, id)
+		s, rev, err := a.currentStatus(ctx, id)
 		if err != nil {
 			return nil, err
 		}

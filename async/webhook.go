@@ -24,6 +24,10 @@ const CETypeWebhook = "dev.gust.webhook"
 // WebhookPrefix is the path prefix every webhook trigger's path starts with.
 const WebhookPrefix = "/hooks/"
 
+// WebhookRoute names a delivery's span: one name for every hook, since
+// paths are the operator's to choose and span names must stay few.
+const WebhookRoute = WebhookPrefix + "{path}"
+
 // Signature headers of the webhook schemes.
 const (
 	HeaderGitHubSignature = "X-Hub-Signature-256" // "sha256=<hex>"
@@ -157,13 +161,15 @@ func (a *Async) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		httperr.WriteJSON(w, http.StatusMethodNotAllowed, httperr.Body{Error: "webhooks are delivered by POST", Code: gust.EINVALID})
 		return
 	}
-	res, err := a.acceptWebhook(r)
+	ctx, span := a.cfg.Tracer.StartServer(r, WebhookRoute)
+	res, err := a.acceptWebhook(r.WithContext(ctx))
 	if err != nil {
 		httperr.Write(w, r, err)
+		span.End(httperr.Status(gust.ErrorCode(err)), "", 0, "")
 		return
 	}
-	w.Header().Set(HeaderInvocationID, res.ID)
-	httperr.WriteJSON(w, http.StatusAccepted, res)
+	writeAccepted(w, res)
+	span.End(http.StatusAccepted, res.function, res.version, res.ID)
 }
 
 func (a *Async) acceptWebhook(r *http.Request) (*Accepted, error) {
@@ -222,11 +228,9 @@ func (a *Async) acceptWebhook(r *http.Request) (*Accepted, error) {
 			return nil, err
 		}
 		if !claimed {
-			st := StatusQueued
-			if s, _, err := a.getStatus(ctx, first); err == nil {
-				st = s.Status
-			}
-			return &Accepted{ID: first, Status: st}, nil
+			acc := a.repeated(ctx, first)
+			acc.function, acc.version = route.function, v.Number
+			return acc, nil
 		}
 	}
 
@@ -237,18 +241,19 @@ func (a *Async) acceptWebhook(r *http.Request) (*Accepted, error) {
 	for k, vs := range ceHeader(CETypeWebhook, route.hook.Path, id, "", "", now) {
 		header[k] = vs
 	}
+	setCETrace(ctx, header)
 	ev := &Event{
-		ID: id, Function: route.function,
+		ID: id, Function: route.function, Version: v.Number,
 		Method: http.MethodPost, Path: r.URL.Path, Query: r.URL.RawQuery, Header: header,
 		Trigger: "webhook", AcceptedAt: now, Body: body,
 	}
-	if _, err := a.enqueue(ctx, ev, v.Number, ""); err != nil {
+	if err := a.store(ev, ""); err != nil {
 		if replayKey != "" {
 			_ = a.idem.Delete(context.WithoutCancel(ctx), idemStoreKey(route.function, "webhook:"+route.hook.Path+":"+replayKey))
 		}
 		return nil, err
 	}
-	return &Accepted{ID: id, Status: StatusQueued}, nil
+	return &Accepted{ID: id, Status: StatusQueued, function: route.function, version: v.Number}, nil
 }
 
 // verifySignature checks a delivery against its scheme with key. It

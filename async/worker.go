@@ -41,19 +41,15 @@ func (a *Async) handle(msg jetstream.Msg) {
 		return
 	}
 	log := a.log.With("invocation", ev.ID, "function", ev.Function)
+	dequeued := a.now()
 	ctx, cancel := opCtx()
 	defer cancel()
 
 	st, rev, err := a.getStatus(ctx, ev.ID)
 	if gust.ErrorCode(err) == gust.ENOTFOUND {
-		// The status expired while the event waited: start it afresh.
-		st = &Status{ID: ev.ID, Function: ev.Function, Ref: ev.Ref, Trigger: ev.Trigger, Status: StatusQueued, AcceptedAt: ev.AcceptedAt}
-		if _, err := a.createStatus(ctx, st); err != nil {
-			log.Warn("recreating status", "err", err)
-			_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay))
-			return
-		}
-		st, rev, err = a.getStatus(ctx, ev.ID)
+		// No record yet (an accept writes none, and one may have
+		// expired while the event waited): the first update creates it.
+		st, rev, err = queuedStatus(ev), 0, nil
 	}
 	if err != nil {
 		log.Warn("reading status", "err", err)
@@ -87,6 +83,12 @@ func (a *Async) handle(msg jetstream.Msg) {
 		return
 	}
 
+	// The wait since the event was accepted, or since it was put back for
+	// a retry or a throttle.
+	queued := ev.AcceptedAt
+	if st.NextAttemptAt != nil && st.NextAttemptAt.After(queued) {
+		queued = *st.NextAttemptAt
+	}
 	// queued -> running, unless a cancel got there first.
 	now := a.now()
 	st.Status, st.Version = StatusRunning, v.Number
@@ -103,7 +105,8 @@ func (a *Async) handle(msg jetstream.Msg) {
 		return
 	}
 
-	resp, err := a.run(msg, v, ev, st.Attempts)
+	tctx := a.cfg.Tracer.Dequeued(context.Background(), traceHeader(ev.Header), ev.ID, queued, dequeued)
+	resp, err := a.run(tctx, msg, v, ev, st.Attempts)
 	ctx2, cancel2 := opCtx()
 	defer cancel2()
 	switch code := gust.ErrorCode(err); {
@@ -139,8 +142,8 @@ func (a *Async) handle(msg jetstream.Msg) {
 }
 
 // run invokes the function once, telling JetStream the event is in
-// progress while it runs.
-func (a *Async) run(msg jetstream.Msg, v *gust.Version, ev *Event, attempt int) (*gust.Response, error) {
+// progress while it runs. ctx carries the trace the invocation continues.
+func (a *Async) run(ctx context.Context, msg jetstream.Msg, v *gust.Version, ev *Event, attempt int) (*gust.Response, error) {
 	header := ev.Header.Clone()
 	if header == nil {
 		header = http.Header{}
@@ -153,7 +156,7 @@ func (a *Async) run(msg jetstream.Msg, v *gust.Version, ev *Event, attempt int) 
 	}
 	stop := a.heartbeat(msg)
 	defer stop()
-	return a.cfg.Invoker.Invoke(context.Background(), v, req)
+	return a.cfg.Invoker.Invoke(ctx, v, req)
 }
 
 // heartbeat resets msg's AckWait every third of it until stop is called.

@@ -25,7 +25,14 @@
 // Events that do not come through the gateway (async, cron, queues) carry
 // their trace context in the request's headers: Inject writes it, and the
 // invoker parents its spans on the traceparent it finds there when its
-// context has no span.
+// context has no span. The spans of an async invocation:
+//
+//	POST /async/{name}    server span of the accept (202); a cron tick's
+//	│                      "cron tick" producer span stands in its place
+//	├── queue wait        from the accept until a worker took the event
+//	│                      (Dequeued), then the invoker's own spans:
+//	├── cold start
+//	└── execution
 //
 // It must not set OpenTelemetry's global tracer provider, propagator or
 // error handler (several nodes share a process in tests), must not block an

@@ -235,6 +235,51 @@ func (s ServerSpan) End(status int, function string, version int, invocationID s
 	s.span.End()
 }
 
+// SpanCronTick is the span of a cron tick, the root of the trace of the
+// invocation it enqueues.
+const SpanCronTick = "cron tick"
+
+// StartProducer starts a span for an event gust makes itself (a cron
+// tick), as a child of the span in ctx or the root of a new trace, and
+// returns a context holding it and the function that ends it. Its
+// TraceParent goes with the event, so the invocation's spans join this
+// trace. With tracing off it returns ctx and a no-op.
+func (t *Tracer) StartProducer(ctx context.Context, name, invocationID string) (context.Context, func()) {
+	if !t.Enabled() {
+		return ctx, func() {}
+	}
+	ctx, span := t.tr.Start(ctx, name, oteltrace.WithSpanKind(oteltrace.SpanKindProducer),
+		oteltrace.WithAttributes(attribute.String("faas.invocation_id", invocationID)))
+	return ctx, func() { span.End() }
+}
+
+// Dequeued records the queue-wait span of an event that waited in a queue
+// (an async invocation, a cron tick) from queued until dequeued, as a child
+// of the trace context in h: the span that accepted the event. It returns
+// ctx holding that context as the remote parent, so the invoker's spans
+// (cold start, execution) continue the same trace beside the queue wait,
+// as a synchronous call's do under the gateway's span. Without a valid
+// traceparent in h the wait starts a trace of its own. With tracing off it
+// returns ctx unchanged.
+func (t *Tracer) Dequeued(ctx context.Context, h http.Header, invocationID string, queued, dequeued time.Time) context.Context {
+	if !t.Enabled() {
+		return ctx
+	}
+	ctx = Extract(ctx, h)
+	if !dequeued.After(queued) {
+		return ctx
+	}
+	_, wait := t.tr.Start(ctx, SpanQueueWait, oteltrace.WithTimestamp(queued),
+		oteltrace.WithSpanKind(oteltrace.SpanKindConsumer),
+		oteltrace.WithAttributes(attribute.String("faas.invocation_id", invocationID)))
+	wait.End(oteltrace.WithTimestamp(dequeued))
+	if !oteltrace.SpanContextFromContext(ctx).IsValid() {
+		// No parent: the execution joins the queue wait's new trace.
+		ctx = oteltrace.ContextWithRemoteSpanContext(ctx, wait.SpanContext())
+	}
+	return ctx
+}
+
 // ExecSpan is the execution span of one invocation. The zero value (tracing
 // off, or no instance was acquired) does nothing.
 type ExecSpan struct {
