@@ -3,6 +3,7 @@ package gust
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"regexp"
 	"sort"
 	"strings"
@@ -135,6 +136,108 @@ type Spec struct {
 	// Snapshot turns pre-initialized memory snapshots off with false
 	// (wasm reactors; on by default).
 	Snapshot *bool `json:"snapshot,omitempty"`
+
+	// Capabilities of a wasm function. Each is denied unless declared.
+
+	// AllowedHosts are the hosts a wasm function may send HTTP requests
+	// to through the host: exact names ("api.example.com") or wildcards
+	// of any subdomain ("*.example.com", which does not match
+	// example.com itself). IP literals are refused.
+	AllowedHosts []string `json:"allowedHosts,omitempty"` // --allow-host HOST
+	// Files is a read-only directory the function sees at FilesMount.
+	Files *Files `json:"files,omitempty"` // --files DIR
+	// KV gives the function its own key-value store.
+	KV bool `json:"kv,omitempty"` // --kv
+}
+
+// FilesMount is where a wasm function sees its Files directory.
+const FilesMount = "/files"
+
+// Files is a directory uploaded with a version and mounted read-only.
+// In a manifest it is written as the directory's path ("files: static"),
+// relative to the manifest; the CLI archives the directory and the server
+// records the archive's digest.
+type Files struct {
+	// Dir is the local directory the CLI uploads; it is not stored.
+	Dir string `json:"dir,omitempty"`
+	// Digest is "sha256:<hex>" of the tar archive stored beside the
+	// code; set by the server at deploy.
+	Digest string `json:"digest,omitempty"`
+	// Size is the archive's size in bytes.
+	Size int64 `json:"size,omitempty"`
+}
+
+// UnmarshalJSON reads a directory path written as a bare string, or the
+// object form.
+func (f *Files) UnmarshalJSON(b []byte) error {
+	var dir string
+	if err := json.Unmarshal(b, &dir); err == nil {
+		*f = Files{Dir: dir}
+		return nil
+	}
+	type plain Files
+	var p plain
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("files: want a directory path or {dir, digest}: %w", err)
+	}
+	*f = Files(p)
+	return nil
+}
+
+// MaxAllowedHosts bounds Spec.AllowedHosts.
+const MaxAllowedHosts = 100
+
+var hostLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidateAllowedHost reports whether h can be an entry of AllowedHosts:
+// a lowercase DNS name of two labels or more, optionally "*." and such a
+// name; no IP literal, port, scheme or path.
+func ValidateAllowedHost(h string) error {
+	name, _ := strings.CutPrefix(h, "*.")
+	bad := func(why string) error {
+		return Errorf(EINVALID, "invalid allowed host %q: %s", h, why)
+	}
+	switch {
+	case h == "":
+		return bad("empty")
+	case strings.Contains(h, "://") || strings.ContainsAny(h, "/:?#@[] "):
+		return bad("write a host name only, such as api.example.com (no scheme, port or path)")
+	case strings.Contains(name, "*"):
+		return bad("a wildcard must be the whole first label, as in *.example.com")
+	case net.ParseIP(strings.Trim(name, "[]")) != nil || ipv4ish(name):
+		return bad("IP addresses are not allowed; name the host")
+	case strings.ToLower(name) != name:
+		return bad("write it in lowercase")
+	case len(name) > 253:
+		return bad("longer than 253 characters")
+	}
+	labels := strings.Split(name, ".")
+	if len(labels) < 2 {
+		return bad("want a fully qualified name such as api.example.com")
+	}
+	for _, l := range labels {
+		if !hostLabelRE.MatchString(l) {
+			return bad(fmt.Sprintf("label %q is not a DNS label", l))
+		}
+	}
+	return nil
+}
+
+// ipv4ish catches numeric hosts that net.ParseIP refuses but resolvers
+// accept ("127.1", "0x7f.0.0.1", "2130706433").
+func ipv4ish(name string) bool {
+	last := name[strings.LastIndexByte(name, '.')+1:]
+	if last == "" {
+		return false
+	}
+	for _, c := range strings.ToLower(last) {
+		if (c < '0' || c > '9') && c != 'x' && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return last[0] >= '0' && last[0] <= '9'
 }
 
 // Trigger is an event source of a function. Exactly one of Cron, Subject,
@@ -301,6 +404,9 @@ func (s Spec) Validate() error {
 	if err := validateRoutes(s.Routes); err != nil {
 		return err
 	}
+	if err := s.validateCapabilities(); err != nil {
+		return err
+	}
 	for _, name := range s.Secrets {
 		if err := ValidateSecretName(name); err != nil {
 			return err
@@ -411,3 +517,40 @@ func (a Alias) Pick(r int) int {
 	}
 	return a.Targets[len(a.Targets)-1].Version
 }
+
+// validateCapabilities checks the wasm capabilities: they are host
+// functions of the wasm driver, which other runtimes do not have.
+func (s Spec) validateCapabilities() error {
+	if s.Runtime != RuntimeWasm && (len(s.AllowedHosts) > 0 || s.Files != nil || s.KV) {
+		return Errorf(EINVALID, "allowedHosts, files and kv apply to the wasm runtime, not %s", s.Runtime)
+	}
+	if len(s.AllowedHosts) > MaxAllowedHosts {
+		return Errorf(EINVALID, "too many allowed hosts (%d): at most %d", len(s.AllowedHosts), MaxAllowedHosts)
+	}
+	seen := make(map[string]bool, len(s.AllowedHosts))
+	for _, h := range s.AllowedHosts {
+		if err := ValidateAllowedHost(h); err != nil {
+			return err
+		}
+		if seen[h] {
+			return Errorf(EINVALID, "allowed host %q is listed twice", h)
+		}
+		seen[h] = true
+	}
+	if f := s.Files; f != nil {
+		if f.Dir == "" && f.Digest == "" {
+			return Errorf(EINVALID, "files: give the directory to upload")
+		}
+		if f.Digest != "" && !validDigest(f.Digest) {
+			return Errorf(EINVALID, "invalid files digest %q: want sha256:<64 lowercase hex digits>", f.Digest)
+		}
+		if f.Size < 0 {
+			return Errorf(EINVALID, "invalid files size %d", f.Size)
+		}
+	}
+	return nil
+}
+
+var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+func validDigest(d string) bool { return digestRE.MatchString(d) }

@@ -36,6 +36,12 @@ type Deployer interface {
 	SnapshotState(function string, version int) string
 }
 
+// ArchiveStore stores files archives; the registry implements it.
+type ArchiveStore interface {
+	// PutArchive stores archive and returns its digest.
+	PutArchive(ctx context.Context, archive []byte) (digest string, err error)
+}
+
 // Config configures the API.
 type Config struct {
 	Registry gust.Registry
@@ -54,7 +60,10 @@ type Config struct {
 	OnDelete []func(ctx context.Context, name string) error
 	// Validate are more checks of a spec at deploy (secrets exist,
 	// triggers parse ...), each answering EINVALID naming the problem.
-	Validate     []func(ctx context.Context, spec gust.Spec) error
+	Validate []func(ctx context.Context, spec gust.Spec) error
+	// Archives stores the files archive a deploy uploads (part "files");
+	// nil: deploys with files are refused.
+	Archives     ArchiveStore
 	MaxCodeBytes int64
 	Version      string // gust version, for /v1/status
 	Logger       *slog.Logger
@@ -196,12 +205,15 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	spec, code, err := a.readUpload(r)
+	spec, code, files, err := a.readUpload(r)
 	if err != nil {
 		return err
 	}
 	spec = spec.WithDefaults()
 	if err := spec.Validate(); err != nil {
+		return err
+	}
+	if err := a.storeFiles(r.Context(), &spec, files); err != nil {
 		return err
 	}
 	for _, check := range a.cfg.Validate {
@@ -233,15 +245,46 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *API) readUpload(r *http.Request) (gust.Spec, []byte, error) {
+// storeFiles stores the uploaded files archive and records its digest in
+// spec. The spec keeps no local path of the uploader's.
+func (a *API) storeFiles(ctx context.Context, spec *gust.Spec, files []byte) error {
+	if files == nil {
+		if spec.Files != nil && spec.Files.Digest == "" {
+			return gust.Errorf(gust.EINVALID, "files: the spec declares directory %q but the deploy carries no \"files\" part", spec.Files.Dir)
+		}
+		if spec.Files != nil {
+			f := *spec.Files
+			f.Dir = ""
+			spec.Files = &f
+		}
+		return nil
+	}
+	if spec.Files == nil {
+		return gust.Errorf(gust.EINVALID, "the deploy carries a \"files\" part but the spec declares no files")
+	}
+	if a.cfg.Archives == nil {
+		return gust.Errorf(gust.EINVALID, "this server does not accept files archives")
+	}
+	digest, err := a.cfg.Archives.PutArchive(ctx, files)
+	if err != nil {
+		return err
+	}
+	spec.Files = &gust.Files{Digest: digest, Size: int64(len(files))}
+	return nil
+}
+
+// readUpload reads the parts of a deploy: "spec", "code" and, for a
+// function with files, "files" (a tar archive).
+func (a *API) readUpload(r *http.Request) (gust.Spec, []byte, []byte, error) {
 	var spec gust.Spec
+	var files []byte
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
-		return spec, nil, gust.Errorf(gust.EINVALID, "deploy wants a multipart/form-data body with parts \"spec\" and \"code\", got Content-Type %q", r.Header.Get("Content-Type"))
+		return spec, nil, nil, gust.Errorf(gust.EINVALID, "deploy wants a multipart/form-data body with parts \"spec\" and \"code\", got Content-Type %q", r.Header.Get("Content-Type"))
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return spec, nil, gust.WrapError(gust.EINVALID, err, "reading multipart body")
+		return spec, nil, nil, gust.WrapError(gust.EINVALID, err, "reading multipart body")
 	}
 	var code []byte
 	var haveSpec, haveCode bool
@@ -251,38 +294,51 @@ func (a *API) readUpload(r *http.Request) (gust.Spec, []byte, error) {
 			break
 		}
 		if err != nil {
-			return spec, nil, gust.WrapError(gust.EINVALID, err, "reading multipart body")
+			return spec, nil, nil, gust.WrapError(gust.EINVALID, err, "reading multipart body")
 		}
 		switch p.FormName() {
 		case "spec":
 			dec := json.NewDecoder(io.LimitReader(p, 1<<20))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&spec); err != nil {
-				return spec, nil, gust.Errorf(gust.EINVALID, "invalid spec: %v", err)
+				return spec, nil, nil, gust.Errorf(gust.EINVALID, "invalid spec: %v", err)
 			}
 			haveSpec = true
 		case "code":
 			var buf bytes.Buffer
 			n, err := buf.ReadFrom(io.LimitReader(p, a.cfg.MaxCodeBytes+1))
 			if err != nil {
-				return spec, nil, gust.WrapError(gust.EINVALID, err, "reading code upload")
+				return spec, nil, nil, gust.WrapError(gust.EINVALID, err, "reading code upload")
 			}
 			if n > a.cfg.MaxCodeBytes {
-				return spec, nil, gust.Errorf(gust.EINVALID, "code upload is over the limit of %d bytes", a.cfg.MaxCodeBytes)
+				return spec, nil, nil, gust.Errorf(gust.EINVALID, "code upload is over the limit of %d bytes", a.cfg.MaxCodeBytes)
 			}
 			code = buf.Bytes()
 			haveCode = true
+		case "files":
+			var buf bytes.Buffer
+			n, err := buf.ReadFrom(io.LimitReader(p, a.cfg.MaxCodeBytes+1))
+			if err != nil {
+				return spec, nil, nil, gust.WrapError(gust.EINVALID, err, "reading files upload")
+			}
+			if n > a.cfg.MaxCodeBytes {
+				return spec, nil, nil, gust.Errorf(gust.EINVALID, "files upload is over the limit of %d bytes", a.cfg.MaxCodeBytes)
+			}
+			files = buf.Bytes()
+			if files == nil {
+				files = []byte{}
+			}
 		default:
-			return spec, nil, gust.Errorf(gust.EINVALID, "unexpected multipart part %q: want \"spec\" and \"code\"", p.FormName())
+			return spec, nil, nil, gust.Errorf(gust.EINVALID, "unexpected multipart part %q: want \"spec\", \"code\" and \"files\"", p.FormName())
 		}
 	}
 	if !haveSpec {
-		return spec, nil, gust.Errorf(gust.EINVALID, "missing multipart part \"spec\"")
+		return spec, nil, nil, gust.Errorf(gust.EINVALID, "missing multipart part \"spec\"")
 	}
 	if !haveCode || len(code) == 0 {
-		return spec, nil, gust.Errorf(gust.EINVALID, "missing or empty multipart part \"code\"")
+		return spec, nil, nil, gust.Errorf(gust.EINVALID, "missing or empty multipart part \"code\"")
 	}
-	return spec, code, nil
+	return spec, code, files, nil
 }
 
 func (a *API) listVersions(w http.ResponseWriter, r *http.Request) error {

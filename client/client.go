@@ -273,6 +273,14 @@ func (c *Client) Delete(ctx context.Context, name string) error {
 // code is streamed, not buffered, so large artifacts cost no client memory.
 // Errors: EINVALID (bad name, spec or code), ECONFLICT.
 func (c *Client) Deploy(ctx context.Context, name string, spec gust.Spec, codeName string, code io.Reader) (*gust.Version, error) {
+	return c.DeployWithFiles(ctx, name, spec, codeName, code, nil)
+}
+
+// DeployWithFiles is Deploy for a function that declares files: files is
+// the tar archive of its directory (see TarDir), sent as the upload's
+// "files" part. The server records the archive's digest in the version's
+// spec. A nil files is Deploy.
+func (c *Client) DeployWithFiles(ctx context.Context, name string, spec gust.Spec, codeName string, code io.Reader, files []byte) (*gust.Version, error) {
 	u, err := c.url("v1", "functions", name, "versions")
 	if err != nil {
 		return nil, err
@@ -293,7 +301,7 @@ func (c *Client) Deploy(ctx context.Context, name string, spec gust.Spec, codeNa
 		// The pipe ends when the transport stops reading (it closes the
 		// request body on any failure), so this goroutine cannot outlive
 		// the request.
-		pw.CloseWithError(writeDeployForm(mw, specJSON, base, src))
+		pw.CloseWithError(writeDeployForm(mw, specJSON, base, src, files))
 	}()
 	resp, err := c.do(ctx, http.MethodPost, u, pr, mw.FormDataContentType())
 	// Unblock the writer if the request ended before the body was read.
@@ -317,7 +325,7 @@ func (c *Client) Deploy(ctx context.Context, name string, spec gust.Spec, codeNa
 	return &v, nil
 }
 
-func writeDeployForm(mw *multipart.Writer, specJSON []byte, codeName string, code io.Reader) error {
+func writeDeployForm(mw *multipart.Writer, specJSON []byte, codeName string, code io.Reader, files []byte) error {
 	h := make(textproto.MIMEHeader)
 	h.Set("Content-Disposition", `form-data; name="spec"`)
 	h.Set("Content-Type", "application/json")
@@ -334,6 +342,15 @@ func writeDeployForm(mw *multipart.Writer, specJSON []byte, codeName string, cod
 	}
 	if _, err := io.Copy(cp, code); err != nil {
 		return err
+	}
+	if files != nil {
+		fp, err := mw.CreateFormFile("files", "files.tar")
+		if err != nil {
+			return err
+		}
+		if _, err := fp.Write(files); err != nil {
+			return err
+		}
 	}
 	return mw.Close()
 }

@@ -14,13 +14,17 @@ import (
 // Manifest is a gust.yaml: the function's name, the path of its code
 // artifact, and the fields of its Spec under their JSON names (runtime,
 // env, memory, timeout, maxBodyBytes, maxConcurrency, minInstances,
-// idleTimeout, queueTimeout, perInstanceConcurrency).
+// idleTimeout, queueTimeout, perInstanceConcurrency, and the wasm
+// capabilities allowedHosts, files and kv).
 //
 //	name: hello
 //	code: hello.wasm
 //	runtime: wasm
 //	memory: 64
 //	timeout: 10s
+//	allowedHosts: [api.example.com, "*.cdn.example.com"]
+//	files: static      # a directory, relative to the manifest; read-only at /files
+//	kv: true
 type Manifest struct {
 	Name string `json:"name,omitempty"`
 	// Code is the artifact's path. In a file read by LoadManifest it is
@@ -76,6 +80,11 @@ func LoadManifest(path string) (*Manifest, error) {
 	}
 	if m.Code != "" && !filepath.IsAbs(m.Code) {
 		m.Code = filepath.Join(filepath.Dir(path), m.Code)
+	}
+	if m.Files != nil && m.Files.Dir != "" && !filepath.IsAbs(m.Files.Dir) {
+		f := *m.Files
+		f.Dir = filepath.Join(filepath.Dir(path), f.Dir)
+		m.Files = &f
 	}
 	return m, nil
 }

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,5 +100,49 @@ func TestLoadManifestResolvesCode(t *testing.T) {
 
 	if _, err := client.LoadManifest(filepath.Join(dir, "missing.yaml")); gust.ErrorCode(err) != gust.EINVALID {
 		t.Errorf("missing file: err = %v, want invalid", err)
+	}
+}
+
+func TestManifestCapabilities(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gust.yaml")
+	if err := os.WriteFile(path, []byte("name: fetch\ncode: f.wasm\nallowedHosts: [api.example.com, \"*.cdn.example.com\"]\nkv: true\nfiles: static\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := client.LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.KV || len(m.AllowedHosts) != 2 || m.AllowedHosts[1] != "*.cdn.example.com" || m.Files == nil || m.Files.Dir != filepath.Join(dir, "static") {
+		t.Fatalf("manifest = %+v, files %+v", m, m.Files)
+	}
+	for _, bad := range []string{"allowedHost: [a.b]\n", "files: {path: x}\n", "kv: yes please\n"} {
+		if _, err := client.ParseManifest([]byte(bad)); gust.ErrorCode(err) != gust.EINVALID {
+			t.Errorf("%q: %v, want EINVALID", bad, err)
+		}
+	}
+}
+
+func TestTarDir(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "sub", "b.txt"), []byte("b"), 0o600)
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a"), 0o644)
+	one, err := client.TarDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same contents make the same archive, whatever the times.
+	os.Chtimes(filepath.Join(dir, "a.txt"), time.Unix(1, 0), time.Unix(1, 0))
+	two, err := client.TarDir(dir)
+	if err != nil || !bytes.Equal(one, two) {
+		t.Fatalf("archives differ (%v)", err)
+	}
+	os.Symlink("/etc/passwd", filepath.Join(dir, "link"))
+	if _, err := client.TarDir(dir); gust.ErrorCode(err) != gust.EINVALID || !strings.Contains(err.Error(), "link") {
+		t.Fatalf("symlink: %v", err)
+	}
+	if _, err := client.TarDir(filepath.Join(dir, "a.txt")); gust.ErrorCode(err) != gust.EINVALID {
+		t.Fatalf("a file: %v", err)
 	}
 }

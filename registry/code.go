@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gustfaas/gust"
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,14 +44,45 @@ func (r *Registry) putCode(ctx context.Context, hexSum string, code []byte) erro
 	info, err := r.obs.GetInfo(ctx, hexSum)
 	switch {
 	case err == nil && !info.Deleted && info.Digest == natsDigest(hexSum):
-		return nil
+		if r.readBack(ctx, hexSum) == nil {
+			return nil
+		}
+		// The description says intact but the chunks do not: a copy left
+		// by an earlier upload that failed half way. Replace it.
 	case err != nil && !errors.Is(err, jetstream.ErrObjectNotFound):
 		return fmt.Errorf("look up code sha256:%s: %w", hexSum, err)
 	}
 	if _, err := r.obs.PutBytes(ctx, hexSum, code); err != nil {
+		r.discardCode(hexSum)
 		return fmt.Errorf("store code sha256:%s: %w", hexSum, err)
 	}
+	if err := r.readBack(ctx, hexSum); err != nil {
+		r.discardCode(hexSum)
+		return fmt.Errorf("store code sha256:%s: the stored copy does not read back intact: %w", hexSum, err)
+	}
 	return nil
+}
+
+// readBack reads a stored object in full; the object store checks what it
+// read against the recorded sha256. On a replicated store under load, an
+// upload whose acknowledgement timed out can leave an object whose
+// description is intact and whose chunks are not; every later read of it
+// would fail. A deploy is rare enough to pay one read to never leave such
+// an object behind.
+func (r *Registry) readBack(ctx context.Context, hexSum string) error {
+	_, err := r.obs.GetBytes(ctx, hexSum)
+	return err
+}
+
+// discardCode removes what a failed upload may have left, so the next
+// deploy of the same code uploads it again instead of trusting it. It runs
+// on its own deadline: the caller's may be what just expired.
+func (r *Registry) discardCode(hexSum string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.obs.Delete(ctx, hexSum); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		r.log.Warn("could not remove a code object left by a failed upload", "sha256", hexSum, "err", err)
+	}
 }
 
 // Code returns the artifact with the given digest. Errors: ENOTFOUND,
@@ -131,14 +163,14 @@ func (r *Registry) codeRefs(ctx context.Context) (map[string]bool, error) {
 	}
 	refs := make(map[string]bool, len(entries))
 	for _, e := range entries {
-		var v struct {
-			CodeDigest string `json:"codeDigest"`
-		}
+		var v gust.Version
 		if err := json.Unmarshal(e.Value(), &v); err != nil {
 			continue
 		}
-		if h, ok := digestHex(v.CodeDigest); ok {
-			refs[h] = true
+		for _, d := range artifacts(&v) {
+			if h, ok := digestHex(d); ok {
+				refs[h] = true
+			}
 		}
 	}
 	return refs, nil
@@ -178,4 +210,49 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 		}
 		k.mu.Unlock()
 	}
+}
+
+// artifacts returns the digests of the objects a version uses: its code
+// and its files archive.
+func artifacts(v *gust.Version) []string {
+	ds := []string{v.CodeDigest}
+	if v.Spec.Files != nil && v.Spec.Files.Digest != "" {
+		ds = append(ds, v.Spec.Files.Digest)
+	}
+	return ds
+}
+
+// PutArchive stores a files archive (see gust.Files) beside the code,
+// content-addressed like it, and returns its digest. It is removed with
+// the last version that uses it. Errors: EINVALID (empty or too large).
+func (r *Registry) PutArchive(ctx context.Context, archive []byte) (string, error) {
+	if len(archive) == 0 {
+		return "", gust.Errorf(gust.EINVALID, "files archive is empty")
+	}
+	if int64(len(archive)) > r.maxCode {
+		return "", gust.Errorf(gust.EINVALID, "files archive is %d bytes, over the limit of %d", len(archive), r.maxCode)
+	}
+	sum := sha256.Sum256(archive)
+	h := hex.EncodeToString(sum[:])
+	if err := r.putCode(ctx, h, archive); err != nil {
+		return "", fmt.Errorf("store files archive: %w", err)
+	}
+	return "sha256:" + h, nil
+}
+
+// archiveExists checks that a files archive a spec names is stored.
+// Errors: EINVALID.
+func (r *Registry) archiveExists(ctx context.Context, digest string) error {
+	h, ok := digestHex(digest)
+	if !ok {
+		return gust.Errorf(gust.EINVALID, "files: no archive uploaded (digest %q)", digest)
+	}
+	info, err := r.obs.GetInfo(ctx, h)
+	if errors.Is(err, jetstream.ErrObjectNotFound) || err == nil && info.Deleted {
+		return gust.Errorf(gust.EINVALID, "files: no archive with digest %s: upload the directory with the deploy", digest)
+	}
+	if err != nil {
+		return fmt.Errorf("look up files archive %s: %w", digest, err)
+	}
+	return nil
 }

@@ -44,6 +44,11 @@ func (r *Registry) Deploy(ctx context.Context, name string, spec gust.Spec, shap
 	if int64(len(code)) > r.maxCode {
 		return nil, gust.Errorf(gust.EINVALID, "code for %q is %d bytes, over the limit of %d", name, len(code), r.maxCode)
 	}
+	if f := spec.Files; f != nil {
+		if err := r.archiveExists(ctx, f.Digest); err != nil {
+			return nil, err
+		}
+	}
 	sum := sha256.Sum256(code)
 	hexSum := hex.EncodeToString(sum[:])
 	if err := r.putCode(ctx, hexSum, code); err != nil {
@@ -373,8 +378,10 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 		}
 		var v gust.Version
 		if err := json.Unmarshal(e.Value(), &v); err == nil {
-			if h, ok := digestHex(v.CodeDigest); ok {
-				orphans[h] = true
+			for _, d := range artifacts(&v) {
+				if h, ok := digestHex(d); ok {
+					orphans[h] = true
+				}
 			}
 		}
 		if err := r.kv.Purge(ctx, e.Key()); err != nil {

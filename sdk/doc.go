@@ -39,6 +39,40 @@
 // branch of Go code compiled to WebAssembly costs a check by the host, so
 // one heap allocation costs a microsecond or more.
 //
+// # Capabilities
+//
+// A function gets nothing its manifest does not declare:
+//
+//   - Outbound HTTP: Do (or Transport, or Client for code that wants an
+//     *http.Client, at a cost in size; see Client) sends requests through
+//     gust, only to the hosts listed under allowedHosts (exact names, or
+//     *.example.com for subdomains; never IP addresses, never a redirect to
+//     an unlisted host), at most 20 per invocation, with response bodies up
+//     to 8 MiB, within the invocation's timeout. A refusal is an error
+//     matching ErrDenied or ErrLimit, and is written to the function's log.
+//     The default http.Client does not work: a guest has no sockets.
+//     Package lean has the same as lean.Fetch, without net/http.
+//
+//     req, _ := http.NewRequest("GET", "https://api.example.com/v1/rates", nil)
+//     resp, err := sdk.Do(req)
+//
+//   - Key-value store: with kv: true, KV (lean.KV in package lean) reads
+//     and writes a store of the function's own (Get, Set, Delete, List by
+//     prefix), which survives deploys and is removed by `gust rm`.
+//
+//   - Files: with files: DIR, the directory (uploaded with the deploy) is
+//     readable at /files with package os (os.ReadFile("/files/index.html")),
+//     and nothing can write to it. Without files there is no file system.
+//
+//   - Environment: exactly the manifest's env and secrets.
+//
+// These calls work while the function handles a request, not in init.
+// Outside gust (go test on your machine) they fail with ErrUnavailable.
+//
+//	allowedHosts: [api.example.com]
+//	kv: true
+//	files: static
+//
 // # Snapshots
 //
 // gust runs init once per version, captures the instance's memory, and

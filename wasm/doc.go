@@ -7,9 +7,12 @@
 // deploy) through a compilation cache that lives on disk, so a restarted
 // server loads in tens of milliseconds instead of recompiling for a second.
 // A module gets nothing from the host but WASI preview 1 with exactly the
-// environment variables of its spec: no host environment, no files, no
-// sockets, real clocks and a real random source. Imports from any other
-// host module are refused at load.
+// environment variables of its spec (no host environment, no sockets, real
+// clocks and a real random source) and the capabilities its spec declares
+// through gust's host module (see Capabilities): outbound HTTP to its
+// allowedHosts, a key-value store of its own, and its files read-only at
+// /files; without files it sees no file system at all. Imports from any
+// other host module are refused at load.
 //
 // wazero sets the memory limit per runtime, so the driver keeps one runtime
 // per distinct Spec.MemoryMB, all sharing one compilation cache, and all with
@@ -57,6 +60,57 @@
 // the request has an id and does not carry that header already. The host
 // encodes the request straight into the buffer gust_malloc returned, so a
 // warm call copies the request once and allocates only for the response.
+//
+// # Capabilities: the host module "gust"
+//
+// Every host function but result_read returns an i64, (code<<32)|len: code
+// 0 is success, 1 not found, 2 denied (the spec does not grant it), 3
+// invalid arguments, 4 failed (network, store), 5 a limit hit; len is the
+// size of a payload the host keeps for the guest (the result on success,
+// an error message otherwise) until the guest's next host call. The guest
+// copies it with result_read(ptr i32, cap i32) i32, which writes at most
+// cap bytes at ptr and returns how many it wrote (-1 if that memory is not
+// the guest's). Pointers and lengths are
+// i32; the encoding is the ABI's (u32 lengths, little-endian).
+//
+//	http_request(req_ptr, req_len) i64
+//	    req    = method url header-count (name value)* body
+//	    result = status header-count (name value)* body
+//	kv_get(key_ptr, key_len) i64              result = the value; code 1 if unset
+//	kv_set(key_ptr, key_len, val_ptr, val_len) i64
+//	kv_delete(key_ptr, key_len) i64           a missing key is not an error
+//	kv_list(prefix_ptr, prefix_len) i64       result = count (key)*, sorted, at most 1000
+//
+// Outbound HTTP goes only to hosts in Spec.AllowedHosts (exact names, or
+// "*.example.com" for any subdomain of example.com), by name: an IP
+// literal (or a number a resolver would take as one) is refused whatever
+// the list says, and so is a redirect to a host not on the list; the host
+// follows at most 5 redirects itself. Each invocation may send
+// Config.MaxRequests requests (default 20); a response body over
+// Config.MaxResponseBytes (default 8 MiB) is refused; the invocation's
+// deadline bounds every request. Connections use Config.Dial (tests map
+// names to 127.0.0.1 there) and never a proxy from the host's environment.
+// Without Config.Dial, a connection to a loopback, link-local (cloud
+// metadata), unspecified or multicast address is refused whatever name led
+// there, checked on the address dialed so DNS rebinding gains nothing;
+// private networks stay reachable.
+// A Host header is dropped: the URL names the host.
+//
+// The key-value store (Spec.KV) is Config.KV's, opened (so created) at
+// Load, which deploy calls: one JetStream bucket per function (package
+// kv). Values are at most Config.MaxValueBytes (default 1 MiB).
+//
+// Files (Spec.Files) are a tar archive stored beside the code and named by
+// its sha256; Load fetches it with Config.Archive and mounts it read-only
+// at gust.FilesMount (/files) from memory: regular files and directories
+// only, every write fails.
+//
+// A refused call answers code 2 or 5 with a message for the function, and
+// is also written to the function's log on the "gust" stream (with the
+// invocation id) and to the driver's log. Host functions work only while
+// the instance handles a request: called during initialization they answer
+// code 2. A module may import them whatever its spec says; what it was not
+// granted is refused at the call.
 //
 // # Snapshots
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 
 	"github.com/tetratelabs/wazero"
@@ -29,10 +30,36 @@ type Config struct {
 	NoSnapshots bool
 	// Logger receives the driver's own logs. Nil means slog.Default().
 	Logger *slog.Logger
+
+	// Dial opens the connections of functions' outbound HTTP requests,
+	// after their host has been checked against the function's
+	// allowedHosts. Nil means a net.Dialer, which resolves names as the
+	// host does. Tests map a name to 127.0.0.1 here:
+	//
+	//	Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+	//		return (&net.Dialer{}).DialContext(ctx, network, strings.Replace(addr, "api.test", "127.0.0.1", 1))
+	//	}
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MaxRequests bounds a function's outbound HTTP requests per
+	// invocation, redirects not counted (default DefaultMaxRequests).
+	MaxRequests int
+	// MaxResponseBytes bounds the body of an outbound response (default
+	// DefaultMaxResponseBytes).
+	MaxResponseBytes int64
+	// MaxValueBytes bounds a value in a function's key-value store
+	// (default DefaultMaxValueBytes).
+	MaxValueBytes int
+	// Archive returns a stored files archive by its digest (the
+	// registry's Code). Nil: a function that declares files fails to load.
+	Archive func(ctx context.Context, digest string) ([]byte, error)
+	// KV opens a function's key-value store, creating it if needed. Nil:
+	// a function that declares kv fails to load.
+	KV func(ctx context.Context, function string) (KV, error)
 }
 
 // Driver runs WebAssembly functions. It is safe for concurrent use.
 type Driver struct {
+	cfg         Config
 	log         *slog.Logger
 	cache       wazero.CompilationCache
 	snapshotDir string
@@ -49,13 +76,23 @@ type runtime struct {
 	memoryMB int
 	r        wazero.Runtime
 	wasi     map[string]api.FunctionDefinition // WASI preview 1 as wazero defines it
+	host     map[string]api.FunctionDefinition // gust's host functions
 }
 
 var _ gust.Driver = (*Driver)(nil)
 
 // New returns a Driver. It creates cfg.CacheDir if needed.
 func New(cfg Config) (*Driver, error) {
-	d := &Driver{log: cfg.Logger, runtimes: map[int]*runtime{}, noSnapshots: cfg.NoSnapshots, snapshotDir: cfg.SnapshotDir}
+	if cfg.MaxRequests <= 0 {
+		cfg.MaxRequests = DefaultMaxRequests
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.MaxValueBytes <= 0 {
+		cfg.MaxValueBytes = DefaultMaxValueBytes
+	}
+	d := &Driver{cfg: cfg, log: cfg.Logger, runtimes: map[int]*runtime{}, noSnapshots: cfg.NoSnapshots, snapshotDir: cfg.SnapshotDir}
 	if d.snapshotDir == "" {
 		d.snapshotDir = cfg.CacheDir
 	}
@@ -118,7 +155,12 @@ func (d *Driver) runtimeFor(ctx context.Context, memoryMB int) (*runtime, error)
 		_ = r.Close(ctx)
 		return nil, fmt.Errorf("wasm: instantiate WASI for %d MB runtime: %w", memoryMB, err)
 	}
-	rt := &runtime{memoryMB: memoryMB, r: r, wasi: r.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions()}
+	host, err := instantiateHost(ctx, r)
+	if err != nil {
+		_ = r.Close(ctx)
+		return nil, fmt.Errorf("wasm: instantiate host functions for %d MB runtime: %w", memoryMB, err)
+	}
+	rt := &runtime{memoryMB: memoryMB, r: r, wasi: r.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions(), host: host.ExportedFunctionDefinitions()}
 	d.runtimes[memoryMB] = rt
 	d.log.Debug("wasm runtime created", "memoryMB", memoryMB)
 	return rt, nil
@@ -177,7 +219,12 @@ func (d *Driver) Load(ctx context.Context, v *gust.Version, code []byte, logs gu
 	if err != nil {
 		return nil, gust.WrapError(gust.EINVALID, err, "invalid WebAssembly module: %v", err)
 	}
-	shape, err := check(cm, rt.wasi)
+	shape, importsHost, err := check(cm, rt.wasi, rt.host)
+	if err != nil {
+		_ = cm.Close(ctx)
+		return nil, err
+	}
+	cp, err := d.capsFor(ctx, v.Function, spec)
 	if err != nil {
 		_ = cm.Close(ctx)
 		return nil, err
@@ -192,6 +239,9 @@ func (d *Driver) Load(ctx context.Context, v *gust.Version, code []byte, logs gu
 		spec:     spec,
 		logs:     logs,
 		limit:    uint64(spec.MemoryMB) << 20,
+		caps:     cp,
+
+		importsHost: importsHost,
 	}
 	if shape == ShapeWAGI {
 		why = "a WAGI command module starts a fresh instance for every request"
@@ -225,22 +275,37 @@ const (
 	ShapeWAGI    = "wagi"
 )
 
-// check tells a module's shape from its exports and refuses imports the
-// host does not provide.
-func check(cm wazero.CompiledModule, wasi map[string]api.FunctionDefinition) (string, error) {
+// check tells a module's shape from its exports, refuses imports the
+// host does not provide, and reports whether it imports gust's host
+// functions.
+func check(cm wazero.CompiledModule, wasi, host map[string]api.FunctionDefinition) (shape string, importsHost bool, err error) {
+	shape, err = checkExports(cm)
 	for _, f := range cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		if mod != wasi_snapshot_preview1.ModuleName {
-			return "", gust.Errorf(gust.EINVALID, "module imports function %s.%s: functions may only import %s", mod, name, wasi_snapshot_preview1.ModuleName)
+		defs, what := wasi, "WASI preview 1"
+		switch mod {
+		case wasi_snapshot_preview1.ModuleName:
+		case hostModule:
+			defs, what = host, "gust's host module"
+			importsHost = true
+		default:
+			return "", false, gust.Errorf(gust.EINVALID, "module imports function %s.%s: functions may only import %s and %s", mod, name, wasi_snapshot_preview1.ModuleName, hostModule)
 		}
-		hf, ok := wasi[name]
+		hf, ok := defs[name]
 		if !ok {
-			return "", gust.Errorf(gust.EINVALID, "module imports %s.%s, which WASI preview 1 does not define", mod, name)
+			return "", false, gust.Errorf(gust.EINVALID, "module imports %s.%s, which %s does not define", mod, name, what)
 		}
 		if !sameSignature(f, hf) {
-			return "", gust.Errorf(gust.EINVALID, "module imports %s.%s with signature %s, want %s", mod, name, signature(f), signature(hf))
+			return "", false, gust.Errorf(gust.EINVALID, "module imports %s.%s with signature %s, want %s", mod, name, signature(f), signature(hf))
 		}
 	}
+	if err != nil {
+		return "", false, err
+	}
+	return shape, importsHost, nil
+}
+
+func checkExports(cm wazero.CompiledModule) (string, error) {
 	for _, m := range cm.ImportedMemories() {
 		mod, name, _ := m.Import()
 		return "", gust.Errorf(gust.EINVALID, "module imports memory %s.%s: a function must define its own memory", mod, name)

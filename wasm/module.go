@@ -27,6 +27,10 @@ type module struct {
 	logs     gust.LogSink
 	limit    uint64 // memory limit in bytes
 	memories memoryPool
+	caps     *caps // what the spec grants through the host module
+	// importsHost is whether the module imports gust's host functions:
+	// only then does a call carry their state.
+	importsHost bool
 
 	// snap is nil when instances start normally from compiled; then
 	// snapOff says why. Otherwise compiled is the rewrite for snapshots
@@ -62,6 +66,7 @@ func (m *module) NewInstance(ctx context.Context) (gust.Instance, error) {
 }
 
 func (m *module) Close(ctx context.Context) error {
+	m.caps.close()
 	if m.snap != nil {
 		m.snap.close()
 	}
@@ -71,8 +76,9 @@ func (m *module) Close(ctx context.Context) error {
 	return nil
 }
 
-// config returns a fresh module configuration: the spec's environment and
-// nothing else from the host. It is built anew for each instance because
+// config returns a fresh module configuration: the spec's environment,
+// its files read-only at gust.FilesMount, and nothing else from the host
+// (no file system at all without files). It is built anew for each instance because
 // wazero's ModuleConfig.WithEnv appends to a slice its clones share, which
 // races when one base config is extended from several goroutines.
 func (m *module) config(extraEnv ...string) wazero.ModuleConfig {
@@ -83,6 +89,9 @@ func (m *module) config(extraEnv ...string) wazero.ModuleConfig {
 		WithSysNanotime().
 		WithSysNanosleep().
 		WithRandSource(rand.Reader)
+	if m.caps != nil && m.caps.files != nil {
+		cfg = cfg.WithFSConfig(wazero.NewFSConfig().WithFSMount(m.caps.files, gust.FilesMount))
+	}
 	keys := make([]string, 0, len(m.spec.Env))
 	for k := range m.spec.Env {
 		keys = append(keys, k)

@@ -214,6 +214,7 @@ func (r *reactor) invoke(ctx context.Context, req *gust.Request) (*gust.Response
 	r.stderr.begin(req.ID)
 	defer r.stdout.flush()
 	defer r.stderr.flush()
+	ctx = r.m.withCall(ctx, req.ID)
 
 	if size > r.bufCap || r.bufCap == 0 {
 		// Ask for headroom so slightly larger requests reuse the buffer.

@@ -129,6 +129,11 @@ func snapshotKey(code []byte, function string, spec gust.Spec) [32]byte {
 	for _, k := range keys {
 		fmt.Fprintf(h, "%d:%s=%d:%s\x00", len(k), k, len(spec.Env[k]), spec.Env[k])
 	}
+	// A files mount is a preopened directory the guest's runtime records
+	// at init.
+	if spec.Files != nil {
+		fmt.Fprintf(h, "files:%s\x00", gust.FilesMount)
+	}
 	var key [32]byte
 	h.Sum(key[:0])
 	return key

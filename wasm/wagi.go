@@ -42,7 +42,7 @@ func (w *wagiInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.Res
 		WithStdin(bytes.NewReader(req.Body)).
 		WithStdout(stdout).
 		WithStderr(stderr)
-	mod, err := m.rt.r.InstantiateModule(experimental.WithMemoryAllocator(ctx, &m.memories), m.compiled, cfg)
+	mod, err := m.rt.r.InstantiateModule(experimental.WithMemoryAllocator(m.withCall(ctx, req.ID), &m.memories), m.compiled, cfg)
 	stderr.flush()
 	if mod != nil {
 		// A module that returns from main (or exits 0) is closed already;

@@ -30,6 +30,9 @@ func newDeployCmd(a *app) *cobra.Command {
 		secretNames                        []string
 		snapshot                           bool
 		egress                             bool
+		allowHosts                         []string
+		filesDir                           string
+		kv                                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy [NAME] (--code PATH --runtime RUNTIME | -f gust.yaml) [flags]",
@@ -40,12 +43,19 @@ alias at it. The function is created on its first deploy.
 Either give the code and spec with flags, or read them from a manifest with
 -f gust.yaml (fields: name, code, runtime, env, memory, timeout, maxBodyBytes,
 maxConcurrency, minInstances, idleTimeout, queueTimeout, perInstanceConcurrency,
-cmd, protocol, handler, retries, retryBackoff, maxEventAge, triggers, snapshot;
-code is relative to the manifest's directory). Flags given with -f override the
-manifest's fields, and NAME overrides its name.`,
+cmd, protocol, handler, retries, retryBackoff, maxEventAge, triggers, snapshot,
+allowedHosts, files, kv; code and files are relative to the manifest's
+directory). Flags given with -f override the manifest's fields, and NAME
+overrides its name.
+
+A wasm function gets nothing it does not declare: outbound HTTP only to the
+hosts of --allow-host (exact names or *.example.com; never IP addresses), a
+read-only directory at /files only with --files DIR (uploaded with the
+deploy), and a key-value store of its own only with --kv.`,
 		Example: `  gust deploy hello --runtime wasm --code hello.wasm --memory 64 --timeout 10s
   gust deploy -f gust.yaml
-  gust deploy hello-canary -f gust.yaml --env MODE=canary`,
+  gust deploy hello-canary -f gust.yaml --env MODE=canary
+  gust deploy rates --code rates.wasm --allow-host api.example.com --files static --kv`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var spec client.Manifest
@@ -84,6 +94,14 @@ manifest's fields, and NAME overrides its name.`,
 			override("snapshot", func() { spec.Snapshot = &snapshot })
 			override("secret", func() { spec.Secrets = secretNames })
 			override("egress", func() { spec.Egress = egress })
+			override("allow-host", func() { spec.AllowedHosts = allowHosts })
+			override("files", func() {
+				spec.Files = nil
+				if filesDir != "" {
+					spec.Files = &gust.Files{Dir: filesDir}
+				}
+			})
+			override("kv", func() { spec.KV = kv })
 			if len(env) > 0 {
 				// Copy, so the manifest's map is not shared, then let each
 				// --env win over the manifest's value of the same name.
@@ -138,11 +156,18 @@ manifest's fields, and NAME overrides its name.`,
 				codeName = filepath.Base(filepath.Clean(spec.Code)) + ".zip"
 			}
 
+			var files []byte
+			if spec.Files != nil && spec.Files.Dir != "" {
+				if files, err = client.TarDir(spec.Files.Dir); err != nil {
+					return err
+				}
+			}
+
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			v, err := c.Deploy(cmd.Context(), spec.Name, spec.Spec, codeName, code)
+			v, err := c.DeployWithFiles(cmd.Context(), spec.Name, spec.Spec, codeName, code, files)
 			if err != nil {
 				return err
 			}
@@ -171,6 +196,9 @@ manifest's fields, and NAME overrides its name.`,
 	f.DurationVar(&maxEventAge, "max-event-age", gust.DefaultMaxEventAge, "oldest an async event may get before it is dead-lettered")
 	f.StringArrayVar(&secretNames, "secret", nil, "give the function this secret as an env variable of the same name (repeatable)")
 	f.BoolVar(&egress, "egress", false, "let a process function open network connections (it then shares the host's network)")
+	f.StringArrayVar(&allowHosts, "allow-host", nil, "let a wasm function send HTTP requests to this host, or *.domain for its subdomains (repeatable)")
+	f.StringVar(&filesDir, "files", "", "upload this directory with the code; a wasm function reads it at /files, read-only")
+	f.BoolVar(&kv, "kv", false, "give a wasm function a key-value store of its own")
 	f.BoolVar(&snapshot, "snapshot", true, "start wasm reactors from a pre-initialized memory snapshot")
 	return cmd
 }

@@ -15,7 +15,10 @@
 // This package must not import net/http, directly or not.
 package lean
 
-import "github.com/gustfaas/gust/sdk/internal/abi"
+import (
+	"github.com/gustfaas/gust/sdk/internal/abi"
+	"github.com/gustfaas/gust/sdk/internal/host"
+)
 
 // Request is one HTTP request to the function. Path is the part after
 // /fn/NAME; Query is the raw query without '?'. Header keys are canonical
@@ -52,4 +55,24 @@ func Bytes(status int, contentType string, body []byte) *Response {
 	r := abi.NewResponse(status, contentType)
 	r.Body = body
 	return r
+}
+
+// KV is the function's own key-value store (see sdk.KV); its zero value
+// is ready. The function must declare `kv: true`.
+type KV = host.KV
+
+// Fetch sends an HTTP request through gust to a host the function's
+// manifest lists under allowedHosts, and returns the response, whatever
+// its status; header may be nil. The rules are sdk.Transport's: no IP
+// addresses, redirects only to listed hosts, at most 20 requests per
+// invocation, response bodies up to 8 MiB, the invocation's deadline.
+// Refusals are errors that say why.
+//
+//	resp, err := lean.Fetch("GET", "https://api.example.com/v1/rates", nil, nil)
+func Fetch(method, url string, header Header, body []byte) (*Response, error) {
+	status, h, b, err := host.Fetch(method, url, header, body)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Status: status, Header: Header(h), Body: b}, nil
 }
