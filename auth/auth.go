@@ -22,6 +22,7 @@ const TokenFile = "admin.token"
 // Auth checks bearer tokens.
 type Auth struct {
 	admin [sha256.Size]byte
+	dir   string // the data dir holding TokenFile
 }
 
 // LoadOrCreate reads DATA/admin.token, creating it with a new random token
@@ -35,7 +36,7 @@ func LoadOrCreate(dataDir string) (a *Auth, path string, created bool, err error
 		if len(tok) < 16 {
 			return nil, path, false, fmt.Errorf("admin token in %s is too short; delete the file to make a new one", path)
 		}
-		return &Auth{admin: sha256.Sum256([]byte(tok))}, path, false, nil
+		return &Auth{admin: sha256.Sum256([]byte(tok)), dir: dataDir}, path, false, nil
 	case errors.Is(err, fs.ErrNotExist):
 	default:
 		return nil, path, false, fmt.Errorf("reading admin token: %w", err)
@@ -56,7 +57,7 @@ func LoadOrCreate(dataDir string) (a *Auth, path string, created bool, err error
 	if err := f.Close(); err != nil {
 		return nil, path, false, fmt.Errorf("writing admin token: %w", err)
 	}
-	return &Auth{admin: sha256.Sum256([]byte(tok))}, path, true, nil
+	return &Auth{admin: sha256.Sum256([]byte(tok)), dir: dataDir}, path, true, nil
 }
 
 func (a *Auth) matches(tok string) bool {

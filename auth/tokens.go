@@ -2,10 +2,14 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -107,7 +111,54 @@ func OpenTokens(ctx context.Context, js jetstream.JetStream, replicas int, admin
 	if err != nil {
 		return nil, fmt.Errorf("token bucket: %w", err)
 	}
-	return &Tokens{admin: admin, kv: kv, now: time.Now}, nil
+	t := &Tokens{admin: admin, kv: kv, now: time.Now}
+	if err := t.publishAdmin(ctx); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// adminPrefix starts the key of a node's bootstrap admin token in the token
+// bucket. Each node keeps its own DATA/admin.token; publishing its hash
+// makes it work on every node that shares the bucket, so an operator can
+// use any node's admin token anywhere in a cluster.
+const adminPrefix = "admin-"
+
+// adminKey is where the bootstrap admin token with this hex SHA-256 is
+// published: enough of the hash to be unique, never the token.
+func adminKey(hash string) string { return adminPrefix + hash[:16] }
+
+func (t *Tokens) publishAdmin(ctx context.Context) error {
+	if t.admin == nil {
+		return nil
+	}
+	hash := hex.EncodeToString(t.admin.admin[:])
+	rec := tokenRecord{Token: Token{ID: adminKey(hash), Scope: ScopeAdmin, CreatedAt: t.now().UTC()}, Hash: hash}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := t.kv.Create(ctx, rec.ID, b); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("publishing the bootstrap admin token's hash: %w", err)
+	}
+	// A node whose admin.token was deleted and made anew withdraws the old
+	// one from the cluster too: the key it last published is kept beside
+	// the token.
+	if t.admin.dir == "" {
+		return nil
+	}
+	keyPath := filepath.Join(t.admin.dir, TokenFile+".published")
+	if old, err := os.ReadFile(keyPath); err == nil {
+		if prev := strings.TrimSpace(string(old)); prev != rec.ID && strings.HasPrefix(prev, adminPrefix) {
+			if err := t.kv.Purge(ctx, prev); err != nil {
+				return fmt.Errorf("withdrawing the previous bootstrap admin token %s: %w", prev, err)
+			}
+		}
+	}
+	if err := os.WriteFile(keyPath, []byte(rec.ID+"\n"), 0o600); err != nil {
+		return fmt.Errorf("recording the published bootstrap admin token: %w", err)
+	}
+	return nil
 }
 
 // Create issues a token and returns its secret, which is not kept.
@@ -164,8 +215,12 @@ func (t *Tokens) List(ctx context.Context) ([]Token, error) {
 	return out, nil
 }
 
-// Revoke deletes a token. Errors: ENOTFOUND.
+// Revoke deletes a token. Errors: ENOTFOUND; EINVALID for a node's
+// bootstrap admin token, which lives in that node's data dir.
 func (t *Tokens) Revoke(ctx context.Context, id string) error {
+	if strings.HasPrefix(id, adminPrefix) {
+		return gust.Errorf(gust.EINVALID, "token %s is a node's bootstrap admin token: to replace it, stop that node, delete its DATA/%s and start it again", id, TokenFile)
+	}
 	if _, err := t.get(ctx, id); err != nil {
 		return err
 	}
@@ -202,6 +257,21 @@ func (t *Tokens) Authenticate(ctx context.Context, r *http.Request) (*Principal,
 	}
 	if t.admin != nil && t.admin.matches(tok) {
 		return &Principal{TokenID: "admin", Scope: ScopeAdmin}, nil
+	}
+	if isBootstrapShape(tok) {
+		// Another node's bootstrap admin token, published in the bucket.
+		sum := sha256.Sum256([]byte(tok))
+		rec, err := t.get(ctx, adminKey(hex.EncodeToString(sum[:])))
+		if gust.ErrorCode(err) == gust.ENOTFOUND {
+			return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid token")
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !CredentialMatches(tok, rec.Hash) {
+			return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid token")
+		}
+		return &Principal{TokenID: rec.ID, Scope: ScopeAdmin}, nil
 	}
 	id, ok := CredentialID("gust_", tok)
 	if !ok {
@@ -295,4 +365,15 @@ func (t *Tokens) Routes() map[string]http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		}),
 	}
+}
+
+// isBootstrapShape reports whether tok looks like a bootstrap admin token:
+// "gust_" and 64 hex digits, where issued tokens have "gust_ID_SECRET".
+func isBootstrapShape(tok string) bool {
+	rest, ok := strings.CutPrefix(tok, "gust_")
+	if !ok || len(rest) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(rest)
+	return err == nil
 }

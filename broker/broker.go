@@ -47,7 +47,9 @@ type Config struct {
 	// write gust's state, and gust itself connects in-process.
 	Listen string
 	// Replicas is the replica count of every stream, KV bucket and object
-	// store gust creates: 1 (the default) or, on a JetStream cluster, 3 or 5.
+	// store gust creates: 1 or, on a JetStream cluster, 3 or 5. Zero asks the
+	// servers: 3 when the NATS cluster gust connects to has at least three
+	// servers, else 1 (always 1 embedded).
 	Replicas int
 	// ConnectTimeout bounds dialing an external NATS and checking that it
 	// has JetStream. Default DefaultConnectTimeout.
@@ -79,10 +81,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 1
-	}
-	if cfg.Replicas < 1 || cfg.Replicas > 5 {
+	if cfg.Replicas < 0 || cfg.Replicas > 5 {
 		return nil, fmt.Errorf("broker: replicas %d: want 1 to 5", cfg.Replicas)
 	}
 	if cfg.ConnectTimeout <= 0 {
@@ -109,7 +108,51 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		b.Close()
 		return nil, err
 	}
+	if b.cfg.Replicas == 0 {
+		b.cfg.Replicas = DefaultReplicas(b.ClusterSize())
+		b.log.Info("replicas chosen from the NATS cluster's size", "servers", b.ClusterSize(), "replicas", b.cfg.Replicas)
+	}
 	return b, nil
+}
+
+// DefaultReplicas is the replica count for a NATS cluster of servers
+// servers: 3 from three servers on (a majority survives one server's loss,
+// and more replicas only slow every write), else 1, since JetStream refuses
+// more replicas than servers.
+func DefaultReplicas(servers int) int {
+	if servers >= 3 {
+		return 3
+	}
+	return 1
+}
+
+// ClusterSize is how many NATS servers the connection knows of: the one it
+// is connected to and those the cluster advertised to it (the servers'
+// connect_urls gossip). It is 1 embedded or for a lone server.
+func (b *Broker) ClusterSize() int {
+	if b.srv != nil || b.nc == nil {
+		return 1
+	}
+	seen := map[string]bool{}
+	for _, u := range b.nc.Servers() {
+		seen[hostPort(u)] = true
+	}
+	if u := b.nc.ConnectedUrl(); u != "" {
+		seen[hostPort(u)] = true
+	}
+	return max(1, len(seen))
+}
+
+// hostPort reduces a NATS URL to host:port, so the same server named by a
+// configured URL and by gossip is counted once.
+func hostPort(u string) string {
+	if _, rest, ok := strings.Cut(u, "://"); ok {
+		u = rest
+	}
+	if at := strings.LastIndex(u, "@"); at >= 0 {
+		u = u[at+1:]
+	}
+	return strings.TrimSuffix(u, "/")
 }
 
 func (b *Broker) startEmbedded() error {
@@ -117,7 +160,9 @@ func (b *Broker) startEmbedded() error {
 	if cfg.DataDir == "" {
 		return errors.New("broker: a data dir is required to run NATS embedded")
 	}
-	if cfg.Replicas != 1 {
+	if cfg.Replicas == 0 {
+		b.cfg.Replicas = 1
+	} else if cfg.Replicas != 1 {
 		return fmt.Errorf("broker: replicas %d need a JetStream cluster; the embedded server is a single node (use an external NATS)", cfg.Replicas)
 	}
 	storeDir := filepath.Join(cfg.DataDir, "nats")

@@ -44,7 +44,40 @@ func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 	if err != nil {
 		return nil, fmt.Errorf("create or update KV bucket %q (replicas %d): %w", cfg.Bucket, cfg.Replicas, err)
 	}
+	if cfg.Replicas == 1 {
+		return kv, nil
+	}
+	if err := readFromLeader(ctx, js, "KV_"+cfg.Bucket); err != nil {
+		return nil, fmt.Errorf("KV bucket %q: %w", cfg.Bucket, err)
+	}
+	// Bound again, so the handle sees the new setting.
+	kv, err = js.KeyValue(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bind KV bucket %q: %w", cfg.Bucket, err)
+	}
 	return kv, nil
+}
+
+// readFromLeader turns off direct gets on a replicated stream. With them
+// on (the nats.go default for KV buckets and object stores) any replica
+// answers a read, and one that lags behind the write quorum answers with
+// an old value or "not found": a node would 404 a function deployed a
+// moment ago on another node, or refuse a token just created there. Reads
+// through the leader cost a hop and see every acknowledged write.
+func readFromLeader(ctx context.Context, js jetstream.JetStream, stream string) error {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("stream info: %w", err)
+	}
+	cfg := s.CachedInfo().Config
+	if !cfg.AllowDirect {
+		return nil
+	}
+	cfg.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("turn off direct gets: %w", err)
+	}
+	return nil
 }
 
 // EnsureObjectStore creates or updates an object store on js. A zero
@@ -56,6 +89,16 @@ func EnsureObjectStore(ctx context.Context, js jetstream.JetStream, cfg jetstrea
 	obs, err := js.CreateOrUpdateObjectStore(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create or update object store %q (replicas %d): %w", cfg.Bucket, cfg.Replicas, err)
+	}
+	if cfg.Replicas == 1 {
+		return obs, nil
+	}
+	if err := readFromLeader(ctx, js, "OBJ_"+cfg.Bucket); err != nil {
+		return nil, fmt.Errorf("object store %q: %w", cfg.Bucket, err)
+	}
+	obs, err = js.ObjectStore(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bind object store %q: %w", cfg.Bucket, err)
 	}
 	return obs, nil
 }

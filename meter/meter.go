@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/broker"
 )
 
 // Names of the JetStream resources the meter owns.
@@ -164,7 +165,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Meter, error
 	if err != nil {
 		return nil, fmt.Errorf("create usage stream: %w", err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := broker.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      BucketName,
 		Description: "gust hourly usage aggregates",
 		History:     1,

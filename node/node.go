@@ -23,9 +23,11 @@ import (
 	"github.com/gustfaas/gust/async"
 	"github.com/gustfaas/gust/auth"
 	"github.com/gustfaas/gust/broker"
+	"github.com/gustfaas/gust/cluster"
 	"github.com/gustfaas/gust/console"
 	"github.com/gustfaas/gust/gateway"
 	"github.com/gustfaas/gust/invoke"
+	"github.com/gustfaas/gust/kv"
 	"github.com/gustfaas/gust/logs"
 	"github.com/gustfaas/gust/meter"
 	"github.com/gustfaas/gust/metrics"
@@ -48,7 +50,7 @@ type Config struct {
 	Listen                  string // default 127.0.0.1:8080; port 0 picks one
 	NATSURL                 string // external NATS; "" runs it embedded
 	SyncAlways              bool   // fsync every JetStream write (embedded NATS)
-	Replicas                int    // replicas of streams and buckets (default 1)
+	Replicas                int    // replicas of streams and buckets; 0: 3 on a NATS cluster of 3 or more servers, else 1
 	MemoryBudget            int    // MB for all instances on this node; default DefaultMemoryBudget()
 	MaxCodeBytes            int64  // largest accepted artifact; default api.DefaultMaxCodeBytes
 	Metering                *bool  // usage records and metrics; default on
@@ -59,10 +61,16 @@ type Config struct {
 	MasterKey               string        // the master key itself (GUST_MASTER_KEY); overrides MasterKeyFile
 	TLSCert                 string        // PEM certificate file; with TLSKey serves HTTPS
 	TLSKey                  string
-	TLSSelfSigned           bool   // serve HTTPS with a self-signed certificate kept in DATA/tls
-	WasmCacheDir            string // compiled-module cache; default DATA/cache/wasm
-	OTLPEndpoint            string // OTLP/HTTP receiver of spans, "http://127.0.0.1:4318"; "" turns tracing off
-	Logger                  *slog.Logger
+	TLSSelfSigned           bool          // serve HTTPS with a self-signed certificate kept in DATA/tls
+	WasmCacheDir            string        // compiled-module cache; default DATA/cache/wasm
+	OTLPEndpoint            string        // OTLP/HTTP receiver of spans, "http://127.0.0.1:4318"; "" turns tracing off
+	NodeID                  string        // id in the cluster; default host name and random digits
+	Advertise               string        // base URL other nodes and `gust nodes` show; default the node's URL
+	HeartbeatEvery          time.Duration // cluster heartbeat interval; default cluster.DefaultInterval
+	// WasmDial opens wasm functions' outbound connections (after their
+	// allowedHosts check); nil: the system's resolver. Tests map names.
+	WasmDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Logger   *slog.Logger
 }
 
 // DefaultMemoryBudget is half of the machine's memory, in MB, leaving the
@@ -92,6 +100,7 @@ type Node struct {
 	logs      *logs.Store
 	secrets   *secrets.Store
 	async     *async.Async
+	cluster   *cluster.Cluster
 	api       *api.API
 	srv       *http.Server
 	ln        net.Listener
@@ -109,9 +118,6 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8080"
-	}
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 1
 	}
 	if cfg.MemoryBudget == 0 {
 		cfg.MemoryBudget = DefaultMemoryBudget()
@@ -160,6 +166,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting broker: %w", err)
 	}
+	// Zero replicas asked the broker to choose from the cluster's size.
+	cfg.Replicas = n.brk.Replicas()
+	n.cfg.Replicas = cfg.Replicas
 	js := n.brk.JetStream()
 	n.reg, err = registry.Open(ctx, js, registry.Config{Replicas: cfg.Replicas, Logger: log.With("part", "registry")})
 	if err != nil {
@@ -168,7 +177,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if cfg.WasmCacheDir == "" {
 		cfg.WasmCacheDir = filepath.Join(cfg.DataDir, "cache", "wasm")
 	}
-	n.wasm, err = wasm.New(wasm.Config{CacheDir: cfg.WasmCacheDir, Logger: log.With("part", "wasm")})
+	kvs := kv.New(js, cfg.Replicas)
+	n.wasm, err = wasm.New(wasm.Config{
+		CacheDir: cfg.WasmCacheDir, Logger: log.With("part", "wasm"),
+		Archive: n.reg.Code, Dial: cfg.WasmDial,
+		KV: func(ctx context.Context, fn string) (wasm.KV, error) { return kvs.Open(ctx, fn) },
+	})
 	if err != nil {
 		return nil, fmt.Errorf("starting wasm driver: %w", err)
 	}
@@ -231,9 +245,21 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	// only and cost one histogram update per invocation.
 	n.inv.SetRecorder(metrics.Multi(recorders...))
 
+	n.cluster, err = cluster.New(cluster.Config{
+		Conn: n.brk.Conn(), Local: n.inv, ID: cfg.NodeID, Version: Version, Interval: cfg.HeartbeatEvery,
+		Budget: func() (int, int) {
+			s := n.budget.Stats()
+			return s.TotalMB, s.UsedMB
+		},
+		Logger: log.With("part", "cluster"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	n.async, err = async.New(ctx, js, n.brk.Conn(), async.Config{
 		Invoker: n.inv, Registry: n.reg, Replicas: cfg.Replicas,
 		NewID: invoke.NewID, Logger: log.With("part", "async"), Secrets: n.secrets,
+		Tracer: n.tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting async invocations: %w", err)
@@ -249,6 +275,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	guard := routes.New(routes.Config{Tokens: tokens, Secrets: n.secrets, Keys: apiKeys, Logger: log.With("part", "routes")})
 	extra := map[string]api.Route{
 		"GET /v1/functions/{name}/logs": {Scope: api.ScopeRead, Handler: n.logs.Handler()},
+		"GET /v1/nodes":                 {Scope: api.ScopeRead, Handler: n.cluster.NodesHandler()},
 	}
 	for pattern, h := range tokens.Routes() {
 		extra[pattern] = api.Route{Scope: api.ScopeAdmin, Handler: h}
@@ -286,6 +313,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Usage: usage,
 		Extra: extra,
 		OnDelete: []func(context.Context, string) error{
+			kvs.Remove,
 			func(ctx context.Context, name string) error {
 				_, err := apiKeys.RevokeAll(ctx, name)
 				return err
@@ -307,11 +335,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			guard.ValidateSpec,
 		},
 		Require:      tokens.Require,
+		Archives:     n.reg,
 		MaxCodeBytes: cfg.MaxCodeBytes,
 		Version:      Version,
 		Logger:       log.With("part", "api"),
 	})
-	gw := gateway.New(gateway.Config{Invoker: n.inv, Tracer: n.tracer, NewID: invoke.NewID, Guard: guard, Logger: log.With("part", "gateway")})
+	gw := gateway.New(gateway.Config{Invoker: n.cluster, Tracer: n.tracer, NewID: invoke.NewID, Guard: guard, Logger: log.With("part", "gateway")})
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -369,7 +398,14 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		n.reconcileLoop(runCtx)
 	}()
 	n.inv.Reconcile(ctx)
-	log.Info("gust is ready", "listen", n.Addr(), "data", cfg.DataDir, "nats", n.brk.ClientURL(),
+	advertise := cfg.Advertise
+	if advertise == "" {
+		advertise = n.URL()
+	}
+	if err := n.cluster.Start(advertise); err != nil {
+		return nil, err
+	}
+	log.Info("gust is ready", "node", n.cluster.ID(), "listen", n.Addr(), "data", cfg.DataDir, "nats", n.brk.ClientURL(),
 		"memory_budget_mb", cfg.MemoryBudget, "version", Version)
 	return n, nil
 }
@@ -419,6 +455,9 @@ func (n *Node) Invoker() *invoke.Invoker { return n.inv }
 // API returns the node's admin API.
 func (n *Node) API() *api.API { return n.api }
 
+// Cluster returns the node's view of the cluster.
+func (n *Node) Cluster() *cluster.Cluster { return n.cluster }
+
 // Async returns the node's async invocations.
 func (n *Node) Async() *async.Async { return n.async }
 
@@ -442,6 +481,13 @@ func (n *Node) Close(ctx context.Context) {
 		if n.srv != nil {
 			if err := n.srv.Shutdown(ctx); err != nil {
 				n.log.Warn("http shutdown", "err", err)
+			}
+		}
+		// Before the invoker drains: the others stop forwarding here, and
+		// calls they forwarded finish.
+		if n.cluster != nil {
+			if err := n.cluster.Close(ctx); err != nil {
+				n.log.Warn("leaving the cluster", "err", err)
 			}
 		}
 		if n.cancel != nil {

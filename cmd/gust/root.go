@@ -75,6 +75,7 @@ API at --url (env GUST_URL) with --token (env GUST_TOKEN, or the token that
 		newAliasCmd(a),
 		newInvokeCmd(a),
 		newStatusCmd(a),
+		newNodesCmd(a),
 		newUsageCmd(a),
 		newBuildCmd(),
 		newLogsCmd(a),

@@ -27,7 +27,13 @@ func newServeCmd() *cobra.Command {
 		Short: "Run a gust node: gateway, admin API, scheduler and an embedded NATS JetStream",
 		Long: `Run a gust node. With no --nats it starts an embedded NATS JetStream server
 whose file store lives under --data, so it needs no other process.
-On first start it writes an admin token to DATA/admin.token (mode 0600).`,
+On first start it writes an admin token to DATA/admin.token (mode 0600).
+
+With --nats naming the servers of a NATS JetStream cluster, several nodes
+act as one: they share functions, tokens and secrets, forward calls to each
+other when full, and list each other in gust nodes. Any node's admin token
+works on every node. Give every node the first node's DATA/master.key (or
+the same GUST_MASTER_KEY) before it first starts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger(logFormat, logLevel)
@@ -68,7 +74,9 @@ On first start it writes an admin token to DATA/admin.token (mode 0600).`,
 	f.StringVar(&fsync, "fsync", "interval", "when the embedded NATS fsyncs: always (every write before it is acknowledged: survives a power loss) or interval (every 2 minutes: survives a process crash)")
 	f.BoolVar(&cfg.SyncAlways, "sync-always", false, "same as --fsync always")
 	_ = f.MarkDeprecated("sync-always", "use --fsync always")
-	f.IntVar(&cfg.Replicas, "replicas", 1, "replicas of every stream, KV bucket and object store")
+	f.IntVar(&cfg.Replicas, "replicas", 0, "replicas of every stream, KV bucket and object store (default: 3 when --nats names a cluster of 3 or more servers, else 1)")
+	f.StringVar(&cfg.NodeID, "node-id", "", "this node's id in the cluster (default: host name and random digits)")
+	f.StringVar(&cfg.Advertise, "advertise", "", "base URL other nodes and gust nodes show for this node (default: the --listen URL)")
 	f.IntVar(&cfg.MemoryBudget, "memory-budget", node.DefaultMemoryBudget(), "MB of memory for function instances on this node")
 	f.Int64Var(&cfg.MaxCodeBytes, "max-code-bytes", 64<<20, "largest code artifact accepted at deploy, in bytes")
 	f.BoolVar(&metering, "metering", true, "record usage and Prometheus metrics for every invocation")
