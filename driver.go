@@ -2,6 +2,7 @@ package gust
 
 import (
 	"context"
+	"errors"
 	"io"
 )
 
@@ -15,8 +16,9 @@ import (
 //     instance from two goroutines at once unless the driver's
 //     Capabilities allow it.
 //  4. An Invoke that returns an error has left the instance unusable
-//     (timeout, out of memory, trap): the pool closes it and never reuses it.
-//     A function that answers 500 is not an error; it is a Response.
+//     (timeout, out of memory, trap): the pool closes it and never reuses it,
+//     unless the error wraps ErrInstanceHealthy. A function that answers 500
+//     is not an error; it is a Response.
 //  5. Instance.Close frees an instance; Module.Close frees the compiled code
 //     once no instance is left.
 type Driver interface {
@@ -26,6 +28,15 @@ type Driver interface {
 	// is ready to start instances. Errors: EINVALID for bad code.
 	Load(ctx context.Context, v *Version, code []byte, logs LogSink) (Module, error)
 }
+
+// ErrInstanceHealthy is wrapped by an Invoke error that failed the call
+// but left the instance fit to serve the next one: a handler that raised
+// and whose runtime reported it (as on Lambda, the process lives on). The
+// pool keeps such an instance warm instead of closing it. The error's code
+// still says what happened to the call, for example
+//
+//	gust.WrapError(gust.EFUNCTION, gust.ErrInstanceHealthy, "function error: %s", msg)
+var ErrInstanceHealthy = errors.New("the instance is still healthy")
 
 // Module is loaded code of one version, ready to start instances.
 type Module interface {
@@ -42,7 +53,8 @@ type Module interface {
 // Instance runs requests. See Driver for its life.
 type Instance interface {
 	// Invoke runs req. ctx carries the function's timeout. Errors:
-	// ETIMEOUT, EOOM, EFUNCTION; after any error the instance is discarded.
+	// ETIMEOUT, EOOM, EFUNCTION; after any error the instance is discarded,
+	// unless the error wraps ErrInstanceHealthy.
 	Invoke(ctx context.Context, req *Request) (*Response, error)
 	// Close frees the instance.
 	Close(ctx context.Context) error

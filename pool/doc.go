@@ -20,10 +20,12 @@
 //     start, Lease.Cold) or to reach MinInstances (Prewarm, Reconcile).
 //  3. Serve: each Acquire leases it to one caller (PerInstanceConcurrency
 //     callers at once where the driver allows); Release(nil) makes it
-//     available again, handing it first to the oldest waiter.
-//  4. Discard: Release(err) for a failed call, idle reaping, a Budget
-//     reclaim or a Drain closes it and frees its memory; a discarded
-//     instance is never handed out again.
+//     available again, handing it first to the oldest waiter, and so does
+//     Release(err) when err wraps gust.ErrInstanceHealthy (the call failed,
+//     the instance did not).
+//  4. Discard: Release(err) for any other failed call, idle reaping, a
+//     Budget reclaim or a Drain closes it and frees its memory; a
+//     discarded instance is never handed out again.
 //  5. Drain: the pool stops accepting, lets leases in flight finish, closes
 //     every instance and then the module.
 //

@@ -201,10 +201,12 @@ func (l *Lease) Cold() bool { return l.cold }
 // QueueWait is how long the call waited in the queue for capacity.
 func (l *Lease) QueueWait() time.Duration { return l.wait }
 
-// Release ends the lease. With err == nil the instance becomes available
-// again, first to the oldest waiter; with err != nil the instance is closed
-// and never reused (a call that timed out, ran out of memory or trapped
-// leaves it unusable). Call it exactly once; the Lease is recycled.
+// Release ends the lease. With err == nil, or an err that wraps
+// gust.ErrInstanceHealthy (the call failed, the instance did not), the
+// instance becomes available again, first to the oldest waiter; with any
+// other err the instance is closed and never reused (a call that timed
+// out, ran out of memory or trapped leaves it unusable). Call it exactly
+// once; the Lease is recycled.
 func (l *Lease) Release(err error) {
 	p, in := l.p, l.in
 	if p == nil {
@@ -441,7 +443,7 @@ func (p *Pool) release(in *instance, err error) {
 	in.leases--
 	p.inflight--
 	switch {
-	case err != nil || p.closed || in.dead:
+	case p.closed || in.dead || (err != nil && !errors.Is(err, gust.ErrInstanceHealthy)):
 		p.killLocked(in)
 	default:
 		in.lastUsed = now

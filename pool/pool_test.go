@@ -252,6 +252,80 @@ func TestReleaseWithErrorDiscards(t *testing.T) {
 	}
 }
 
+// A call whose error says the instance is still healthy (a handler that
+// raised, reported by its runtime) leaves the instance warm: the next
+// caller, a waiter first, gets it without a cold start, and its memory
+// stays reserved once, inside the budget.
+func TestReleaseWithHealthyErrorKeepsWarm(t *testing.T) {
+	m := newFakeModule(t)
+	b := NewBudget(1024)
+	p := newTestPool(t, m, Config{MemoryMB: 128, MaxConcurrency: 1, QueueTimeout: 5 * time.Second, Budget: b})
+	l := mustAcquire(t, p)
+	first := l.Instance()
+	got := make(chan *Lease, 1)
+	go func() {
+		l, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Errorf("queued Acquire: %v", err)
+		}
+		got <- l
+	}()
+	waitFor(t, "a queued caller", func() bool { return p.Stats().Waiting == 1 })
+	l.Release(gust.WrapError(gust.EFUNCTION, gust.ErrInstanceHealthy, "function error: ValueError: boom"))
+	l = <-got
+	if l == nil {
+		t.FailNow()
+	}
+	if l.Cold() || l.Instance() != first {
+		t.Error("the waiter did not get the healthy instance warm")
+	}
+	// Wrapped further on the way up, the mark still counts.
+	l.Release(fmt.Errorf("invoke: %w", gust.WrapError(gust.EFUNCTION, gust.ErrInstanceHealthy, "function error")))
+	l = mustAcquire(t, p)
+	if l.Cold() || l.Instance() != first {
+		t.Error("a healthy instance was not reused warm")
+	}
+	l.Release(nil)
+	if n := m.closedN.Load(); n != 0 {
+		t.Errorf("%d instances closed, want none", n)
+	}
+	if s := p.Stats(); s.Instances != 1 || s.Idle != 1 || s.ColdStarts != 1 || s.MemoryMB != 128 {
+		t.Errorf("stats %+v", s)
+	}
+	if u := b.Stats().UsedMB; u != 128 {
+		t.Errorf("budget used %d MB, want the one instance's 128", u)
+	}
+	// Any other error still discards it.
+	l = mustAcquire(t, p)
+	l.Release(gust.Errorf(gust.EFUNCTION, "trapped"))
+	if n := m.closedN.Load(); n != 1 {
+		t.Errorf("%d instances closed after a plain error, want 1", n)
+	}
+	if u := b.Stats().UsedMB; u != 0 {
+		t.Errorf("budget used %d MB after the discard, want 0", u)
+	}
+}
+
+// While the pool drains, a healthy instance is closed like any other.
+func TestReleaseWithHealthyErrorWhileDraining(t *testing.T) {
+	m := newFakeModule(t)
+	p := newTestPool(t, m, Config{MaxConcurrency: 1})
+	l := mustAcquire(t, p)
+	drained := make(chan error, 1)
+	go func() { drained <- p.Drain(context.Background()) }()
+	waitFor(t, "the drain to start", func() bool {
+		_, err := p.Acquire(context.Background())
+		return gust.ErrorCode(err) == gust.EUNAVAILABLE
+	})
+	l.Release(gust.WrapError(gust.EFUNCTION, gust.ErrInstanceHealthy, "function error"))
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if n := m.closedN.Load(); n != 1 {
+		t.Errorf("%d instances closed, want 1", n)
+	}
+}
+
 func TestWarmPathIsMostRecentlyUsedFirst(t *testing.T) {
 	m := newFakeModule(t)
 	clock := newFakeClock()

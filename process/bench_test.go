@@ -63,6 +63,12 @@ func BenchmarkColdStart(b *testing.B) {
 				for i := 0; prewarmed && i < 1000 && d.PrewarmStats().Ready[tc.spec.Runtime] == 0; i++ {
 					time.Sleep(10 * time.Millisecond)
 				}
+				// A spare sandbox ready, as after any pause between cold
+				// starts; a burst beyond Config.SpareSandboxes starts
+				// sandboxes from scratch.
+				for i := 0; d.cfg.SpareSandboxes > 0 && d.sb.ownUser && i < 1000 && d.sb.spareCount() == 0; i++ {
+					time.Sleep(10 * time.Millisecond)
+				}
 			}
 			m, err := loadErr(d, "bench", tc.spec, tc.code(), nil)
 			if err != nil {
@@ -93,6 +99,53 @@ func BenchmarkColdStart(b *testing.B) {
 			b.ReportMetric(float64(took[(len(took)*99)/100])/1e6, "p99-ms")
 		})
 	}
+}
+
+// BenchmarkColdStartBare is the floor under BenchmarkColdStart/go-http
+// on this machine: the same binary started bare on the host (no
+// sandbox), polled until it accepts a connection, and sent one request.
+// What go-http takes beyond it is gust's cold-start overhead.
+func BenchmarkColdStartBare(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "httpfn")
+	if err := os.WriteFile(bin, goBuild(&testing.T{}, "", "./testdata/httpfn"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	took := make([]time.Duration, 0, b.N)
+	for i := 0; i < b.N; i++ {
+		port, err := freePort()
+		if err != nil {
+			b.Fatal(err)
+		}
+		url := "http://127.0.0.1:" + strconv.Itoa(port) + "/echo"
+		hc := &http.Client{Transport: &http.Transport{}}
+		t0 := time.Now()
+		cmd := exec.Command(bin)
+		cmd.Env = []string{"PORT=" + strconv.Itoa(port)}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; ; j++ {
+			resp, err := hc.Get(url)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				break
+			}
+			if j == 100000 {
+				b.Fatal(err)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+		b.StopTimer()
+		took = append(took, time.Since(t0))
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		hc.CloseIdleConnections()
+		b.StartTimer()
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2])/1e6, "p50-ms")
+	b.ReportMetric(float64(took[(len(took)*99)/100])/1e6, "p99-ms")
 }
 
 func httpFnB(b *testing.B) []byte {

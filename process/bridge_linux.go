@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
@@ -63,14 +62,20 @@ func streamPair() (net.Conn, int, error) {
 	return c, fds[1], nil
 }
 
-// errNotListening is a bridged dial that reached the helper while the
-// function did not accept on its port (yet).
-var errNotListening = errors.New("function does not accept connections on $PORT")
-
 // dialBridge opens a connection to the function's $PORT through the
 // helper. It fails with errNotListening while the function has not
 // started listening.
 func (p *proc) dialBridge(ctx context.Context) (net.Conn, error) {
+	return p.bridgeConn(ctx, msgConn)
+}
+
+// probeBridge is dialBridge for a function that is starting: the helper
+// retries (see startProbeWait) until the function listens.
+func (p *proc) probeBridge(ctx context.Context) (net.Conn, error) {
+	return p.bridgeConn(ctx, msgWaitConn)
+}
+
+func (p *proc) bridgeConn(ctx context.Context, kind byte) (net.Conn, error) {
 	if p.ctl == nil {
 		return nil, errors.New("instance has no bridge")
 	}
@@ -79,32 +84,45 @@ func (p *proc) dialBridge(ctx context.Context) (net.Conn, error) {
 		return nil, fmt.Errorf("bridge socket: %w", err)
 	}
 	p.ctlMu.Lock()
-	err = sendMsg(p.ctl, []byte{msgConn}, fd)
+	err = sendMsg(p.ctl, []byte{kind}, fd)
 	p.ctlMu.Unlock()
 	unix.Close(fd)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("bridge to instance: %w", err)
 	}
-	// The helper answers one byte once it has dialed the function.
+	// The helper answers one byte once it has dialed the function: 1
+	// with the connected socket attached, 0 if the function does not
+	// listen. The socket pair only carried the question.
+	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetReadDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Unix(1, 0)) })
-	var b [1]byte
-	_, err = io.ReadFull(c, b[:])
+	msg, conn, err := recvMsg(c.(*net.UnixConn))
 	stop()
-	_ = c.SetReadDeadline(time.Time{})
 	if err != nil {
-		c.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("bridge to instance: %w", err)
 	}
-	if b[0] != 1 {
-		c.Close()
+	if len(msg) != 1 || msg[0] != 1 || conn < 0 {
+		if conn >= 0 {
+			unix.Close(conn)
+		}
 		return nil, errNotListening
+	}
+	return fdConn(conn)
+}
+
+// fdConn makes a connection of a socket received from a helper.
+func fdConn(fd int) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), "bridged")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("bridged connection: %w", err)
 	}
 	return c, nil
 }
@@ -137,9 +155,7 @@ func (l *bridgeListener) loop() {
 		}
 		switch {
 		case len(msg) > 0 && msg[0] == msgConn && fd >= 0:
-			f := os.NewFile(uintptr(fd), "api")
-			c, err := net.FileConn(f)
-			f.Close()
+			c, err := fdConn(fd)
 			if err != nil {
 				continue
 			}

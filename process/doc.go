@@ -32,10 +32,8 @@
 // error it reports is EFUNCTION with Lambda's {errorMessage, errorType,
 // stackTrace} written to its log; an init error fails the cold start. One
 // event is in flight per instance. A reported error leaves the process
-// running, as on Lambda: the instance keeps serving, and when the pool
-// closes it for the error it is parked (at most 2 per version, for 30s,
-// outside the pool's memory budget) and the version's next NewInstance
-// takes it back warm.
+// running, as on Lambda: the error wraps gust.ErrInstanceHealthy, so the
+// pool keeps the instance warm, inside its memory budget.
 //
 // # Pre-warmed workers (python3, nodejs)
 //
@@ -71,18 +69,26 @@
 // reports it in Isolation. When gust is root, each instance starts through
 // the sandbox helper: the running binary re-executed (/proc/self/exe
 // __sandbox; see RunSandboxHelperIfRequested) in fresh mount, pid, ipc,
-// uts and network namespaces. New keeps Config.SpareSandboxes helpers
-// started ahead, each already in a cgroup of its own (joining one takes
-// milliseconds on v1), so a cold start only sets the cgroup's memory limit,
-// mounts and starts the function. The helper, gated until gust has put it in the instance's
-// cgroup, makes /tmp a private tmpfs of Config.TmpMB (also over /var/tmp,
-// /dev/shm and /run/lock), bind-mounts the code read-only at /tmp/task
-// (LAMBDA_TASK_ROOT) and the runtime clients at /tmp/runtime, mounts a
-// /proc showing the instance's processes only, brings up loopback, and
-// starts the function as an unprivileged uid of its function's own
-// (Config.UIDBase on) with an empty capability bounding set and
-// no_new_privs. It then drops its own privileges and stays as the
-// instance's init: it reaps orphans and exits with the function's status.
+// uts and network namespaces. The helper, gated until gust has put it in
+// its cgroup, first prepares what does not depend on the function: it
+// makes /tmp a private tmpfs of Config.TmpMB (also over /var/tmp,
+// /dev/shm and /run/lock) with an empty task root, mounts a /proc
+// showing the instance's processes only, brings up loopback, listens for
+// the Runtime API bridge, and empties its capability bounding set but for
+// CAP_SETUID and CAP_SETGID, with no_new_privs. New keeps
+// Config.SpareSandboxes helpers prepared that far, each in a cgroup of
+// its own (joining one takes milliseconds on v1), at a lower CPU priority
+// (nice 10) until taken, and refills them after the cold start that took
+// one is over, so as not to slow it. A cold start then only restores the
+// priority, sets the cgroup's memory limit and hands the helper its
+// function: the helper bind-mounts the code read-only at /tmp/task
+// (LAMBDA_TASK_ROOT), and the runtime clients at /tmp/runtime if the
+// function needs them, drops the last two capabilities from the bounding
+// set and starts the function as an unprivileged uid of its function's
+// own (Config.UIDBase on) with no capabilities. A spare serves one
+// instance and is never reused. The helper then drops its own privileges
+// and stays as the instance's init: it reaps orphans and exits with the
+// function's status.
 // The environment is the spec's Env, PATH, HOME, TMPDIR, LANG and TZ
 // defaults, and the protocol's variables; nothing of gust's own. A cgroup
 // (v1 or v2, nested in gust's own) bounds memory to Spec.MemoryMB and
@@ -95,13 +101,18 @@
 //
 // An instance's network namespace holds only a loopback: it cannot reach
 // gust's gateway, NATS, or anything else. gust still reaches it through
-// the helper: a SOCK_SEQPACKET socket pair between them carries, as file
-// descriptors, one end of a fresh socket pair per connection. An http
-// function listens on 127.0.0.1:8080 inside; each connection gust opens
-// is handed to the helper, which connects it there. A lambda function
+// the helper: a SOCK_SEQPACKET socket pair between them carries the
+// connections' sockets as file descriptors. An http function listens on
+// 127.0.0.1:8080 inside; for each connection gust wants, the helper
+// connects there and hands gust the connected socket. A lambda function
 // finds the Runtime API at 127.0.0.1:9001 inside, where the helper
-// listens and hands each connection to gust. Nothing outside the
-// namespace can connect to either. A spec with Egress set keeps the
+// listens and hands gust each accepted socket. Either way gust then talks
+// to the function directly and the helper copies nothing. Nothing
+// outside the namespace can connect to either port.
+//
+// An http function is ready once the helper, retrying every 50 µs to
+// 1 ms next to it, connects to $PORT; that connection carries the first
+// request. A lambda function is ready at its first request for an event. A spec with Egress set keeps the
 // instance in the host's network namespace instead (any address,
 // 127.0.0.1 included, is then reachable); gust then talks to it over TCP
 // on 127.0.0.1 as without namespaces.

@@ -51,10 +51,11 @@ type Config struct {
 	// functions run as: each function gets its own, so that one function
 	// cannot read another's files or /proc entries. Default 200000 and 10000.
 	UIDBase, UIDCount int
-	// SpareSandboxes is how many sandbox helpers are kept started ahead
-	// of need, their namespaces made and their runtime initialized, so a
-	// cold start only mounts and starts the function. Default 2; -1 keeps
-	// none.
+	// SpareSandboxes is how many sandbox helpers are kept prepared ahead
+	// of need (namespaces, cgroup, private /tmp and /proc, loopback,
+	// Runtime API listener, capability bounding set), so a cold start
+	// only mounts the code, drops privileges and starts the function.
+	// Each serves one instance. Default 2; -1 keeps none.
 	SpareSandboxes int
 	// Prewarm is how many pre-warmed workers are kept per managed
 	// runtime (python3, nodejs) while a version of that runtime is

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,20 +28,33 @@ const (
 	nsAPIPort  = 9001
 )
 
-// helperConfig is what gust tells the helper, on fd 3, once the helper is
-// in its cgroup. Its arrival is the gate: nothing runs before it.
+// The helper reads two JSON documents on fd 3, a pipe from gust: first a
+// helperPrep, once gust has put it in its cgroup (that arrival is the
+// gate: nothing of the helper's own runs before it), then, when an
+// instance takes the helper, a helperConfig. Between the two the helper
+// builds everything that does not depend on the function (see prepare)
+// and says so on the control socket (msgReady), so that a spare helper
+// waits fully built and a cold start only mounts the code, drops
+// privileges and starts the function.
+type helperPrep struct {
+	Mounts   bool   `json:"mounts"`   // build the private /tmp and /proc, an empty task root
+	TmpMB    int    `json:"tmpMB"`    // size of the private /tmp
+	CodeRoot string `json:"codeRoot"` // host directory under which every Task lies
+	Runtime  string `json:"runtime"`  // host directory of the runtime clients, or ""
+	Net      bool   `json:"net"`      // own network namespace: bring lo up
+	API      int    `json:"apiPort"`  // listen here for the Runtime API bridge, or 0
+}
+
+// helperConfig is the function a helper starts.
 type helperConfig struct {
-	Mounts  bool     `json:"mounts"`  // build the private /tmp, code and /proc mounts
-	TmpMB   int      `json:"tmpMB"`   // size of the private /tmp
-	Task    string   `json:"task"`    // host directory of the code ("" for a pool worker)
-	Runtime string   `json:"runtime"` // host directory of the runtime clients, or ""
+	Task    string   `json:"task"`    // host directory of the code, under CodeRoot ("" for a pool worker)
+	Runtime bool     `json:"runtime"` // mount the runtime clients too
 	UID     int      `json:"uid"`     // user the function runs as; 0 keeps gust's user
 	Argv    []string `json:"argv"`
 	Env     []string `json:"env"`
 	Dir     string   `json:"dir"`
-	Net     bool     `json:"net"`      // own network namespace: bring lo up, bridge ports
 	HTTP    int      `json:"httpPort"` // bridge gust's connections to this port, or 0
-	API     int      `json:"apiPort"`  // listen here and bridge to gust's Runtime API, or 0
+	API     bool     `json:"api"`      // bridge the prepared Runtime API listener to gust
 	Pool    bool     `json:"pool"`     // stay privileged until specialized with code
 	// AddressSpaceMB bounds the function's RLIMIT_AS when no cgroup
 	// bounds its memory; 0 for none.
@@ -52,6 +67,8 @@ const (
 	msgConn        = 'c' // a connection to bridge (fd attached), either way
 	msgSpecialize  = 's' // + uid: mount the attached code dir at the task root, become uid
 	msgSpecialized = 'k' // the helper's answer: done ("k") or failed ("k" + reason)
+	msgReady       = 'r' // the helper has prepared and waits for its function
+	msgWaitConn    = 'w' // as msgConn, but wait (bounded) for the function to listen
 )
 
 // init runs the helper as early as the binary allows: before the
@@ -80,11 +97,14 @@ func RunSandboxHelperIfRequested() {
 }
 
 // runHelper is the sandbox helper. It runs as root in the instance's fresh
-// namespaces and cgroup, sets up the mounts and the loopback interface,
-// starts the function as an unprivileged user with no capabilities and
-// no_new_privs, then drops its own privileges and stays as the instance's
-// init: it reaps orphans, bridges connections between gust and the
-// namespace's loopback, and exits with the function's status.
+// namespaces and cgroup. Released by gust (the first document on fd 3),
+// it prepares what every instance needs (prepare), reports ready and,
+// perhaps much later as a spare, reads its function (the second
+// document), mounts its code, starts it as an unprivileged user with no
+// capabilities and no_new_privs, then drops its own privileges and stays
+// as the instance's init: it reaps orphans, hands gust the sockets of
+// connections between gust and the namespace's loopback, and exits with
+// the function's status.
 func runHelper() (int, error) {
 	// Capability bounding set and no_new_privs are per thread, and the
 	// function is forked from this one.
@@ -93,51 +113,53 @@ func runHelper() (int, error) {
 	if cfgFile == nil {
 		return 125, errors.New("no config on fd 3")
 	}
-	b, err := io.ReadAll(io.LimitReader(cfgFile, 16<<20))
-	cfgFile.Close()
-	if err != nil || len(b) == 0 {
-		// gust gave up on the start before releasing the gate.
-		return 125, fmt.Errorf("read config: %v", err)
+	dec := json.NewDecoder(io.LimitReader(cfgFile, 16<<20))
+	var prep helperPrep
+	if err := dec.Decode(&prep); err != nil {
+		// gust gave up on the helper before releasing the gate.
+		return 125, fmt.Errorf("read preparation: %w", err)
+	}
+	ctl := controlConn()
+	ps, err := prepare(prep)
+	if err != nil {
+		return 125, err
+	}
+	if ctl != nil {
+		if err := sendMsg(ctl, []byte{msgReady}, -1); err != nil {
+			return 125, fmt.Errorf("report ready: %w", err)
+		}
 	}
 	var cfg helperConfig
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return 125, fmt.Errorf("decode config: %w", err)
+	err = dec.Decode(&cfg)
+	cfgFile.Close()
+	if err != nil {
+		// A spare discarded unused, or gust gave up on the start.
+		return 125, fmt.Errorf("read config: %w", err)
 	}
 	if len(cfg.Argv) == 0 {
 		return 125, errors.New("no command")
 	}
-	if cfg.Mounts {
-		if err := helperMounts(cfg); err != nil {
-			return 125, err
-		}
+	if err := ps.specialize(prep, cfg); err != nil {
+		return 125, err
 	}
-	var apiLn net.Listener
-	if cfg.Net {
-		if err := loopbackUp(); err != nil {
-			return 125, fmt.Errorf("bring up loopback: %w", err)
-		}
-		if cfg.API > 0 {
-			apiLn, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(cfg.API))
-			if err != nil {
-				return 125, fmt.Errorf("runtime API bridge: %w", err)
+	apiLn := ps.apiLn
+	if !cfg.API && apiLn != nil {
+		apiLn.Close()
+		apiLn = nil
+	}
+	// prepare left CAP_SETUID and CAP_SETGID in the bounding set. A
+	// pre-warmed worker's runtime client starts before anyone knows which
+	// function, and so which user, it will become: it starts as root with
+	// these two only, to become that user itself at specialization (which
+	// clears them), and no_new_privs keeps it from ever gaining a
+	// capability again. Until then only gust's runtime client runs in it:
+	// the function's code is not even mounted. Any other function starts
+	// with an empty bounding set.
+	if !cfg.Pool && cfg.UID > 0 {
+		for _, c := range []int{unix.CAP_SETUID, unix.CAP_SETGID} {
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+				return 125, fmt.Errorf("drop capability %d: %w", c, err)
 			}
-		}
-	}
-	switch {
-	case cfg.Pool:
-		// A pre-warmed worker's runtime client starts before anyone knows
-		// which function, and so which user, it will become: it starts as
-		// root with CAP_SETUID and CAP_SETGID only, to become that user
-		// itself at specialization (which clears them), and no_new_privs
-		// keeps it from ever gaining a capability again. Until then only
-		// gust's runtime client runs in it: the function's code is not
-		// even mounted.
-		if err := restrictCapabilities(unix.CAP_SETUID, unix.CAP_SETGID); err != nil {
-			return 125, err
-		}
-	case cfg.UID > 0:
-		if err := restrictCapabilities(); err != nil {
-			return 125, err
 		}
 	}
 	devnull, err := os.Open(os.DevNull)
@@ -187,8 +209,8 @@ func runHelper() (int, error) {
 			return 125, err
 		}
 	}
-	if ctl := controlConn(); ctl != nil {
-		h := &helper{cfg: cfg, ctl: ctl}
+	if ctl != nil {
+		h := &helper{cfg: cfg, mounts: prep.Mounts, ctl: ctl}
 		if cfg.HTTP > 0 || cfg.Pool {
 			go h.serveControl()
 		}
@@ -288,57 +310,116 @@ func dropPrivileges(uid int) error {
 	return nil
 }
 
-// helperMounts builds the instance's view of the file system: a private
-// tmpfs /tmp (also over the host's other world-writable directories), the
-// code and the runtime clients bind-mounted read-only inside it, and a
-// /proc of the instance's own pid namespace.
-func helperMounts(cfg helperConfig) error {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make / private: %w", err)
+// prepared is what a helper built before it knew its function.
+type prepared struct {
+	codeRoot int          // O_PATH descriptor of the host's code root, or -1
+	runtime  int          // O_PATH descriptor of the runtime clients, or -1
+	apiLn    net.Listener // the Runtime API bridge's listener, or nil
+}
+
+// prepare builds what every instance needs, whatever its function: a
+// private tmpfs /tmp (also over the host's other world-writable
+// directories) with an empty task root in it, a /proc of the instance's
+// own pid namespace, the loopback interface up, and the Runtime API
+// bridge's listener. The host's code root and runtime clients are opened
+// first, before the tmpfs hides them (the host paths may lie under
+// /tmp), for specialize to mount from.
+func prepare(prep helperPrep) (*prepared, error) {
+	ps := &prepared{codeRoot: -1, runtime: -1}
+	// The bounding set and no_new_privs of this (locked) thread, which
+	// forks the function: what it may ever gain on exec is at most these
+	// two, dropped too at start unless it is a pre-warmed worker. The
+	// helper's own capabilities, which it needs until it starts the
+	// function, are not affected.
+	if err := restrictCapabilities(unix.CAP_SETUID, unix.CAP_SETGID); err != nil {
+		return nil, err
 	}
-	// Opened before the tmpfs hides them: the host paths may lie under /tmp.
-	var taskFD, rtFD = -1, -1
-	var err error
-	if cfg.Task != "" {
-		if taskFD, err = unix.Open(cfg.Task, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-			return fmt.Errorf("open code dir: %w", err)
+	if prep.Mounts {
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			return nil, fmt.Errorf("make / private: %w", err)
 		}
-		defer unix.Close(taskFD)
-	}
-	if cfg.Runtime != "" {
-		if rtFD, err = unix.Open(cfg.Runtime, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-			return fmt.Errorf("open runtime dir: %w", err)
-		}
-		defer unix.Close(rtFD)
-	}
-	if err := unix.Mount("gust-tmp", sandboxTmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%dm,mode=1777", cfg.TmpMB)); err != nil {
-		return fmt.Errorf("mount /tmp: %w", err)
-	}
-	for _, dir := range []string{"/var/tmp", "/dev/shm", "/run/lock"} {
-		if st, err := os.Lstat(dir); err == nil && st.IsDir() {
-			if err := unix.Mount(sandboxTmp, dir, "", unix.MS_BIND, ""); err != nil {
-				return fmt.Errorf("cover %s: %w", dir, err)
+		var err error
+		if prep.CodeRoot != "" {
+			if ps.codeRoot, err = unix.Open(prep.CodeRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+				return nil, fmt.Errorf("open code root: %w", err)
 			}
 		}
+		if prep.Runtime != "" {
+			if ps.runtime, err = unix.Open(prep.Runtime, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+				return nil, fmt.Errorf("open runtime dir: %w", err)
+			}
+		}
+		if err := unix.Mount("gust-tmp", sandboxTmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%dm,mode=1777", prep.TmpMB)); err != nil {
+			return nil, fmt.Errorf("mount /tmp: %w", err)
+		}
+		for _, dir := range []string{"/var/tmp", "/dev/shm", "/run/lock"} {
+			if st, err := os.Lstat(dir); err == nil && st.IsDir() {
+				if err := unix.Mount(sandboxTmp, dir, "", unix.MS_BIND, ""); err != nil {
+					return nil, fmt.Errorf("cover %s: %w", dir, err)
+				}
+			}
+		}
+		if err := os.Mkdir(sandboxTaskRoot, 0o755); err != nil {
+			return nil, err
+		}
+		if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return nil, fmt.Errorf("mount /proc: %w", err)
+		}
 	}
-	if err := os.Mkdir(sandboxTaskRoot, 0o755); err != nil {
-		return err
+	if prep.Net {
+		if err := loopbackUp(); err != nil {
+			return nil, fmt.Errorf("bring up loopback: %w", err)
+		}
+		if prep.API > 0 {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(prep.API))
+			if err != nil {
+				return nil, fmt.Errorf("runtime API bridge: %w", err)
+			}
+			ps.apiLn = ln
+		}
 	}
-	if taskFD >= 0 {
-		if err := bindReadOnly(taskFD, sandboxTaskRoot); err != nil {
+	return ps, nil
+}
+
+// specialize mounts the function's code read-only at the task root, and
+// the runtime clients if it needs them. Without mounts the function finds
+// its code on the host.
+func (ps *prepared) specialize(prep helperPrep, cfg helperConfig) error {
+	defer func() {
+		for _, fd := range []int{ps.codeRoot, ps.runtime} {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+	}()
+	if !prep.Mounts {
+		return nil
+	}
+	if cfg.Task != "" {
+		rel, err := filepath.Rel(prep.CodeRoot, cfg.Task)
+		if err != nil || ps.codeRoot < 0 || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+			return fmt.Errorf("code dir %s is not under %s", cfg.Task, prep.CodeRoot)
+		}
+		fd, err := unix.Openat(ps.codeRoot, rel, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open code dir: %w", err)
+		}
+		err = bindReadOnly(fd, sandboxTaskRoot)
+		unix.Close(fd)
+		if err != nil {
 			return err
 		}
 	}
-	if rtFD >= 0 {
+	if cfg.Runtime {
+		if ps.runtime < 0 {
+			return errors.New("no runtime clients to mount")
+		}
 		if err := os.Mkdir(sandboxRuntimeDir, 0o755); err != nil {
 			return err
 		}
-		if err := bindReadOnly(rtFD, sandboxRuntimeDir); err != nil {
+		if err := bindReadOnly(ps.runtime, sandboxRuntimeDir); err != nil {
 			return err
 		}
-	}
-	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mount /proc: %w", err)
 	}
 	return nil
 }
@@ -398,8 +479,9 @@ func reap(child int) int {
 
 // helper is the running helper's bridge to gust.
 type helper struct {
-	cfg helperConfig
-	ctl *net.UnixConn
+	cfg    helperConfig
+	mounts bool
+	ctl    *net.UnixConn
 }
 
 // controlConn is the control socket gust passed as fd 4, if any.
@@ -427,7 +509,9 @@ func (h *helper) serveControl() {
 		}
 		switch {
 		case len(msg) > 0 && msg[0] == msgConn && fd >= 0:
-			go bridgeToPort(fd, h.cfg.HTTP)
+			go bridgeToPort(fd, h.cfg.HTTP, 0)
+		case len(msg) > 0 && msg[0] == msgWaitConn && fd >= 0:
+			go bridgeToPort(fd, h.cfg.HTTP, startProbeWait)
 		case len(msg) > 0 && msg[0] == msgSpecialize:
 			reply := []byte{msgSpecialized}
 			uid, err := strconv.Atoi(string(msg[1:]))
@@ -461,7 +545,7 @@ func (h *helper) specialize(fd, uid int) error {
 	}
 	h.cfg.Pool = false
 	h.cfg.UID = uid
-	if fd >= 0 && h.cfg.Mounts {
+	if fd >= 0 && h.mounts {
 		// fd is a detached mount made read-only by gust (see
 		// detachedReadOnly); the remount keeps it so whatever it was.
 		if err := unix.MoveMount(fd, "", unix.AT_FDCWD, sandboxTaskRoot, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
@@ -477,10 +561,13 @@ func (h *helper) specialize(fd, uid int) error {
 	return nil
 }
 
-// bridgeToPort connects a connection gust handed over to the function's
-// port, answers one byte (1 connected, 0 not: the function does not
-// listen yet), then copies both ways.
-func bridgeToPort(fd, port int) {
+// bridgeToPort dials the function's port for gust, which asked on the
+// socket fd, and answers there one byte: 1 with the connected socket
+// attached (gust then talks to the function directly; the helper copies
+// nothing), or 0 when the function does not listen (yet). With wait > 0
+// a refused connect is retried for up to wait, at short intervals, as the
+// function starts.
+func bridgeToPort(fd, port int, wait time.Duration) {
 	f := os.NewFile(uintptr(fd), "conn")
 	outer, err := net.FileConn(f)
 	f.Close()
@@ -488,68 +575,62 @@ func bridgeToPort(fd, port int) {
 		return
 	}
 	defer outer.Close()
-	inner, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
+	reply, ok := outer.(*net.UnixConn)
+	if !ok {
+		return
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	inner, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil && wait > 0 {
+		deadline := time.Now().Add(wait)
+		for delay := 50 * time.Microsecond; err != nil && time.Now().Before(deadline); {
+			time.Sleep(delay)
+			inner, err = net.DialTimeout("tcp", addr, 5*time.Second)
+			delay = min(2*delay, time.Millisecond)
+		}
+	}
 	if err != nil {
-		_, _ = outer.Write([]byte{0})
+		_ = sendMsg(reply, []byte{0}, -1)
 		return
 	}
 	defer inner.Close()
-	if _, err := outer.Write([]byte{1}); err != nil {
-		return
+	_ = sendConn(reply, []byte{1}, inner)
+}
+
+// sendConn sends msg with the socket of c attached, without changing its
+// mode (as File would).
+func sendConn(to *net.UnixConn, msg []byte, c net.Conn) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return errors.New("not a socket")
 	}
-	pipeBoth(outer, inner)
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var sendErr error
+	if err := raw.Control(func(fd uintptr) { sendErr = sendMsg(to, msg, int(fd)) }); err != nil {
+		return err
+	}
+	return sendErr
 }
 
 // bridgeAPI accepts the function's connections to the Runtime API port
-// and hands gust one end of a new socket pair for each.
+// and hands each to gust, whose Runtime API then serves the function
+// directly.
 func (h *helper) bridgeAPI(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		err = sendConn(h.ctl, []byte{msgConn}, c)
+		c.Close()
 		if err != nil {
-			c.Close()
-			continue
-		}
-		err = sendMsg(h.ctl, []byte{msgConn}, fds[0])
-		unix.Close(fds[0])
-		if err != nil {
-			c.Close()
-			unix.Close(fds[1])
+			// gust is gone.
 			return
 		}
-		f := os.NewFile(uintptr(fds[1]), "api")
-		outer, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			c.Close()
-			continue
-		}
-		go func() {
-			defer c.Close()
-			defer outer.Close()
-			pipeBoth(c, outer)
-		}()
 	}
-}
-
-// pipeBoth copies a↔b until both directions end, passing half-closes on.
-func pipeBoth(a, b net.Conn) {
-	done := make(chan struct{}, 1)
-	cp := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		} else {
-			_ = dst.Close()
-		}
-		done <- struct{}{}
-	}
-	go cp(a, b)
-	cp(b, a)
-	<-done
 }
 
 // sendMsg sends one control message with an optional file descriptor.

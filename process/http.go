@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gustfaas/gust"
@@ -20,10 +21,36 @@ import (
 // transport of the instance's own.
 type httpInstance struct {
 	*instance
-	addr string // where the function listens, in its own namespace if it has one
-	dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	tr   *http.Transport
-	hc   *http.Client
+	addr    string // where the function listens, in its own namespace if it has one
+	bridged bool   // reached through the helper (see bridge_linux.go)
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	tr      *http.Transport
+	hc      *http.Client
+
+	// The connection that told the function is ready serves the first
+	// request, if that comes at once: a fresh dial would cost the cold
+	// start another round trip through the helper.
+	firstMu sync.Mutex
+	first   net.Conn
+	firstAt time.Time
+}
+
+// firstConnFresh is how long the readiness probe's connection is kept for
+// the first request. A function could close a connection that sent
+// nothing; within this window after it accepted one, it has no reason to.
+const firstConnFresh = 100 * time.Millisecond
+
+// takeFirst returns the readiness probe's connection if it is still fresh.
+func (hi *httpInstance) takeFirst() net.Conn {
+	hi.firstMu.Lock()
+	defer hi.firstMu.Unlock()
+	c := hi.first
+	hi.first = nil
+	if c != nil && time.Since(hi.firstAt) > firstConnFresh {
+		c.Close()
+		return nil
+	}
+	return c
 }
 
 func freePort() (int, error) {
@@ -43,7 +70,7 @@ func (m *module) newHTTP(ctx context.Context, in *instance) (*httpInstance, erro
 			return nil, fmt.Errorf("pick a port: %w", err)
 		}
 	}
-	hi := &httpInstance{instance: in, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	hi := &httpInstance{instance: in, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), bridged: bridged}
 	dial := (&net.Dialer{Timeout: 5 * time.Second}).DialContext
 	if bridged {
 		// The address is the one inside the instance's namespace; the
@@ -56,8 +83,13 @@ func (m *module) newHTTP(ctx context.Context, in *instance) (*httpInstance, erro
 	}
 	hi.dial = dial
 	hi.tr = &http.Transport{
-		Proxy:                 nil,
-		DialContext:           dial,
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if c := hi.takeFirst(); c != nil {
+				return c, nil
+			}
+			return dial(ctx, network, addr)
+		},
 		MaxIdleConns:          m.spec.PerInstanceConcurrency,
 		MaxIdleConnsPerHost:   m.spec.PerInstanceConcurrency,
 		IdleConnTimeout:       90 * time.Second,
@@ -69,7 +101,11 @@ func (m *module) newHTTP(ctx context.Context, in *instance) (*httpInstance, erro
 		// A redirect is the function's answer, for the caller to follow.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	in.cleanup = append(in.cleanup, hi.tr.CloseIdleConnections)
+	in.cleanup = append(in.cleanup, hi.tr.CloseIdleConnections, func() {
+		if c := hi.takeFirst(); c != nil {
+			c.Close()
+		}
+	})
 	bridgePort := 0
 	if bridged {
 		bridgePort = port
@@ -83,21 +119,44 @@ func (m *module) newHTTP(ctx context.Context, in *instance) (*httpInstance, erro
 	return hi, nil
 }
 
-// waitListening polls until the function accepts a connection.
+// startProbeWait is how long a readiness probe (msgWaitConn) waits in
+// the helper for the function to listen before it answers "not yet".
+// Waiting here, next to the function, replaces gust polling through the
+// control socket: a refused connect inside the namespace costs a system
+// call, a round trip to gust costs two wake-ups of busy processes.
+const startProbeWait = time.Second
+
+// waitListening waits until the function accepts a connection. Through
+// the bridge, each probe waits in the helper (startProbeWait), next to
+// the function; in the host's network, gust polls at short intervals (a
+// refused connect to 127.0.0.1 costs one system call).
 func (hi *httpInstance) waitListening(ctx context.Context, port int) error {
 	limit := hi.m.d.cfg.StartTimeout
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
-	// Short first delays: a Go function listens within a few ms, and
-	// each probe costs little.
-	delay := 250 * time.Microsecond
+	delay := 50 * time.Microsecond
 	for {
-		dctx, cancel := context.WithTimeout(ctx, time.Second)
-		c, err := hi.dial(dctx, "tcp", hi.addr)
+		dctx, cancel := context.WithTimeout(ctx, startProbeWait+time.Second)
+		var (
+			c   net.Conn
+			err error
+		)
+		if hi.bridged {
+			c, err = hi.p.probeBridge(dctx)
+		} else {
+			c, err = hi.dial(dctx, "tcp", hi.addr)
+		}
 		cancel()
 		if err == nil {
-			c.Close()
+			hi.firstMu.Lock()
+			hi.first, hi.firstAt = c, time.Now()
+			hi.firstMu.Unlock()
 			return nil
+		}
+		wait := delay
+		if hi.bridged && errors.Is(err, errNotListening) {
+			// The helper has waited already.
+			wait = 0
 		}
 		select {
 		case <-ctx.Done():
@@ -107,18 +166,21 @@ func (hi *httpInstance) waitListening(ctx context.Context, port int) error {
 		case <-deadline.C:
 			hi.p.kill()
 			return gust.Errorf(gust.EFUNCTION, "function did not listen on $PORT (%d) within %s", port, limit)
-		case <-time.After(delay):
+		case <-time.After(wait):
 		}
-		if delay < 10*time.Millisecond {
-			delay *= 2
-		}
+		delay = min(2*delay, time.Millisecond)
 	}
 }
+
+// errNotListening is a bridged dial that reached the helper while the
+// function did not accept on its port (yet).
+var errNotListening = errors.New("function does not accept connections on $PORT")
 
 // hopHeaders are connection-level headers a proxy must not forward.
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Te", "Trailer", "Upgrade"}
 
 func (hi *httpInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.Response, error) {
+	defer hi.coldStartOver()
 	hi.out.begin(req.ID)
 	defer hi.out.end(req.ID)
 	target := "http://" + hi.addr + req.Path

@@ -209,13 +209,9 @@ func (a *runtimeAPI) initError(w http.ResponseWriter, r *http.Request) {
 // above 1); the mutex only guards against misuse.
 type lambdaInstance struct {
 	*instance
-	api *runtimeAPI
-	mu  sync.Mutex
-	// handlerFailed is set when the last event ended in an error the
-	// runtime reported through the Runtime API: the handler raised, the
-	// process is fine, and Close parks it for reuse (see park).
-	handlerFailed bool
-	closed        bool
+	api    *runtimeAPI
+	mu     sync.Mutex
+	closed bool
 }
 
 func (m *module) newLambda(ctx context.Context, in *instance) (*lambdaInstance, error) {
@@ -306,10 +302,10 @@ func newRequestID() string {
 func (li *lambdaInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.Response, error) {
 	li.mu.Lock()
 	defer li.mu.Unlock()
+	defer li.coldStartOver()
 	if li.closed {
 		return nil, gust.Errorf(gust.EUNAVAILABLE, "instance is closed")
 	}
-	li.handlerFailed = false
 	li.out.begin(req.ID)
 	defer li.out.end(req.ID)
 	now := time.Now()
@@ -347,11 +343,10 @@ func (li *lambdaInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.
 		return nil, gust.Errorf(gust.EFUNCTION, "function response is larger than %d bytes", li.m.d.cfg.MaxResponseBytes)
 	case res.failed:
 		// The runtime caught the error and asks for the next event: the
-		// process stays, as on Lambda.
+		// process stays, as on Lambda, and the pool keeps it warm.
 		le := parseLambdaError(res.body, res.errType)
 		li.logError(req.ID, "function", le)
-		li.handlerFailed = true
-		return nil, gust.Errorf(gust.EFUNCTION, "function error: %s: %s", le.ErrorType, le.ErrorMessage)
+		return nil, gust.WrapError(gust.EFUNCTION, gust.ErrInstanceHealthy, "function error: %s: %s", le.ErrorType, le.ErrorMessage)
 	}
 	resp, err := mapResponse(res.body)
 	if err != nil {
@@ -361,22 +356,11 @@ func (li *lambdaInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.
 	return resp, nil
 }
 
-// Close frees the instance, or parks it when its last event ended in a
-// handler error: the pool discards an instance after any error (see
-// gust.Driver), but this one is healthy, and the module's next
-// NewInstance takes it back warm.
+// Close kills the process and frees the instance.
 func (li *lambdaInstance) Close(ctx context.Context) error {
 	li.mu.Lock()
-	if li.closed {
-		li.mu.Unlock()
-		return nil
-	}
 	li.closed = true
-	keep := li.handlerFailed
 	li.mu.Unlock()
-	if keep && li.m.park(li.instance, li.api) {
-		return nil
-	}
 	li.stop()
 	return nil
 }

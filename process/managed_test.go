@@ -1,13 +1,17 @@
 package process
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/pool"
 )
 
 func requireInterpreter(t *testing.T, d *Driver, runtime string) {
@@ -120,52 +124,88 @@ func TestManagedHandlers(t *testing.T) {
 	})
 }
 
-// A handler that raises leaves its process healthy, as on Lambda: the
-// instance keeps serving, and when the pool closes it for the error it is
-// parked and the module's next NewInstance takes it back warm.
+// A handler that raises leaves its process healthy, as on Lambda: its
+// error wraps gust.ErrInstanceHealthy, so a pool (a real one here) keeps
+// the instance warm, its memory reserved once in the budget, and the next
+// call reuses the same process. Errors that break the instance (a timeout)
+// still discard it.
 func TestHandlerErrorKeepsInstance(t *testing.T) {
 	d := newDriver(t)
-	for _, tc := range []struct{ runtime, dir, handler string }{
-		{gust.RuntimePython3, "../examples/python-hello", "handler.handler"},
-		{gust.RuntimeNodejs, "../examples/node-hello", "index.handler"},
+	for _, tc := range []struct{ name, runtime, handler, fail string }{
+		{"python3", gust.RuntimePython3, "handler.handler", "/fail"},
+		{"nodejs", gust.RuntimeNodejs, "index.handler", "/fail"},
+		{"go-lambda", gust.RuntimeProcess, "", "/error"},
 	} {
-		t.Run(tc.runtime, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			requireInterpreter(t, d, tc.runtime)
-			code, err := ZipDir(tc.dir)
+			spec := gust.Spec{Runtime: tc.runtime, Handler: tc.handler, MemoryMB: 128}
+			var code []byte
+			switch tc.runtime {
+			case gust.RuntimePython3, gust.RuntimeNodejs:
+				dir := map[string]string{gust.RuntimePython3: "../examples/python-hello", gust.RuntimeNodejs: "../examples/node-hello"}[tc.runtime]
+				var err error
+				if code, err = ZipDir(dir); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				spec.Protocol = gust.ProtocolLambda
+				code = makeZip(t, zipEntry{name: "bootstrap", mode: 0o755, data: goBuild(t, "../examples/lambda-go", ".")})
+			}
+			m := load(t, d, "raises", spec, code, nil)
+			budget := pool.NewBudget(1024)
+			p := pool.New(m, pool.Config{Function: "raises", Version: 1, MemoryMB: 128, MaxConcurrency: 1,
+				Budget: budget, Interval: -1, Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := p.Drain(ctx); err != nil {
+					t.Errorf("Drain: %v", err)
+				}
+			})
+			call := func(path string, timeout time.Duration) (pid int, cold bool, err error) {
+				t.Helper()
+				l, err := p.Acquire(t.Context())
+				if err != nil {
+					t.Fatalf("Acquire: %v", err)
+				}
+				li := l.Instance().(*lambdaInstance)
+				pid, cold = li.PID(), l.Cold()
+				_, err = invoke(t, li, timeout, &gust.Request{Path: path})
+				l.Release(err)
+				return pid, cold, err
+			}
+			pid, cold, err := call(tc.fail, 10*time.Second)
+			wantCode(t, err, gust.EFUNCTION)
+			if !errors.Is(err, gust.ErrInstanceHealthy) {
+				t.Errorf("handler error %v does not say the instance is healthy", err)
+			}
+			if !cold {
+				t.Error("the first call was not a cold start")
+			}
+			again, cold, err := call("/greet", 10*time.Second)
+			if err != nil {
+				t.Fatalf("after a handler error: %v", err)
+			}
+			if cold || again != pid {
+				t.Errorf("after a handler error the call ran in pid %d (cold %v), want the warm %d", again, cold, pid)
+			}
+			if s := p.Stats(); s.Instances != 1 || s.ColdStarts != 1 || s.MemoryMB != 128 {
+				t.Errorf("pool stats %+v", s)
+			}
+			if u := budget.Stats().UsedMB; u != 128 {
+				t.Errorf("budget used %d MB, want one instance's 128", u)
+			}
+			// A timeout is no handler error: the instance goes.
+			_, _, err = call("/sleep", time.Nanosecond)
+			if err == nil || errors.Is(err, gust.ErrInstanceHealthy) {
+				t.Fatalf("a timed-out call returned %v", err)
+			}
+			third, cold, err := call("/greet", 10*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := load(t, d, "raises", gust.Spec{Runtime: tc.runtime, Handler: tc.handler}, code, nil)
-			in := start(t, m)
-			pid := in.(*lambdaInstance).PID()
-			_, err = invoke(t, in, 10*time.Second, &gust.Request{Path: "/fail"})
-			wantCode(t, err, gust.EFUNCTION)
-			if resp := mustInvoke(t, in, &gust.Request{Path: "/greet"}); resp.Status != 200 {
-				t.Fatalf("after a handler error: %d %s", resp.Status, resp.Body)
-			}
-			_, err = invoke(t, in, 10*time.Second, &gust.Request{Path: "/fail"})
-			wantCode(t, err, gust.EFUNCTION)
-			in.Close(t.Context())
-			again, err := m.NewInstance(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := again.(*lambdaInstance).PID(); got != pid {
-				t.Errorf("NewInstance after a handler error started pid %d, want the parked %d", got, pid)
-			}
-			if resp := mustInvoke(t, again, &gust.Request{Path: "/greet"}); resp.Status != 200 {
-				t.Fatalf("parked instance: %d %s", resp.Status, resp.Body)
-			}
-			// A close after a success is a real one.
-			again.Close(t.Context())
-			third := start(t, m)
-			if third.(*lambdaInstance).PID() == pid {
-				t.Error("an instance closed after a success was reused")
-			}
-			select {
-			case <-again.(*lambdaInstance).p.exited:
-			case <-time.After(5 * time.Second):
-				t.Error("the closed instance still runs")
+			if !cold || third == pid {
+				t.Errorf("after a timeout the call ran in pid %d (cold %v), want a new instance", third, cold)
 			}
 		})
 	}

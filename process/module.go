@@ -27,102 +27,12 @@ type module struct {
 	runtimeDir string // "" for the process runtime
 
 	closeOnce sync.Once
-
-	parkMu sync.Mutex
-	parked []*parkedInstance
-	closed bool
-}
-
-// A lambda instance whose handler raised is healthy, but the pool closes
-// every instance that returned an error. Instead of dying it is parked,
-// at most maxParked per module and for parkTTL, and NewInstance takes it
-// back: the process, the interpreter and the loaded handler survive a
-// handler error, as on Lambda. A parked instance is outside the pool's
-// memory budget, which is why they are few and short-lived.
-const (
-	maxParked = 2
-	parkTTL   = 30 * time.Second
-)
-
-type parkedInstance struct {
-	in    *instance
-	api   *runtimeAPI
-	timer *time.Timer
-}
-
-// park keeps a healthy instance for the module's next NewInstance. It
-// reports false when it did not (the module is closed, enough are parked,
-// or the process is gone): the caller then stops it.
-func (m *module) park(in *instance, api *runtimeAPI) bool {
-	select {
-	case <-in.p.exited:
-		return false
-	default:
-	}
-	m.parkMu.Lock()
-	defer m.parkMu.Unlock()
-	if m.closed || len(m.parked) >= maxParked {
-		return false
-	}
-	pi := &parkedInstance{in: in, api: api}
-	pi.timer = time.AfterFunc(parkTTL, func() {
-		if m.unparkThis(pi) {
-			in.stop()
-		}
-	})
-	m.parked = append(m.parked, pi)
-	return true
-}
-
-func (m *module) unparkThis(pi *parkedInstance) bool {
-	m.parkMu.Lock()
-	defer m.parkMu.Unlock()
-	for i, p := range m.parked {
-		if p == pi {
-			m.parked = append(m.parked[:i], m.parked[i+1:]...)
-			return true
-		}
-	}
-	return false
-}
-
-// unpark returns a parked instance that still runs, or nil.
-func (m *module) unpark() *lambdaInstance {
-	for {
-		m.parkMu.Lock()
-		if len(m.parked) == 0 {
-			m.parkMu.Unlock()
-			return nil
-		}
-		last := len(m.parked) - 1
-		pi := m.parked[last]
-		m.parked[last] = nil
-		m.parked = m.parked[:last]
-		m.parkMu.Unlock()
-		pi.timer.Stop()
-		select {
-		case <-pi.in.p.exited:
-			pi.in.stop()
-			continue
-		default:
-		}
-		return &lambdaInstance{instance: pi.in, api: pi.api}
-	}
 }
 
 func (m *module) Shape() string { return m.protocol }
 
 func (m *module) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() {
-		m.parkMu.Lock()
-		m.closed = true
-		parked := m.parked
-		m.parked = nil
-		m.parkMu.Unlock()
-		for _, pi := range parked {
-			pi.timer.Stop()
-			pi.in.stop()
-		}
 		m.d.prewarm.unuse(m.spec.Runtime)
 		m.d.releaseCode(m.digest)
 	})
@@ -131,11 +41,10 @@ func (m *module) Close(ctx context.Context) error {
 
 // The life of an instance:
 //
-//  1. NewInstance takes back a parked instance of the module if there is
-//     one (see park). Else it prepares what the protocol needs first (a
-//     free port for http, a Runtime API server for lambda), then starts
-//     the process in its sandbox with a clean environment, or, for
-//     python3 and nodejs, specializes a pre-warmed worker (see prewarm).
+//  1. NewInstance prepares what the protocol needs first (a free port for
+//     http, a Runtime API server for lambda), then starts the process in
+//     its sandbox with a clean environment, or, for python3 and nodejs,
+//     specializes a pre-warmed worker (see prewarm).
 //  2. It waits until the function is ready (it accepts a TCP connection on
 //     $PORT, or it asks the Runtime API for its first event), bounded by
 //     Config.StartTimeout and ctx. Exiting, reporting an init error, or not
@@ -143,14 +52,11 @@ func (m *module) Close(ctx context.Context) error {
 //  3. Invoke runs requests, warm, until one fails: a timeout (ETIMEOUT),
 //     the memory limit (EOOM) or a crash (EFUNCTION). Each of these kills
 //     the process group, so the pool's Close finds nothing left but to
-//     clean up. A handler error that a lambda runtime reports (EFUNCTION)
-//     leaves the process running.
-//  4. Close kills the process group and removes its cgroup and files, or
-//     parks a lambda instance whose last event was a handler error.
+//     clean up. A handler error that a lambda runtime reports (EFUNCTION
+//     wrapping gust.ErrInstanceHealthy) leaves the process running, and
+//     the pool keeps the instance warm.
+//  4. Close kills the process group and removes its cgroup and files.
 func (m *module) NewInstance(ctx context.Context) (gust.Instance, error) {
-	if li := m.unpark(); li != nil {
-		return li, nil
-	}
 	in := &instance{
 		m:    m,
 		name: fmt.Sprintf("%s-%d-%d", m.function, m.version, m.d.nextSeq()),
@@ -169,10 +75,18 @@ func (m *module) NewInstance(ctx context.Context) (gust.Instance, error) {
 		inst, err = m.newHTTP(ctx, in)
 	}
 	if err != nil {
+		in.coldStartOver()
 		in.stop()
 		return nil, err
 	}
 	return inst, nil
+}
+
+// coldStartOver tells the spare sandboxes' refill, once, that this
+// instance's cold start is over: it failed, or its first invocation (the
+// one that waited for it) has returned.
+func (in *instance) coldStartOver() {
+	in.coldOnce.Do(in.m.d.sb.startDone)
 }
 
 // env is the whole environment of an instance: the spec's variables, the
@@ -230,6 +144,7 @@ type instance struct {
 	prewarmed bool
 
 	stopOnce sync.Once
+	coldOnce sync.Once
 	cleanup  []func()
 }
 

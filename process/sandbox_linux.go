@@ -36,9 +36,12 @@ type sandbox struct {
 	cg         *cgroups
 	tmpMB      int
 	pidsMax    int
+	codeRoot   string   // every instance's code lies under it (see helperPrep)
+	runtimeDir string   // gust's runtime clients
 	notes      []string // protections that could not be applied, and why
 
 	spares   chan *spare   // helpers started ahead (nil: none kept)
+	quiet    chan struct{} // a cold start is over: see startDone
 	spareSeq atomic.Int64  // names the spares' cgroups
 	closing  chan struct{} // closed by close
 	filled   chan struct{} // closed once fillSpares has returned
@@ -58,7 +61,11 @@ const helperExe = "/proc/self/exe"
 // newSandbox probes what works here: it starts a real sandboxed /bin/true
 // the way every instance will be started.
 func newSandbox(cfg Config, workDir string) *sandbox {
-	s := &sandbox{tmpMB: cfg.TmpMB, pidsMax: cfg.PidsMax, closing: make(chan struct{}), filled: make(chan struct{})}
+	s := &sandbox{
+		tmpMB: cfg.TmpMB, pidsMax: cfg.PidsMax,
+		codeRoot: filepath.Join(workDir, "code"), runtimeDir: filepath.Join(workDir, "runtime"),
+		closing: make(chan struct{}), filled: make(chan struct{}), quiet: make(chan struct{}, 1),
+	}
 	if cfg.NoSandbox {
 		s.notes = append(s.notes, "sandbox turned off by configuration: functions run as gust's user, with gust's view of the file system, its network and no memory or pid limit")
 		return s
@@ -98,7 +105,8 @@ func newSandbox(cfg Config, workDir string) *sandbox {
 }
 
 func (s *sandbox) probe(workDir string) error {
-	dir := filepath.Join(workDir, "probe")
+	// Under the code root, as every instance's code.
+	dir := filepath.Join(s.codeRoot, ".probe")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -111,6 +119,9 @@ func (s *sandbox) probe(workDir string) error {
 		uid: 65534, net: s.network, stdout: &out, stderr: &out,
 	})
 	if err != nil {
+		if msg := strings.TrimSpace(out.String()); msg != "" {
+			return fmt.Errorf("%w: %s", err, msg)
+		}
 		return err
 	}
 	<-p.exited
@@ -121,12 +132,15 @@ func (s *sandbox) probe(workDir string) error {
 	return nil
 }
 
-// spare is a sandbox helper started ahead of need: its process exists,
-// its namespaces are created and the Go runtime of the re-executed binary
-// has initialized, and it waits at its gate (fd 3) for a configuration.
-// It waits in a cgroup of its own (see prestartInCgroup). Taking a spare
-// leaves only setting its memory limit, the mounts and the function's own
-// start on the cold path.
+// spare is a sandbox helper started ahead of need and prepared: its
+// process exists in fresh namespaces and a cgroup of its own, the Go
+// runtime of the re-executed binary has initialized, its private /tmp,
+// /proc and empty task root are mounted, its loopback is up and its
+// Runtime API bridge listens (see prepare in helper_linux.go). It waits
+// for its function's config on fd 3. Taking a spare leaves setting its
+// memory limit, mounting the code, dropping privileges and starting the
+// function on the cold path. A spare becomes one instance and is never
+// returned.
 type spare struct {
 	p      *proc
 	cfgW   *os.File
@@ -157,9 +171,10 @@ func (w *switchWriter) Write(p []byte) (int, error) {
 	return to.Write(p)
 }
 
-// prestart starts a helper at its gate, in fresh namespaces (a network
-// namespace too when net).
-func (s *sandbox) prestart(net bool) (*spare, error) {
+// prestart starts a helper in fresh namespaces (a network namespace too
+// when net), puts it in cgroup cg (nil: none) and releases its gate with
+// the preparation. nice > 0 starts it that much nicer than gust.
+func (s *sandbox) prestart(net bool, cg *cgroup, nice int) (*spare, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("config pipe: %w", err)
@@ -201,9 +216,55 @@ func (s *sandbox) prestart(net bool) (*spare, error) {
 		closeConn(ctlGust)
 		return nil, fmt.Errorf("start the sandbox helper: %w", err)
 	}
-	sp.p = &proc{cmd: cmd, exited: make(chan struct{}), helper: true, ctl: ctlGust}
+	sp.p = &proc{cmd: cmd, exited: make(chan struct{}), helper: true, ctl: ctlGust, cg: cg}
 	go sp.p.wait()
+	if nice > 0 {
+		// Process-group-wide: the helper's threads, and the function's
+		// start once it is taken, which restores gust's own (take).
+		_ = unix.Setpriority(unix.PRIO_PGRP, cmd.Process.Pid, min(ownNice()+nice, 19))
+	}
+	if cg != nil {
+		if err := cg.add(cmd.Process.Pid); err != nil {
+			sp.discard()
+			return nil, err
+		}
+	}
+	prep, err := json.Marshal(helperPrep{
+		Mounts: s.namespaces, TmpMB: s.tmpMB, CodeRoot: s.codeRoot, Runtime: s.runtimeDir,
+		Net: net, API: nsAPIPort,
+	})
+	if err == nil {
+		_, err = cfgW.Write(prep)
+	}
+	if err != nil {
+		sp.discard()
+		return nil, fmt.Errorf("release the sandbox helper: %w", err)
+	}
 	return sp, nil
+}
+
+// waitReady waits, up to limit, for the helper to report that it has
+// prepared.
+func (sp *spare) waitReady(limit time.Duration) error {
+	c := sp.p.ctl
+	_ = c.SetReadDeadline(time.Now().Add(limit))
+	msg, fd, err := recvMsg(c)
+	_ = c.SetReadDeadline(time.Time{})
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	if err == nil && (len(msg) != 1 || msg[0] != msgReady) {
+		err = fmt.Errorf("unexpected message %q", msg)
+	}
+	if err != nil {
+		select {
+		case <-sp.p.exited:
+			return fmt.Errorf("the sandbox helper %s while preparing", sp.p.describeExit())
+		case <-time.After(time.Second):
+		}
+		return fmt.Errorf("the sandbox helper did not prepare: %w", err)
+	}
+	return nil
 }
 
 func (sp *spare) discard() {
@@ -218,7 +279,7 @@ func (s *sandbox) fillSpares() {
 	defer close(s.filled)
 	backoff := 100 * time.Millisecond
 	for {
-		sp, err := s.prestartInCgroup()
+		sp, err := s.prestartSpare()
 		if err != nil {
 			select {
 			case <-time.After(backoff):
@@ -233,8 +294,29 @@ func (s *sandbox) fillSpares() {
 		backoff = 100 * time.Millisecond
 		select {
 		case s.spares <- sp:
+			continue
+		default:
+		}
+		// Full: the next place frees up when a cold start takes a spare.
+		// Preparing the next one then would take CPU from that start
+		// (on a busy machine, twice as long), so it waits until the start
+		// and its first invocation are over (startDone), or
+		// spareRefillDelay at most (an instance started ahead of calls).
+		// A signal left from an earlier start does not count.
+		select {
+		case <-s.quiet:
+		default:
+		}
+		select {
+		case s.spares <- sp:
 		case <-s.closing:
 			sp.discard()
+			return
+		}
+		select {
+		case <-s.quiet:
+		case <-time.After(spareRefillDelay):
+		case <-s.closing:
 			return
 		}
 	}
@@ -244,9 +326,30 @@ func (s *sandbox) fillSpares() {
 // gate needs a few MB.
 const spareMB = 64
 
-// prestartInCgroup starts a spare and puts it in a cgroup of its own, if
-// the sandbox has cgroups, so that joining one is off the cold path.
-func (s *sandbox) prestartInCgroup() (*spare, error) {
+// spareNice is how much nicer than gust a spare is until it is taken, so
+// that refilling after a cold start does not slow that start down.
+const spareNice = 10
+
+// spareRefillDelay bounds how long a refill waits for the cold start
+// that took a spare to end.
+const spareRefillDelay = time.Second
+
+// startDone tells the spare refill that a cold start has ended, ready or
+// not.
+func (s *sandbox) startDone() {
+	select {
+	case s.quiet <- struct{}{}:
+	default:
+	}
+}
+
+// spareReadyTimeout bounds a spare's preparation.
+const spareReadyTimeout = 10 * time.Second
+
+// prestartSpare starts a spare in a cgroup of its own, if the sandbox
+// has cgroups (joining one is off the cold path then), and waits until it
+// has prepared.
+func (s *sandbox) prestartSpare() (*spare, error) {
 	var cg *cgroup
 	if s.cg != nil {
 		var err error
@@ -254,22 +357,22 @@ func (s *sandbox) prestartInCgroup() (*spare, error) {
 			return nil, err
 		}
 	}
-	sp, err := s.prestart(s.network)
+	sp, err := s.prestart(s.network, cg, spareNice)
 	if err != nil {
 		if cg != nil {
 			cg.remove()
 		}
 		return nil, err
 	}
-	if cg != nil {
-		sp.p.cg = cg
-		if err := cg.add(sp.p.cmd.Process.Pid); err != nil {
-			sp.discard()
-			return nil, err
-		}
+	if err := sp.waitReady(spareReadyTimeout); err != nil {
+		sp.discard()
+		return nil, err
 	}
 	return sp, nil
 }
+
+// spareCount is how many spares wait ready, for tests and benchmarks.
+func (s *sandbox) spareCount() int { return len(s.spares) }
 
 // takeSpare returns a live spare whose network matches, or nil.
 func (s *sandbox) takeSpare(net bool) *spare {
@@ -301,9 +404,9 @@ func (s *sandbox) start(ctx context.Context, sp startSpec) (*proc, error) {
 		return s.startPlain(sp)
 	}
 	hc := helperConfig{
-		Mounts: s.namespaces, TmpMB: s.tmpMB, Runtime: sp.runtimeDir,
-		UID: sp.uid, Argv: sp.argv, Env: sp.envList(), Dir: sp.taskRoot,
-		Net: sp.net, HTTP: sp.httpPort, API: sp.apiPort, Pool: sp.pool,
+		Runtime: sp.runtimeDir != "" && s.namespaces,
+		UID:     sp.uid, Argv: sp.argv, Env: sp.envList(), Dir: sp.taskRoot,
+		HTTP: sp.httpPort, API: sp.net && sp.apiPort > 0, Pool: sp.pool,
 	}
 	if !sp.pool {
 		hc.Task = sp.taskRoot
@@ -325,33 +428,31 @@ func (s *sandbox) start(ctx context.Context, sp startSpec) (*proc, error) {
 		return nil, err
 	}
 	h := s.takeSpare(sp.net)
-	if h != nil && h.p.cg != nil {
+	if h != nil {
 		// A spare waits in a cgroup of its own already: joining one is
 		// slow (milliseconds on v1), changing its limit is not.
-		if err := h.p.cg.setMemory(sp.memoryMB); err != nil {
+		err := unix.Setpriority(unix.PRIO_PGRP, h.p.cmd.Process.Pid, ownNice())
+		if err == nil && h.p.cg != nil {
+			err = h.p.cg.setMemory(sp.memoryMB)
+		}
+		if err != nil {
 			h.discard()
 			h = nil
 		}
 	}
-	if h == nil {
+	fresh := h == nil
+	if fresh {
 		var cg *cgroup
 		if s.cg != nil {
 			if cg, err = s.cg.create(sp.name, sp.memoryMB, s.pidsMax); err != nil {
 				return nil, err
 			}
 		}
-		if h, err = s.prestart(sp.net); err != nil {
+		if h, err = s.prestart(sp.net, cg, 0); err != nil {
 			if cg != nil {
 				cg.remove()
 			}
 			return nil, err
-		}
-		h.p.cg = cg
-		if cg != nil {
-			if err := cg.add(h.p.cmd.Process.Pid); err != nil {
-				h.discard()
-				return nil, err
-			}
 		}
 	}
 	h.stdout.set(sp.stdout)
@@ -361,6 +462,12 @@ func (s *sandbox) start(ctx context.Context, sp startSpec) (*proc, error) {
 	// reads while this writes.
 	_, err = h.cfgW.Write(cfgJSON)
 	h.cfgW.Close()
+	if err == nil && fresh {
+		// The helper prepares, reports it and reads the config; the
+		// report must not be left for whoever reads the control socket
+		// next.
+		err = h.waitReady(spareReadyTimeout)
+	}
 	if err != nil {
 		p.kill()
 		p.cleanup()

@@ -41,6 +41,10 @@ func (p *proc) dialBridge(ctx context.Context) (net.Conn, error) {
 	return nil, errors.New("no bridge outside Linux")
 }
 
+func (p *proc) probeBridge(ctx context.Context) (net.Conn, error) {
+	return nil, errors.New("no bridge outside Linux")
+}
+
 func newBridgeListener(p *proc) net.Listener {
 	panic("process: no network namespace outside Linux")
 }
@@ -90,3 +94,7 @@ func (p *proc) cleanup() {
 }
 
 func (s *sandbox) close() {}
+
+func (s *sandbox) startDone() {}
+
+func (s *sandbox) spareCount() int { return 0 }

@@ -3,10 +3,14 @@
 package process
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -185,5 +189,101 @@ def handler(event, context):
 	in.Close(t.Context())
 	if _, err := os.Stat(cg.pids); !os.IsNotExist(err) {
 		t.Errorf("pids cgroup %s left behind: %v", cg.pids, err)
+	}
+}
+
+// An instance started from a spare sandbox (prepared ahead: namespaces,
+// cgroup, mounts, loopback, bounding set) has every guarantee of one
+// started from scratch, and a spare serves one instance only.
+func TestSpareSandbox(t *testing.T) {
+	for _, spares := range []int{0, -1} {
+		t.Run(fmt.Sprintf("spares=%d", spares), func(t *testing.T) {
+			d, err := New(Config{WorkDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler), SpareSandboxes: spares, Prewarm: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close(context.Background()) })
+			iso := d.Isolation()
+			if !iso.OwnUser || !iso.Namespaces {
+				t.Skipf("no full sandbox here: %v", iso.Notes)
+			}
+			if spares == 0 {
+				waitSpare(t, d)
+			}
+			m := load(t, d, "spare", gust.Spec{Runtime: gust.RuntimeProcess, Env: map[string]string{"MINE": "1"}}, httpFn(t), nil)
+			in := start(t, m)
+			var who struct {
+				UID  int               `json:"uid"`
+				Caps map[string]string `json:"caps"`
+			}
+			if err := json.Unmarshal(mustInvoke(t, in, &gust.Request{Path: "/whoami"}).Body, &who); err != nil {
+				t.Fatal(err)
+			}
+			if who.UID != d.uidFor("spare") {
+				t.Errorf("uid %d, want %d", who.UID, d.uidFor("spare"))
+			}
+			for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+				if who.Caps[k] != "0000000000000000" {
+					t.Errorf("%s = %q, want none", k, who.Caps[k])
+				}
+			}
+			if who.Caps["NoNewPrivs"] != "1" {
+				t.Errorf("NoNewPrivs = %q", who.Caps["NoNewPrivs"])
+			}
+			get := func(path, query string) string {
+				return string(mustInvoke(t, in, &gust.Request{Path: path, Query: query}).Body)
+			}
+			if got := get("/write", "path=./bootstrap-new"); got == "ok" {
+				t.Error("the code is writable")
+			}
+			if got := get("/write", "path=/tmp/scratch"); got != "ok" {
+				t.Errorf("write /tmp: %s", got)
+			}
+			if _, err := os.Stat("/tmp/scratch"); err == nil {
+				t.Error("the function's /tmp is the host's")
+			}
+			if n, _ := strconv.Atoi(get("/procs", "")); n < 1 || n > 3 {
+				t.Errorf("function sees %d processes, want its own only", n)
+			}
+			var env []string
+			if err := json.Unmarshal(mustInvoke(t, in, &gust.Request{Path: "/env"}).Body, &env); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(env, "MINE=1") || slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "GUST_") }) {
+				t.Errorf("environment %v", env)
+			}
+			if got := get("/dial", "addr=127.0.0.1:"+strconv.Itoa(nsAPIPort)); got == "ok" {
+				t.Error("an http function reaches the Runtime API bridge's port")
+			}
+			// Each instance has a helper of its own, gone with it.
+			other := start(t, m)
+			first := in.(*httpInstance)
+			if other.(*httpInstance).PID() == first.PID() {
+				t.Fatal("two instances share a sandbox")
+			}
+			first.Close(context.Background())
+			select {
+			case <-first.p.exited:
+			case <-time.After(5 * time.Second):
+				t.Fatal("a closed instance's sandbox still runs")
+			}
+			if spares == 0 {
+				waitSpare(t, d)
+				third := start(t, m)
+				if third.(*httpInstance).PID() == first.PID() {
+					t.Error("a sandbox was reused")
+				}
+			}
+		})
+	}
+}
+
+func waitSpare(t *testing.T, d *Driver) {
+	t.Helper()
+	for i := 0; d.sb.spareCount() == 0; i++ {
+		if i == 1000 {
+			t.Fatal("no spare sandbox was prepared within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

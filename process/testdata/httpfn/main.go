@@ -38,12 +38,18 @@ func main() {
 		wd, _ := os.Getwd()
 		status, _ := os.ReadFile("/proc/self/status")
 		var uidLine string
+		caps := map[string]string{}
 		for _, l := range strings.Split(string(status), "\n") {
 			if strings.HasPrefix(l, "Uid:") {
 				uidLine = l
 			}
+			for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs"} {
+				if v, ok := strings.CutPrefix(l, k+":"); ok {
+					caps[k] = strings.TrimSpace(v)
+				}
+			}
 		}
-		json.NewEncoder(w).Encode(map[string]any{"uid": os.Getuid(), "gid": os.Getgid(), "pid": os.Getpid(), "wd": wd, "status": uidLine})
+		json.NewEncoder(w).Encode(map[string]any{"uid": os.Getuid(), "gid": os.Getgid(), "pid": os.Getpid(), "wd": wd, "status": uidLine, "caps": caps})
 	})
 	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
 		_, err := os.ReadFile(r.URL.Query().Get("path"))
