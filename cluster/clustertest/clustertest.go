@@ -1,6 +1,7 @@
-// Package clustertest starts a NATS JetStream cluster of embedded
-// nats-servers on 127.0.0.1 for tests: routes between them on random ports,
-// a file store per server in the test's temporary directory.
+// Package clustertest starts a NATS JetStream cluster on 127.0.0.1 for
+// tests, of embedded nats-servers (Start) or of nats-server processes
+// (StartProcs): routes between them on random ports, a file store per server
+// in the test's temporary directory, and a way to stop and restart one.
 //
 // It is for tests only and must not be imported by gust's own code.
 package clustertest
@@ -136,25 +137,39 @@ func (c *NATS) Restart(t testing.TB, i int) {
 // waitJetStream waits until the server at url answers JetStream account
 // info and knows all n servers (routes formed, meta leader elected).
 func waitJetStream(url string, n int) error {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		return err
+	var last error
+	for i := 0; i < 400; i++ {
+		if i > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		// A server process may not be listening yet.
+		nc, err := nats.Connect(url)
+		if err != nil {
+			last = err
+			continue
+		}
+		err = jetStreamReady(nc, n)
+		nc.Close()
+		if err == nil {
+			return nil
+		}
+		last = err
 	}
-	defer nc.Close()
+	return fmt.Errorf("JetStream not ready with %d servers: %v", n, last)
+}
+
+func jetStreamReady(nc *nats.Conn, n int) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
 	}
-	var last error
-	for i := 0; i < 200; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := js.AccountInfo(ctx)
-		cancel()
-		if err == nil && len(nc.Servers()) >= n {
-			return nil
-		}
-		last = err
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := js.AccountInfo(ctx); err != nil {
+		return err
 	}
-	return fmt.Errorf("JetStream not ready with %d servers: %v", n, last)
+	if len(nc.Servers()) < n {
+		return fmt.Errorf("%d of %d servers known", len(nc.Servers()), n)
+	}
+	return nil
 }
