@@ -244,3 +244,43 @@ func TestWebhookTraced(t *testing.T) {
 		t.Errorf("event's ce-traceparent = %q, want %q", h.cnt.lastHeader("webhook").Get("Ce-Traceparent"), want)
 	}
 }
+
+// A worker whose view of the status record went stale (a write of its own
+// whose reply was lost had in fact been applied) still records the end it
+// reached, over the newer revision; an end someone else recorded stands.
+func TestFinishOverConflict(t *testing.T) {
+	h := newHarness(t, "", nil)
+	ctx := context.Background()
+	running := &Status{ID: "conflict-1", Function: "echo", Status: StatusRunning, Attempts: 1, AcceptedAt: time.Now()}
+	rev, err := h.a.updateStatus(ctx, running, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running.Attempts = 2 // the write this worker never heard back from
+	if _, err := h.a.updateStatus(ctx, running, rev); err != nil {
+		t.Fatal(err)
+	}
+	done := *running
+	done.Status = StatusSucceeded
+	if _, err := h.a.updateStatus(ctx, &done, rev); gust.ErrorCode(err) != gust.ECONFLICT {
+		t.Fatalf("write on the stale revision: %v, want a conflict", err)
+	}
+	recorded, err := h.a.finishOverConflict(ctx, &done)
+	if err != nil || !recorded {
+		t.Fatalf("finishOverConflict = %v, %v", recorded, err)
+	}
+	got, _, err := h.a.getStatus(ctx, "conflict-1")
+	if err != nil || got.Status != StatusSucceeded {
+		t.Fatalf("status after the conflict: %+v, %v", got, err)
+	}
+
+	// Already final (say canceled): that end stands.
+	other := done
+	other.Status = StatusFailed
+	if recorded, err := h.a.finishOverConflict(ctx, &other); err != nil || recorded {
+		t.Fatalf("over a final record: %v, %v", recorded, err)
+	}
+	if got, _, _ := h.a.getStatus(ctx, "conflict-1"); got.Status != StatusSucceeded {
+		t.Fatalf("a final record was overwritten: %+v", got)
+	}
+}

@@ -194,16 +194,50 @@ func (a *Async) finish(ctx context.Context, msg jetstream.Msg, ev *Event, st *St
 	if resp != nil {
 		st.Response = newResult(resp, a.cfg.MaxResponseBytes)
 	}
-	if _, err := a.updateStatus(ctx, st, rev); err != nil {
+	recorded := true
+	_, err = a.updateStatus(ctx, st, rev)
+	if gust.ErrorCode(err) == gust.ECONFLICT {
+		recorded, err = a.finishOverConflict(ctx, st)
+	}
+	if err != nil {
 		// Losing the record is worse than a duplicate run: retry soon.
 		a.log.Warn("recording the end of an invocation", "invocation", ev.ID, "status", status, "err", err)
-		if gust.ErrorCode(err) != gust.ECONFLICT {
-			_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay))
-			return
-		}
+		_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay))
+		return
 	}
 	_ = msg.Ack()
-	a.callback(ev, st)
+	if recorded {
+		a.callback(ev, st)
+	}
+}
+
+// finishOverConflict records st's end state after the record changed
+// since this worker read it. If the record is already final (a cancel, or
+// a redelivered copy that finished first) that end stands and st is not
+// written. Otherwise st is written over the newer revision: this worker
+// ran the event to the end, and acknowledging without a final record would
+// leave the invocation "running" for good, which happened when a write
+// whose reply was lost (a NATS server stopping) had in fact been applied.
+func (a *Async) finishOverConflict(ctx context.Context, st *Status) (recorded bool, err error) {
+	for range 3 {
+		cur, rev, gerr := a.getStatus(ctx, st.ID)
+		if gerr != nil && gust.ErrorCode(gerr) != gust.ENOTFOUND {
+			return false, gerr
+		}
+		if gerr == nil && cur.Final() {
+			return false, nil
+		}
+		if gerr != nil {
+			rev = 0 // the record expired or was never made: create it
+		}
+		if _, err = a.updateStatus(ctx, st, rev); err == nil {
+			return true, nil
+		}
+		if gust.ErrorCode(err) != gust.ECONFLICT {
+			return false, err
+		}
+	}
+	return false, err
 }
 
 // deadLetter stores ev with its last error in the DLQ stream, records the

@@ -52,15 +52,25 @@ func (r *Registry) putCode(ctx context.Context, hexSum string, code []byte) erro
 	case err != nil && !errors.Is(err, jetstream.ErrObjectNotFound):
 		return fmt.Errorf("look up code sha256:%s: %w", hexSum, err)
 	}
-	if _, err := r.obs.PutBytes(ctx, hexSum, code); err != nil {
+	// A fresh replicated object store (a cluster that just formed) has
+	// been seen to answer the first read-back of an upload with a digest
+	// mismatch and the next upload intact; so a bad copy is removed and the
+	// upload tried again, a few times, before the deploy fails.
+	for attempt := 1; ; attempt++ {
+		if _, err := r.obs.PutBytes(ctx, hexSum, code); err != nil {
+			r.discardCode(hexSum)
+			return fmt.Errorf("store code sha256:%s: %w", hexSum, err)
+		}
+		err := r.readBack(ctx, hexSum)
+		if err == nil {
+			return nil
+		}
 		r.discardCode(hexSum)
-		return fmt.Errorf("store code sha256:%s: %w", hexSum, err)
+		if attempt == 3 || ctx.Err() != nil {
+			return fmt.Errorf("store code sha256:%s: the stored copy does not read back intact after %d uploads: %w", hexSum, attempt, err)
+		}
+		r.log.Warn("stored code did not read back intact; uploading again", "sha256", hexSum, "attempt", attempt, "err", err)
 	}
-	if err := r.readBack(ctx, hexSum); err != nil {
-		r.discardCode(hexSum)
-		return fmt.Errorf("store code sha256:%s: the stored copy does not read back intact: %w", hexSum, err)
-	}
-	return nil
 }
 
 // readBack reads a stored object in full; the object store checks what it
