@@ -1,12 +1,16 @@
 package routes
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/gustfaas/gust"
 )
@@ -95,6 +99,34 @@ func FuzzMatchPath(f *testing.F) {
 		}
 		if pattern == path && !matchPath(segs, path) {
 			t.Fatalf("pattern %q does not match itself", pattern)
+		}
+	})
+}
+
+// Request bodies come from anyone, and decodeInstance stands in for
+// jsonschema.UnmarshalJSON: it must make the same value and the same error
+// of every input, or a schema would judge a body differently than the
+// library's own decoder would have it judged.
+func FuzzDecodeInstance(f *testing.F) {
+	for _, s := range []string{
+		`{"sensor": "greenhouse-1", "time": "2026-01-02T15:04:05Z", "value": 21.5, "unit": "C"}`,
+		`{}`, `[]`, ` [ ] `, `{"a":[1,[2,{"b":null}],true,false]}`, `"x"`, `0`, `-0`, `-1.5e-3`,
+		`1E+400`, `12345678901234567890123456789`, `0.1`, `{"a":1,"a":2}`,
+		`"\u00e9\n\t\"\\\/"`, `"\ud83d\ude00"`, `"\ud800"`, `"\udc00\ud800x"`, "\"\xff\xfe\"", "\"é😀\"",
+		"{\"\xc3\":1}", `{"k\u0041":"v"}`, "\t\r\n {\"a\" :\t1 } \n",
+		``, ` `, `{`, `{"a"}`, `[1,]`, `{} {}`, `{}x`, `01`, `1.`, `.5`, `+1`, `tru`, `nul`, "\"a\x01\"",
+		"\xef\xbb\xbf{}", `"\x"`, `"\u12"`, `[` + strings.Repeat("[", 10001) + strings.Repeat("]", 10002),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, wantErr := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		got, gotErr := decodeInstance(b)
+		if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {
+			t.Fatalf("%q: error %v, library's decoder %v", b, gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: decoded %#v, library's decoder %#v", b, got, want)
 		}
 	})
 }

@@ -46,8 +46,11 @@ type jwtVerifier struct {
 type verified struct {
 	subject string
 	claims  []byte // JSON
-	exp     time.Time
-	nbf     time.Time // zero: none
+	// header is claims as the string the function's header carries, made
+	// once per token rather than once per request.
+	header string
+	exp    time.Time
+	nbf    time.Time // zero: none
 }
 
 // maxSeen bounds the verified-token cache; past it the cache starts over.
@@ -152,6 +155,7 @@ func (v *jwtVerifier) verify(ctx context.Context, tok string) (*verified, error)
 	if out.claims, err = json.Marshal(claims); err != nil {
 		return nil, gust.WrapError(gust.EUNAUTHORIZED, err, "invalid token claims")
 	}
+	out.header = string(out.claims)
 	exp, err1 := claims.GetExpirationTime()
 	nbf, err2 := claims.GetNotBefore()
 	if err1 != nil || err2 != nil || exp == nil {

@@ -48,7 +48,7 @@ const maxSchemaErrors = 10
 // validateBody checks body against s. Errors: EINVALID listing where and
 // why the body fails.
 func validateBody(s *jsonschema.Schema, body []byte) error {
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	inst, err := decodeInstance(body)
 	if err != nil {
 		return gust.Errorf(gust.EINVALID, "request body is not valid JSON: %v", err)
 	}

@@ -56,6 +56,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Sizes of the span queue and of one export.
+const (
+	maxQueuedSpans = 8192
+	maxBatchSpans  = 1024
+)
+
 // Tracer records and exports the spans of invocations. A nil *Tracer and
 // one built without an Endpoint are valid no-ops. It is safe for
 // concurrent use.
@@ -98,7 +104,12 @@ func New(cfg Config) (*Tracer, error) {
 	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(&loggingExporter{SpanExporter: exp, log: cfg.Logger, endpoint: endpoint},
-			sdktrace.WithBatchTimeout(cfg.BatchTimeout)),
+			sdktrace.WithBatchTimeout(cfg.BatchTimeout),
+			// A warm node ends thousands of spans a second: a queue of
+			// several seconds of them rides out a slow collector without
+			// dropping, and larger batches mean fewer posts per span.
+			sdktrace.WithMaxQueueSize(maxQueuedSpans),
+			sdktrace.WithMaxExportBatchSize(maxBatchSpans)),
 		sdktrace.WithResource(resource.NewSchemaless(attrs...)),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
 	)
@@ -182,6 +193,27 @@ type ServerSpan struct {
 	span oteltrace.Span
 }
 
+var serverKind = oteltrace.WithSpanKind(oteltrace.SpanKindServer)
+
+// spanNames holds "METHOD route" for each route seen, so a span's name is
+// not built anew per request.
+var spanNames sync.Map // route -> *sync.Map of method -> name
+
+func spanName(method, route string) string {
+	byMethod, ok := spanNames.Load(route)
+	if !ok {
+		byMethod, _ = spanNames.LoadOrStore(route, new(sync.Map))
+	}
+	m := byMethod.(*sync.Map)
+	if name, ok := m.Load(method); ok {
+		return name.(string)
+	}
+	// method is one of knownMethods or "_OTHER", so this stays small.
+	name := method + " " + route
+	m.Store(method, name)
+	return name
+}
+
 var knownMethods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
 	http.MethodPatch: true, http.MethodDelete: true, http.MethodConnect: true,
@@ -202,8 +234,7 @@ func (t *Tracer) StartServer(r *http.Request, route string) (context.Context, Se
 		method = "_OTHER"
 	}
 	ctx = Extract(ctx, r.Header)
-	ctx, span := t.tr.Start(ctx, method+" "+route,
-		oteltrace.WithSpanKind(oteltrace.SpanKindServer),
+	ctx, span := t.tr.Start(ctx, spanName(method, route), serverKind,
 		oteltrace.WithAttributes(
 			attribute.String("http.request.method", method),
 			attribute.String("http.route", route),
@@ -219,16 +250,18 @@ func (s ServerSpan) End(status int, function string, version int, invocationID s
 	if s.span == nil {
 		return
 	}
-	s.span.SetAttributes(
+	// One call: each grows the span's attribute slice.
+	attrs := [4]attribute.KeyValue{
 		attribute.Int("http.response.status_code", status),
 		attribute.String("faas.invocation_id", invocationID),
-	)
-	if function != "" {
-		s.span.SetAttributes(
-			attribute.String("faas.name", function),
-			attribute.String("faas.version", strconv.Itoa(version)),
-		)
 	}
+	n := 2
+	if function != "" {
+		attrs[2] = attribute.String("faas.name", function)
+		attrs[3] = attribute.String("faas.version", strconv.Itoa(version))
+		n = 4
+	}
+	s.span.SetAttributes(attrs[:n]...)
 	if status >= 500 {
 		s.span.SetStatus(codes.Error, http.StatusText(status))
 	}
