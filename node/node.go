@@ -254,7 +254,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Logger: log.With("part", "cluster"),
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("starting cluster membership: %w", err)
 	}
 	n.async, err = async.New(ctx, js, n.brk.Conn(), async.Config{
 		Invoker: n.inv, Registry: n.reg, Replicas: cfg.Replicas,
