@@ -115,3 +115,31 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	}
 	return s, nil
 }
+
+// NewPublisher makes a JetStream context of its own on js's connection,
+// addressing the same domain or API prefix, with opts added (typically
+// the async-publish window and timeout). A part that publishes in bulk
+// with PublishAsync takes one so its pending acknowledgements and their
+// limit are not shared with every other user of js.
+func NewPublisher(js jetstream.JetStream, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, error) {
+	o := js.Options()
+	if o.DefaultTimeout > 0 {
+		opts = append([]jetstream.JetStreamOpt{jetstream.WithDefaultTimeout(o.DefaultTimeout)}, opts...)
+	}
+	var (
+		pub jetstream.JetStream
+		err error
+	)
+	switch {
+	case o.Domain != "":
+		pub, err = jetstream.NewWithDomain(js.Conn(), o.Domain, opts...)
+	case o.APIPrefix != "":
+		pub, err = jetstream.NewWithAPIPrefix(js.Conn(), o.APIPrefix, opts...)
+	default:
+		pub, err = jetstream.New(js.Conn(), opts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("JetStream publisher: %w", err)
+	}
+	return pub, nil
+}

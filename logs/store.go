@@ -173,27 +173,11 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*St
 // newPublisher makes a JetStream context of the store's own on js's
 // connection, addressing the same domain or API prefix.
 func newPublisher(js jetstream.JetStream, failed jetstream.MsgErrHandler) (jetstream.JetStream, error) {
-	o := js.Options()
-	opts := []jetstream.JetStreamOpt{
+	pub, err := broker.NewPublisher(js,
 		jetstream.WithPublishAsyncMaxPending(maxInFlight),
 		jetstream.WithPublishAsyncTimeout(publishTimeout),
 		jetstream.WithPublishAsyncErrHandler(failed),
-	}
-	if o.DefaultTimeout > 0 {
-		opts = append(opts, jetstream.WithDefaultTimeout(o.DefaultTimeout))
-	}
-	var (
-		pub jetstream.JetStream
-		err error
 	)
-	switch {
-	case o.Domain != "":
-		pub, err = jetstream.NewWithDomain(js.Conn(), o.Domain, opts...)
-	case o.APIPrefix != "":
-		pub, err = jetstream.NewWithAPIPrefix(js.Conn(), o.APIPrefix, opts...)
-	default:
-		pub, err = jetstream.New(js.Conn(), opts...)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("log publisher: %w", err)
 	}

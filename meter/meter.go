@@ -235,26 +235,10 @@ func maxMessageBytes(nc *nats.Conn) int {
 }
 
 func newPublisher(js jetstream.JetStream) (jetstream.JetStream, error) {
-	o := js.Options()
-	opts := []jetstream.JetStreamOpt{
+	pub, err := broker.NewPublisher(js,
 		jetstream.WithPublishAsyncMaxPending(maxBatch),
-		jetstream.WithPublishAsyncTimeout(10 * time.Second),
-	}
-	if o.DefaultTimeout > 0 {
-		opts = append(opts, jetstream.WithDefaultTimeout(o.DefaultTimeout))
-	}
-	var (
-		pub jetstream.JetStream
-		err error
+		jetstream.WithPublishAsyncTimeout(10*time.Second),
 	)
-	switch {
-	case o.Domain != "":
-		pub, err = jetstream.NewWithDomain(js.Conn(), o.Domain, opts...)
-	case o.APIPrefix != "":
-		pub, err = jetstream.NewWithAPIPrefix(js.Conn(), o.APIPrefix, opts...)
-	default:
-		pub, err = jetstream.New(js.Conn(), opts...)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("usage publisher: %w", err)
 	}
