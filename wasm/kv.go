@@ -27,14 +27,19 @@ const (
 	maxListKeys          = 1000
 )
 
-// kvOf returns the call's store, or a refusal for a function without
-// kv: true.
-func kvOf(c *call, op string) (KV, uint32, []byte) {
+// kvOf returns the call's store and the key (or prefix: what) that the
+// first two arguments point at, or the refusal to answer with: for a
+// function without kv: true, or a key outside the guest's memory.
+func kvOf(c *call, mod api.Module, stack []uint64, op, what string) (KV, string, uint32, []byte) {
 	if c.m.caps.kv == nil {
 		c.event("kv %s denied: the function does not declare kv: true", op)
-		return nil, resultDenied, errPayload("kv %s denied: the function does not declare kv: true", op)
+		return nil, "", resultDenied, errPayload("kv %s denied: the function does not declare kv: true", op)
 	}
-	return c.m.caps.kv, 0, nil
+	key, ok := guestBytes(mod, stack[0], stack[1])
+	if !ok {
+		return nil, "", resultInvalid, errPayload("kv %s: %s outside the guest's memory", op, what)
+	}
+	return c.m.caps.kv, string(key), 0, nil
 }
 
 func kvFail(c *call, op string, err error) (uint32, []byte) {
@@ -47,15 +52,11 @@ func kvFail(c *call, op string, err error) (uint32, []byte) {
 
 // hostKVGet is kv_get(key_ptr, key_len); the result is the value.
 func hostKVGet(ctx context.Context, c *call, mod api.Module, stack []uint64) (uint32, []byte) {
-	kv, code, msg := kvOf(c, "get")
+	kv, key, code, msg := kvOf(c, mod, stack, "get", "key")
 	if kv == nil {
 		return code, msg
 	}
-	key, ok := guestBytes(mod, stack[0], stack[1])
-	if !ok {
-		return resultInvalid, errPayload("kv get: key outside the guest's memory")
-	}
-	v, err := kv.Get(ctx, string(key))
+	v, err := kv.Get(ctx, key)
 	if err != nil {
 		if gust.ErrorCode(err) == gust.ENOTFOUND {
 			return resultNotFound, nil
@@ -67,13 +68,9 @@ func hostKVGet(ctx context.Context, c *call, mod api.Module, stack []uint64) (ui
 
 // hostKVSet is kv_set(key_ptr, key_len, val_ptr, val_len).
 func hostKVSet(ctx context.Context, c *call, mod api.Module, stack []uint64) (uint32, []byte) {
-	kv, code, msg := kvOf(c, "set")
+	kv, key, code, msg := kvOf(c, mod, stack, "set", "key")
 	if kv == nil {
 		return code, msg
-	}
-	key, ok := guestBytes(mod, stack[0], stack[1])
-	if !ok {
-		return resultInvalid, errPayload("kv set: key outside the guest's memory")
 	}
 	// An i32 argument is the low half of its stack slot; the high half
 	// is not defined.
@@ -84,7 +81,7 @@ func hostKVSet(ctx context.Context, c *call, mod api.Module, stack []uint64) (ui
 	if !ok {
 		return resultInvalid, errPayload("kv set: value outside the guest's memory")
 	}
-	if err := kv.Put(ctx, string(key), val); err != nil {
+	if err := kv.Put(ctx, key, val); err != nil {
 		return kvFail(c, "set", err)
 	}
 	return resultOK, nil
@@ -92,15 +89,11 @@ func hostKVSet(ctx context.Context, c *call, mod api.Module, stack []uint64) (ui
 
 // hostKVDelete is kv_delete(key_ptr, key_len).
 func hostKVDelete(ctx context.Context, c *call, mod api.Module, stack []uint64) (uint32, []byte) {
-	kv, code, msg := kvOf(c, "delete")
+	kv, key, code, msg := kvOf(c, mod, stack, "delete", "key")
 	if kv == nil {
 		return code, msg
 	}
-	key, ok := guestBytes(mod, stack[0], stack[1])
-	if !ok {
-		return resultInvalid, errPayload("kv delete: key outside the guest's memory")
-	}
-	if err := kv.Delete(ctx, string(key)); err != nil {
+	if err := kv.Delete(ctx, key); err != nil {
 		return kvFail(c, "delete", err)
 	}
 	return resultOK, nil
@@ -109,15 +102,11 @@ func hostKVDelete(ctx context.Context, c *call, mod api.Module, stack []uint64) 
 // hostKVList is kv_list(prefix_ptr, prefix_len); the result is
 // count (key)*, sorted, at most 1000 keys.
 func hostKVList(ctx context.Context, c *call, mod api.Module, stack []uint64) (uint32, []byte) {
-	kv, code, msg := kvOf(c, "list")
+	kv, prefix, code, msg := kvOf(c, mod, stack, "list", "prefix")
 	if kv == nil {
 		return code, msg
 	}
-	prefix, ok := guestBytes(mod, stack[0], stack[1])
-	if !ok {
-		return resultInvalid, errPayload("kv list: prefix outside the guest's memory")
-	}
-	keys, err := kv.Keys(ctx, string(prefix), maxListKeys)
+	keys, err := kv.Keys(ctx, prefix, maxListKeys)
 	if err != nil {
 		return kvFail(c, "list", err)
 	}
