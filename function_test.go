@@ -121,3 +121,28 @@ func TestErrors(t *testing.T) {
 		t.Fatal("StatusOf mapping")
 	}
 }
+
+// TestValidNameMatchesRE checks the hand-written name check against the
+// regular expression that defines valid names, on edge cases and on
+// every short string over a small alphabet.
+func TestValidNameMatchesRE(t *testing.T) {
+	cases := []string{"", "a", "-", "a-", "-a", "a-b", "A", "a_b", "a.b", "é", "0", "9-9",
+		strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("a", 62) + "-", "a\n"}
+	alphabet := []byte("az09-A_")
+	var gen func(prefix []byte, n int)
+	gen = func(prefix []byte, n int) {
+		cases = append(cases, string(prefix))
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			gen(append(prefix, c), n-1)
+		}
+	}
+	gen(nil, 4)
+	for _, s := range cases {
+		if got, want := validName(s), nameRE.MatchString(s); got != want {
+			t.Errorf("validName(%q) = %v, regexp says %v", s, got, want)
+		}
+	}
+}

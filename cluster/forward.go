@@ -63,7 +63,7 @@ func (c *Cluster) Resolve(ctx context.Context, name, ref string) (*gust.Version,
 // the least loaded node with room, else here once a place frees up within
 // v's queue timeout, else it answers ETHROTTLED.
 func (c *Cluster) Invoke(ctx context.Context, v *gust.Version, req *gust.Request) (*gust.Response, error) {
-	k := gateKey(v.Function, v.Number)
+	k := keyOf(v.Function, v.Number)
 	peers := c.peers()
 	if !c.isRunning() || len(peers) == 0 {
 		// A lone node: its pool alone limits and queues. The gate still
@@ -99,7 +99,7 @@ func (c *Cluster) Invoke(ctx context.Context, v *gust.Version, req *gust.Request
 }
 
 // runLocal runs req here under a gate place already taken for k.
-func (c *Cluster) runLocal(ctx context.Context, k string, v *gust.Version, req *gust.Request) (*gust.Response, error) {
+func (c *Cluster) runLocal(ctx context.Context, k gateKey, v *gust.Version, req *gust.Request) (*gust.Response, error) {
 	defer c.gate.release(k)
 	return c.cfg.Local.Invoke(ctx, v, req)
 }
@@ -114,7 +114,7 @@ func (c *Cluster) isRunning() bool {
 // false when no peer took the call; err is then non-nil only if the
 // request could not be sent at all (over NATS max payload).
 func (c *Cluster) forward(ctx context.Context, v *gust.Version, req *gust.Request, peers []Member, share int) (_ *gust.Response, _ error, handled bool) {
-	k := gateKey(v.Function, v.Number)
+	k := keyOf(v.Function, v.Number).String()
 	spec := v.Spec.WithDefaults()
 	room := func(m Member) bool {
 		if m.Busy[k] >= share {
@@ -216,7 +216,7 @@ func (c *Cluster) serveForward(msg *nats.Msg) {
 		c.reply(msg, nil, err, didNotRun(err))
 		return
 	}
-	k := gateKey(v.Function, v.Number)
+	k := keyOf(v.Function, v.Number)
 	if !c.gate.tryAcquire(k, Share(v.Spec.WithDefaults().MaxConcurrency, len(c.peers())+1)) {
 		c.reply(msg, nil, gust.Errorf(gust.ETHROTTLED, "node %s is at its share of %s", c.cfg.ID, k), true)
 		return

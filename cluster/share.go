@@ -24,26 +24,39 @@ func Share(max, live int) int {
 // gate counts the calls in flight on this node per function version and
 // admits them up to a share. The share is passed on every call, not stored,
 // so a change of membership applies to the next call.
+//
+// Every warm call passes through here twice, so the common path allocates
+// nothing: keys are structs, not formatted strings; slots stay in the map
+// once made (one per version ever called here, a few dozen bytes each); and
+// the wake channel is closed and replaced only when a caller waits on it.
 type gate struct {
 	mu   sync.Mutex
-	busy map[string]*slot
+	busy map[gateKey]*slot
 }
 
 type slot struct {
-	n    int
-	wake chan struct{} // closed and replaced whenever n goes down
+	n       int
+	waiters int           // callers blocked in acquire on wake
+	wake    chan struct{} // closed and replaced when n goes down under waiters
 }
 
-func newGate() *gate { return &gate{busy: map[string]*slot{}} }
-
-func gateKey(function string, version int) string {
-	return function + "@" + strconv.Itoa(version)
+// gateKey names a function version in the gate.
+type gateKey struct {
+	function string
+	version  int
 }
 
-func (g *gate) slotLocked(k string) *slot {
+func keyOf(function string, version int) gateKey { return gateKey{function, version} }
+
+// String is the key's form in Member.Busy: "name@3".
+func (k gateKey) String() string { return k.function + "@" + strconv.Itoa(k.version) }
+
+func newGate() *gate { return &gate{busy: map[gateKey]*slot{}} }
+
+func (g *gate) slotLocked(k gateKey) *slot {
 	s := g.busy[k]
 	if s == nil {
-		s = &slot{wake: make(chan struct{})}
+		s = &slot{}
 		g.busy[k] = s
 	}
 	return s
@@ -51,7 +64,7 @@ func (g *gate) slotLocked(k string) *slot {
 
 // tryAcquire takes a place under share without waiting. A share of 0 means
 // no limit (a lone node leaves limits to its pool).
-func (g *gate) tryAcquire(k string, share int) bool {
+func (g *gate) tryAcquire(k gateKey, share int) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := g.slotLocked(k)
@@ -64,7 +77,7 @@ func (g *gate) tryAcquire(k string, share int) bool {
 
 // acquire waits up to wait (and ctx) for a place under share() — asked
 // again on every wake, since membership may change while waiting.
-func (g *gate) acquire(ctx context.Context, k string, share func() int, wait time.Duration) bool {
+func (g *gate) acquire(ctx context.Context, k gateKey, share func() int, wait time.Duration) bool {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
@@ -75,34 +88,43 @@ func (g *gate) acquire(ctx context.Context, k string, share func() int, wait tim
 			g.mu.Unlock()
 			return true
 		}
+		if s.wake == nil {
+			s.wake = make(chan struct{})
+		}
 		wake := s.wake
+		s.waiters++
 		g.mu.Unlock()
+		var ok bool
 		select {
 		case <-wake:
+			ok = true
 		case <-timer.C:
-			return false
 		case <-ctx.Done():
+		}
+		g.mu.Lock()
+		s.waiters--
+		g.mu.Unlock()
+		if !ok {
 			return false
 		}
 	}
 }
 
-func (g *gate) release(k string) {
+func (g *gate) release(k gateKey) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := g.busy[k]
-	if s == nil {
+	if s == nil || s.n == 0 {
 		return
 	}
 	s.n--
-	close(s.wake)
-	s.wake = make(chan struct{})
-	if s.n <= 0 {
-		delete(g.busy, k)
+	if s.waiters > 0 && s.wake != nil {
+		close(s.wake)
+		s.wake = nil
 	}
 }
 
-func (g *gate) count(k string) int {
+func (g *gate) count(k gateKey) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if s := g.busy[k]; s != nil {
@@ -111,15 +133,24 @@ func (g *gate) count(k string) int {
 	return 0
 }
 
+// snapshot returns the calls in flight per version, for heartbeats. Slots
+// with none in flight and nobody waiting are dropped here, so versions no
+// longer called do not keep theirs.
 func (g *gate) snapshot() map[string]int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.busy) == 0 {
-		return nil
-	}
-	out := make(map[string]int, len(g.busy))
+	var out map[string]int
 	for k, s := range g.busy {
-		out[k] = s.n
+		if s.n <= 0 {
+			if s.waiters == 0 {
+				delete(g.busy, k)
+			}
+			continue
+		}
+		if out == nil {
+			out = make(map[string]int, len(g.busy))
+		}
+		out[k.String()] = s.n
 	}
 	return out
 }

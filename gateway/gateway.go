@@ -54,12 +54,6 @@ func New(cfg Config) *Gateway {
 // Prefix is the path prefix the gateway serves.
 const Prefix = "/fn/"
 
-// hopHeaders are connection-scoped and never forwarded either way.
-var hopHeaders = []string{
-	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ServeHTTP implements http.Handler for paths under Prefix.
@@ -76,7 +70,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if id == "" || len(id) > 64 {
 		id = g.cfg.NewID()
 	}
-	w.Header().Set(HeaderInvocationID, id)
+	// One slice for both the response's header and the function's: neither
+	// is changed in place. The name is canonical already.
+	idValue := []string{id}
+	w.Header()[HeaderInvocationID] = idValue
 
 	name, ref, path, err := parsePath(r.URL.Path)
 	if err != nil {
@@ -101,16 +98,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	header := r.Header.Clone()
-	for _, h := range hopHeaders {
-		header.Del(h)
-	}
-	header.Del("Authorization-Gust") // reserved
-	stripAuthHeaders(header)
-	if header.Get("Host") == "" && r.Host != "" {
-		header.Set("Host", r.Host)
-	}
-	header.Set(HeaderInvocationID, id)
+	header := forwardHeader(r, 1)
+	header[HeaderInvocationID] = idValue
 	if finish != nil {
 		if err := finish(body, header); err != nil {
 			httperr.Write(w, r, err)
@@ -137,8 +126,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 // starts with "/".
 func parsePath(p string) (name, ref, rest string, err error) {
 	s := strings.TrimPrefix(p, Prefix)
-	seg, rest, _ := strings.Cut(s, "/")
-	rest = "/" + rest
+	seg := s
+	rest = "/"
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		seg, rest = s[:i], s[i:]
+	}
 	name, ref, hasRef := strings.Cut(seg, "@")
 	if err := gust.ValidateName(name); err != nil {
 		return "", "", "", gust.Errorf(gust.ENOTFOUND, "no function %q: %s", name, gust.ErrorMessage(err))
@@ -183,10 +175,13 @@ func readBody(r *http.Request, limit int64) ([]byte, func(), error) {
 func writeResponse(w http.ResponseWriter, resp *gust.Response) {
 	h := w.Header()
 	for k, vs := range resp.Header {
-		if isHop(k) || strings.EqualFold(k, HeaderInvocationID) {
+		// Drivers hand over canonical names as a rule; CanonicalHeaderKey
+		// returns those as they are, without allocating.
+		k = http.CanonicalHeaderKey(k)
+		if !returned(k) {
 			continue
 		}
-		h[http.CanonicalHeaderKey(k)] = vs
+		h[k] = vs
 	}
 	status := resp.Status
 	if status < 100 || status > 999 {
@@ -196,11 +191,40 @@ func writeResponse(w http.ResponseWriter, resp *gust.Response) {
 	_, _ = w.Write(resp.Body)
 }
 
-func isHop(k string) bool {
-	for _, h := range hopHeaders {
-		if strings.EqualFold(k, h) {
-			return true
+// forwardHeader returns the headers a function is given for r: those of r
+// without hop-by-hop headers, the reserved Authorization-Gust and any
+// X-Gust-Auth-* (only a Guard may set those), with Host set; room for extra
+// more. The value slices are r's own, shared: nothing changes them in place.
+// net/http hands over canonical names (a name it cannot canonicalize is kept
+// as sent, and matches none of the names dropped here, as with Header.Del).
+func forwardHeader(r *http.Request, extra int) http.Header {
+	header := make(http.Header, len(r.Header)+1+extra)
+	for k, vs := range r.Header {
+		if isHopHeader(k) || k == "Authorization-Gust" || isAuthHeader(k) {
+			continue
 		}
+		header[k] = vs
 	}
-	return strings.EqualFold(k, "Content-Length")
+	if v := header["Host"]; (len(v) == 0 || v[0] == "") && r.Host != "" {
+		header["Host"] = []string{r.Host}
+	}
+	return header
+}
+
+// isHopHeader reports whether the canonical name k is a connection-scoped
+// header, never forwarded either way.
+func isHopHeader(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// returned reports whether a function's response header named k (canonical)
+// goes to the client: hop-by-hop headers do not, Content-Length is net/http's
+// to set, and the invocation id is the gateway's.
+func returned(k string) bool {
+	return !isHopHeader(k) && k != "Content-Length" && k != HeaderInvocationID
 }

@@ -27,12 +27,8 @@ type Guard interface {
 // them whether or not it has routes.
 const authHeaderPrefix = "X-Gust-Auth-"
 
-func stripAuthHeaders(h http.Header) {
-	for k := range h {
-		if len(k) >= len(authHeaderPrefix) && strings.EqualFold(k[:len(authHeaderPrefix)], authHeaderPrefix) {
-			delete(h, k)
-		}
-	}
+func isAuthHeader(k string) bool {
+	return len(k) >= len(authHeaderPrefix) && strings.EqualFold(k[:len(authHeaderPrefix)], authHeaderPrefix)
 }
 
 func (g *Gateway) admit(r *http.Request, v *gust.Version, path string) (func([]byte, http.Header) error, error) {

@@ -26,18 +26,4 @@ func ReadBody(r *http.Request, limit int64) (body []byte, release func(), err er
 // ForwardHeader returns the headers a function is given for r: a copy
 // without hop-by-hop headers, the reserved Authorization-Gust and any
 // X-Gust-Auth-* (only a Guard may set those), with Host set.
-func ForwardHeader(r *http.Request) http.Header {
-	header := r.Header.Clone()
-	if header == nil {
-		header = http.Header{}
-	}
-	for _, h := range hopHeaders {
-		header.Del(h)
-	}
-	header.Del("Authorization-Gust")
-	stripAuthHeaders(header)
-	if header.Get("Host") == "" && r.Host != "" {
-		header.Set("Host", r.Host)
-	}
-	return header
-}
+func ForwardHeader(r *http.Request) http.Header { return forwardHeader(r, 0) }

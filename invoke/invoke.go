@@ -101,11 +101,29 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// viewer is a registry that can hand out its cached records without
+// copying them (registry.Registry does); Resolve prefers it, since it runs
+// on every request.
+type viewer interface {
+	ViewFunction(ctx context.Context, name string) (*gust.Function, error)
+	ViewVersion(ctx context.Context, name string, number int) (*gust.Version, error)
+}
+
 // Resolve finds the version that a reference to a function names: ref ""
 // means the live alias; a number names a version; anything else names an
 // alias, whose weights pick one version. Errors: ENOTFOUND.
+//
+// The version returned may be shared with other callers (see viewer): it
+// must not be modified.
 func (iv *Invoker) Resolve(ctx context.Context, name, ref string) (*gust.Version, error) {
-	fn, err := iv.cfg.Registry.Function(ctx, name)
+	vw, view := iv.cfg.Registry.(viewer)
+	var fn *gust.Function
+	var err error
+	if view {
+		fn, err = vw.ViewFunction(ctx, name)
+	} else {
+		fn, err = iv.cfg.Registry.Function(ctx, name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +142,12 @@ func (iv *Invoker) Resolve(ctx context.Context, name, ref string) (*gust.Version
 	if number == 0 {
 		return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no live version", name)
 	}
-	v, err := iv.cfg.Registry.Version(ctx, name, number)
+	var v *gust.Version
+	if view {
+		v, err = vw.ViewVersion(ctx, name, number)
+	} else {
+		v, err = iv.cfg.Registry.Version(ctx, name, number)
+	}
 	if err != nil {
 		if gust.ErrorCode(err) == gust.ENOTFOUND {
 			return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no version %d", name, number)

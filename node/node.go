@@ -371,7 +371,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	// may legitimately take a function's whole timeout (up to 15 minutes),
 	// and `gust logs -f` streams for as long as the user watches.
 	n.srv = &http.Server{
-		Handler:           mux,
+		Handler:           fastGateway(gw, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute,
 		IdleTimeout:       120 * time.Second,
@@ -408,6 +408,21 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	log.Info("gust is ready", "node", n.cluster.ID(), "listen", n.Addr(), "data", cfg.DataDir, "nats", n.brk.ClientURL(),
 		"memory_budget_mb", cfg.MemoryBudget, "version", Version)
 	return n, nil
+}
+
+// fastGateway hands invocations straight to the gateway, and everything
+// else to mux. ServeMux's pattern matching is a measurable part of a warm
+// call; it is skipped only for paths it would pass to the gateway
+// unchanged: no empty, "." or ".." segment for it to clean up or redirect.
+func fastGateway(gw, mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasPrefix(p, gateway.Prefix) && !strings.Contains(p, "//") && !strings.Contains(p, "/.") && r.Method != http.MethodConnect {
+			gw.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (n *Node) reconcileLoop(ctx context.Context) {

@@ -136,6 +136,31 @@ func (c *cache) function(name string) *gust.Function {
 	return cloneFunction(f)
 }
 
+// view returns the cached function itself, not a copy (see ViewVersion).
+func (c *cache) view(name string) *gust.Function {
+	c.mu.RLock()
+	f := c.fns[name]
+	c.mu.RUnlock()
+	if !visible(f) {
+		return nil
+	}
+	return f
+}
+
+// viewVersion is version without the copy (see ViewVersion).
+func (c *cache) viewVersion(name string, n int) (*gust.Version, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	f := c.fns[name]
+	if !visible(f) {
+		return nil, false
+	}
+	if n < 1 || n > f.LatestVersion {
+		return nil, true
+	}
+	return c.vers[name][n], true
+}
+
 func (c *cache) functions() []*gust.Function {
 	c.mu.RLock()
 	out := make([]*gust.Function, 0, len(c.fns))

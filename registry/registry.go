@@ -235,6 +235,31 @@ func (r *Registry) Version(_ context.Context, name string, number int) (*gust.Ve
 	return v, nil
 }
 
+// ViewFunction and ViewVersion are Function and Version without the copy,
+// for the invocation path, where a copy of the function's aliases and the
+// version's environment on every request is measurable. What they return
+// is shared with every other reader and must not be modified. That is safe
+// to hand out because the cache never changes an object it holds: an update
+// replaces it.
+func (r *Registry) ViewFunction(_ context.Context, name string) (*gust.Function, error) {
+	if f := r.cache.view(name); f != nil {
+		return f, nil
+	}
+	return nil, notFound(name)
+}
+
+// ViewVersion: see ViewFunction.
+func (r *Registry) ViewVersion(_ context.Context, name string, number int) (*gust.Version, error) {
+	v, fnExists := r.cache.viewVersion(name, number)
+	if !fnExists {
+		return nil, notFound(name)
+	}
+	if v == nil {
+		return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no version %d", name, number)
+	}
+	return v, nil
+}
+
 // Versions lists a function's versions from memory, oldest first.
 // Errors: ENOTFOUND.
 func (r *Registry) Versions(_ context.Context, name string) ([]*gust.Version, error) {

@@ -52,10 +52,20 @@ func TestDecodeResponse(t *testing.T) {
 	if resp.Status != 404 || string(resp.Body) != "gone" || resp.Header.Get("Content-Type") != "text/plain" || len(resp.Header["X-A"]) != 2 {
 		t.Fatalf("%+v", resp)
 	}
-	b[len(b)-1] = 'X'
+	if got := resp.Header["X-A"]; got[0] != "1" || got[1] != "2" {
+		t.Fatalf("X-A = %q, want [1 2] in order", got)
+	}
+	keep := append([]byte(nil), b...)
+	for i := range b {
+		b[i] = 'X'
+	}
 	if string(resp.Body) != "gone" {
 		t.Fatal("body aliases guest memory")
 	}
+	if resp.Header.Get("Content-Type") != "text/plain" || resp.Header["X-A"][1] != "2" {
+		t.Fatalf("header aliases guest memory: %v", resp.Header)
+	}
+	b = keep
 
 	for i := 0; i < len(b); i++ {
 		if _, err := decodeResponse(b[:i]); err == nil {
