@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +17,9 @@ import (
 
 // hourKeyFormat is the UTC hour in aggregate keys: FUNCTION.YYYYMMDDHH.
 const hourKeyFormat = "2006010215"
+
+// msgSizeHeader gives the size of a message delivered headers only.
+const msgSizeHeader = "Nats-Msg-Size"
 
 // pinIDHeader carries the consumer pin on messages to the pinned client.
 const pinIDHeader = "Nats-Pin-Id"
@@ -228,6 +233,18 @@ func (m *Meter) apply(ctx context.Context, msgs []jetstream.Msg) error {
 		hour     int64 // Unix seconds
 	}
 	deltas := map[bucket]*bucketDelta{}
+	part := func(function string, hour time.Time, seq uint64) *aggregate {
+		b := bucket{function, hour.Unix()}
+		d := deltas[b]
+		if d == nil {
+			d = &bucketDelta{function: function, hour: hour}
+			deltas[b] = d
+		}
+		if n := len(d.parts); n == 0 || d.parts[n-1].seq != seq {
+			d.parts = append(d.parts, seqDelta{seq: seq})
+		}
+		return &d.parts[len(d.parts)-1].delta
+	}
 	for _, msg := range msgs {
 		md, err := msg.Metadata()
 		if err != nil {
@@ -235,22 +252,36 @@ func (m *Meter) apply(ctx context.Context, msgs []jetstream.Msg) error {
 			continue
 		}
 		seq := md.Sequence.Stream
-		bad, err := decodeRecords(msg.Data(), func(r *Record) {
+		if function, sums, ok := summary(msg); ok {
+			for i := range sums {
+				part(function, time.Unix(sums[i].hour, 0).UTC(), seq).merge(&sums[i].agg)
+			}
+			continue
+		}
+		data, encoding := msg.Data(), msg.Headers().Get(encodingHeader)
+		if len(data) == 0 && msg.Headers().Get(msgSizeHeader) != "0" {
+			// Delivered headers only and no summary: fetch the records.
+			raw, err := m.stream.GetMsg(ctx, seq)
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgNotFound) {
+					m.log.Warn("usage message gone before it was aggregated", "seq", seq)
+					continue
+				}
+				return fmt.Errorf("read usage message %d: %w", seq, err)
+			}
+			data, encoding = raw.Data, raw.Header.Get(encodingHeader)
+		}
+		data, err = messageRecords(encoding, data)
+		if err != nil {
+			m.log.Warn("unreadable usage message skipped", "seq", seq, "err", err)
+			continue
+		}
+		bad, err := decodeRecords(data, func(r *Record) {
 			start := r.Start
 			if start.IsZero() {
 				start = md.Timestamp
 			}
-			hour := start.UTC().Truncate(time.Hour)
-			b := bucket{r.Function, hour.Unix()}
-			d := deltas[b]
-			if d == nil {
-				d = &bucketDelta{function: r.Function, hour: hour}
-				deltas[b] = d
-			}
-			if n := len(d.parts); n == 0 || d.parts[n-1].seq != seq {
-				d.parts = append(d.parts, seqDelta{seq: seq})
-			}
-			d.parts[len(d.parts)-1].delta.add(r)
+			part(r.Function, start.UTC().Truncate(time.Hour), seq).add(r)
 		})
 		if bad > 0 {
 			m.log.Warn("malformed usage records skipped", "seq", seq, "count", bad, "err", err)
@@ -330,4 +361,74 @@ func (m *Meter) applyBucket(ctx context.Context, key string, d *bucketDelta) err
 		// Another writer won; read again and re-apply what is still new.
 	}
 	return gust.Errorf(gust.ECONFLICT, "usage aggregate %s: too many concurrent updates", key)
+}
+
+// summary returns the function and per-hour summary a message carries in
+// its sumHeader; ok is false for a message to decode instead.
+func summary(msg jetstream.Msg) (function string, sums []hourSum, ok bool) {
+	v := msg.Headers().Get(sumHeader)
+	if v == "" {
+		return "", nil, false
+	}
+	function, found := strings.CutPrefix(msg.Subject(), SubjectPrefix)
+	if !found || token(function) != function {
+		return "", nil, false
+	}
+	sums, ok = parseSums(v)
+	return function, sums, ok
+}
+
+// sumHeader carries a usage message's per-hour summary, written by the
+// publisher from the records it encodes: "1;HOUR,INVOCATIONS,ERRORS,
+// THROTTLES,COLD,BILLEDMS,MBMS,DURATIONUS;HOUR,..." with HOUR in Unix
+// seconds. The aggregator folds it in instead of decoding every record;
+// a message without it (or with one it cannot read) is decoded.
+const sumHeader = "Gust-Usage-Sum"
+
+func formatSums(sums []hourSum) string {
+	b := make([]byte, 0, 64*len(sums))
+	b = append(b, '1')
+	for i := range sums {
+		s := &sums[i]
+		for j, v := range [...]int64{s.hour, s.agg.Invocations, s.agg.Errors, s.agg.Throttles, s.agg.ColdStarts, s.agg.BilledMs, s.agg.MBMs, s.agg.DurationUs} {
+			if j == 0 {
+				b = append(b, ';')
+			} else {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, v, 10)
+		}
+	}
+	return string(b)
+}
+
+// parseSums reads a sumHeader value; ok is false unless it is well formed
+// and plausible (whole hours, no negative counts).
+func parseSums(v string) (sums []hourSum, ok bool) {
+	parts := strings.Split(v, ";")
+	if len(parts) < 2 || parts[0] != "1" {
+		return nil, false
+	}
+	for _, p := range parts[1:] {
+		f := strings.Split(p, ",")
+		if len(f) != 8 {
+			return nil, false
+		}
+		var n [8]int64
+		for i, s := range f {
+			x, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || (i > 0 && x < 0) {
+				return nil, false
+			}
+			n[i] = x
+		}
+		if floorHour(n[0]) != n[0] {
+			return nil, false
+		}
+		sums = append(sums, hourSum{hour: n[0], agg: aggregate{
+			Invocations: n[1], Errors: n[2], Throttles: n[3], ColdStarts: n[4],
+			BilledMs: n[5], MBMs: n[6], DurationUs: n[7],
+		}})
+	}
+	return sums, true
 }

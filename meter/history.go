@@ -97,7 +97,11 @@ func (m *Meter) Invocations(ctx context.Context, q HistoryQuery) ([]Record, erro
 				pending = md.NumPending
 			}
 			recs := 0
-			_, _ = decodeRecords(msg.Data(), func(r *Record) {
+			data, err := messageRecords(msg.Headers().Get(encodingHeader), msg.Data())
+			if err != nil {
+				m.log.Warn("unreadable usage message skipped in history", "subject", msg.Subject(), "err", err)
+			}
+			_, _ = decodeRecords(data, func(r *Record) {
 				recs++
 				keep(r)
 			})

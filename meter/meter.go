@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,8 +23,12 @@ const (
 	StreamName    = "GUST_USAGE"     // usage records, NDJSON, one function per message
 	SubjectPrefix = "gust.usage."    // + function name
 	BucketName    = "gust_usage"     // hourly aggregates, key FUNCTION.YYYYMMDDHH (UTC)
-	ConsumerName  = "gust-usage-agg" // the durable consumer every node shares
-	priorityGroup = "aggregators"
+	ConsumerName  = "gust-usage-sum" // the durable consumer every node shares
+	// oldConsumerName delivered whole messages to aggregators that
+	// decoded every record; ConsumerName delivers headers only, and New
+	// starts it where the old one left off.
+	oldConsumerName = "gust-usage-agg"
+	priorityGroup   = "aggregators"
 )
 
 // Defaults for Config's zero fields.
@@ -118,9 +123,18 @@ type Meter struct {
 
 	maxMsgBytes int // of one usage message, within the server's max payload
 
-	ch          chan Record
+	// Records wait in buf, appended under mu by Record. A channel send
+	// per record would wake the publisher per invocation, and on a small
+	// machine a thread wake-up costs more than the rest of metering; kick
+	// wakes it only when buf becomes non-empty and when it reaches
+	// maxBatch, so under load it runs about once per flush interval.
+	mu     sync.Mutex
+	buf    []Record
+	spare  []Record // the publisher's last batch, emptied, for reuse
+	closed bool     // under mu: Record drops, the publisher takes the rest
+
+	kick        chan struct{} // capacity 1
 	flushReq    chan chan flushResult
-	closed      atomic.Bool
 	dropped     atomic.Uint64
 	lastDropLog atomic.Int64
 
@@ -175,23 +189,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Meter, error
 	if err != nil {
 		return nil, fmt.Errorf("create usage bucket: %w", err)
 	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
-		Description:   "folds usage records into hourly aggregates",
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       ackWait,
-		MaxDeliver:    -1,
-		MaxAckPending: fetchBatch,
-		// Pinning lets exactly one node aggregate at a time, so records
-		// are applied in stream order, which the per-bucket last-sequence
-		// check relies on; another node takes over when the pin lapses.
-		PriorityPolicy: jetstream.PriorityPolicyPinned,
-		PriorityGroups: []string{priorityGroup},
-		PinnedTTL:      pinnedTTL,
-	})
+	cons, err := ensureConsumer(ctx, stream)
 	if err != nil {
-		return nil, fmt.Errorf("create usage consumer: %w", err)
+		return nil, err
 	}
 	pub, err := newPublisher(js)
 	if err != nil {
@@ -206,7 +206,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Meter, error
 		stream:      stream,
 		cons:        cons,
 		kv:          kv,
-		ch:          make(chan Record, bufferSize),
+		kick:        make(chan struct{}, 1),
 		maxMsgBytes: maxMessageBytes(js.Conn()),
 		flushReq:    make(chan chan flushResult),
 		stopPub:     make(chan struct{}),
@@ -220,6 +220,63 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Meter, error
 	}
 	go m.publishLoop()
 	return m, nil
+}
+
+// ensureConsumer creates or updates the aggregators' consumer. It delivers
+// headers only: a message's summary header is all the aggregator reads,
+// and not sending every record back to the node that just wrote it is
+// much of what keeps metering cheap. A message without a summary is
+// fetched whole.
+func ensureConsumer(ctx context.Context, stream jetstream.Stream) (jetstream.Consumer, error) {
+	var lastErr error
+	for range 3 {
+		cfg := jetstream.ConsumerConfig{
+			Durable:       ConsumerName,
+			Description:   "folds usage records into hourly aggregates",
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckPolicy:     jetstream.AckAllPolicy,
+			AckWait:       ackWait,
+			MaxDeliver:    -1,
+			MaxAckPending: fetchBatch,
+			HeadersOnly:   true,
+			// Pinning lets exactly one node aggregate at a time, so records
+			// are applied in stream order, which the per-bucket last-sequence
+			// check relies on; another node takes over when the pin lapses.
+			PriorityPolicy: jetstream.PriorityPolicyPinned,
+			PriorityGroups: []string{priorityGroup},
+			PinnedTTL:      pinnedTTL,
+		}
+		existing, err := stream.Consumer(ctx, ConsumerName)
+		switch {
+		case err == nil:
+			// Where a consumer starts cannot change once it exists.
+			ci := existing.CachedInfo()
+			cfg.DeliverPolicy, cfg.OptStartSeq = ci.Config.DeliverPolicy, ci.Config.OptStartSeq
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			// Start after what the old consumer applied. Records it
+			// applies meanwhile are delivered again and skipped by the
+			// aggregates' last-sequence check, which also keeps a node
+			// still on the old consumer from double counting.
+			if old, err := stream.Consumer(ctx, oldConsumerName); err == nil {
+				if floor := old.CachedInfo().AckFloor.Stream; floor > 0 {
+					cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
+				}
+			}
+		default:
+			return nil, fmt.Errorf("usage consumer: %w", err)
+		}
+		cons, err := stream.CreateOrUpdateConsumer(ctx, cfg)
+		if err == nil {
+			if err := stream.DeleteConsumer(ctx, oldConsumerName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return nil, fmt.Errorf("delete old usage consumer: %w", err)
+			}
+			return cons, nil
+		}
+		// Another node may have created it first, starting elsewhere:
+		// read its start and try again.
+		lastErr = err
+	}
+	return nil, fmt.Errorf("create usage consumer: %w", lastErr)
 }
 
 // maxMessageBytes keeps a message with room for headers under the
@@ -245,21 +302,57 @@ func newPublisher(js jetstream.JetStream) (jetstream.JetStream, error) {
 	return pub, nil
 }
 
-// Record meters one finished invocation. It never blocks: if the buffer is
-// full (NATS stalled for a long while) the record is dropped and counted.
+// Record meters one finished invocation. It never blocks and does not
+// wake the publisher but to start a batch: if the buffer is full (NATS
+// stalled for a long while) the record is dropped and counted.
 func (m *Meter) Record(inv *gust.Invocation) {
 	if inv == nil {
 		return
 	}
-	if m.closed.Load() {
+	r := NewRecord(inv)
+	m.mu.Lock()
+	if m.closed || len(m.buf) >= bufferSize {
+		m.mu.Unlock()
 		m.drop()
 		return
 	}
-	select {
-	case m.ch <- NewRecord(inv):
-	default:
-		m.drop()
+	m.buf = append(m.buf, r)
+	n := len(m.buf)
+	m.mu.Unlock()
+	if n == 1 || n == maxBatch {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
 	}
+}
+
+// pending is how many records wait in the buffer.
+func (m *Meter) pending() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.buf)
+}
+
+// take hands the publisher every buffered record, leaving the buffer it
+// gave back last time in their place.
+func (m *Meter) take() []Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	batch := m.buf
+	m.buf, m.spare = m.spare[:0], nil
+	return batch
+}
+
+// recycle returns a published batch's array for the next one; its
+// strings are cleared first so the collector can free them.
+func (m *Meter) recycle(batch []Record) {
+	clear(batch)
+	m.mu.Lock()
+	if m.spare == nil {
+		m.spare = batch[:0]
+	}
+	m.mu.Unlock()
 }
 
 func (m *Meter) drop() {
@@ -281,7 +374,9 @@ func (m *Meter) Dropped() uint64 { return m.dropped.Load() }
 func (m *Meter) Close(ctx context.Context) error {
 	var err error
 	m.closeOnce.Do(func() {
-		m.closed.Store(true)
+		m.mu.Lock()
+		m.closed = true
+		m.mu.Unlock()
 		close(m.stopPub)
 		select {
 		case <-m.pubDone:
@@ -375,79 +470,119 @@ func (m *Meter) Flush(ctx context.Context) error {
 // one function. Its message id stays the same across retries so the
 // stream's duplicate window drops a copy whose first ack was merely lost.
 type outMsg struct {
+	function string
 	subject  string
 	data     []byte
 	msgID    string
 	records  int
 	attempts int
+	encoding string // of data: "" for NDJSON, or "s2"
+	// sums is what the message adds to each hour bucket, sent along in
+	// a header so the aggregator need not decode every record the
+	// publisher has just encoded. noSum when a record's bucket depends
+	// on the stream's timestamp or the function is no valid token.
+	sums  []hourSum
+	noSum bool
 }
+
+// hourSum is a message's share of one hour bucket.
+type hourSum struct {
+	hour int64 // Unix seconds, a multiple of 3600
+	agg  aggregate
+}
+
+// add counts r in the message's summary.
+func (msg *outMsg) add(r *Record) {
+	if msg.noSum {
+		return
+	}
+	if y := r.Start.Year(); r.Start.IsZero() || y < 1 || y > 9999 {
+		// The aggregator puts it in the hour the stream stored it.
+		msg.noSum, msg.sums = true, nil
+		return
+	}
+	hour := floorHour(r.Start.Unix())
+	var s *hourSum
+	for i := range msg.sums {
+		if msg.sums[i].hour == hour {
+			s = &msg.sums[i]
+			break
+		}
+	}
+	if s == nil {
+		msg.sums = append(msg.sums, hourSum{hour: hour})
+		s = &msg.sums[len(msg.sums)-1]
+	}
+	s.agg.add(r)
+}
+
+func floorHour(unix int64) int64 {
+	h := unix / 3600
+	if unix%3600 < 0 {
+		h--
+	}
+	return h * 3600
+}
+
+// Message buffers are reused across batches: a usage message grows to a
+// quarter megabyte, and growing a fresh one per message copied it over
+// and over.
+const (
+	newMsgBufSize = 4096
+	maxFreeBufs   = 16
+)
 
 func (m *Meter) publishLoop() {
 	defer close(m.pubDone)
-	var retry []*outMsg
-	batch := make([]Record, 0, maxBatch)
+	var (
+		retry   []*outMsg
+		free    [][]byte // message buffers to reuse
+		stopped bool     // during a back-off: one last attempt, then return
+	)
 	timer := time.NewTimer(m.cfg.FlushInterval)
 	defer timer.Stop()
 	for {
 		var flush chan flushResult
-		stopping := false
-		// Wait for the first record of a batch (or a flush or stop).
-		if len(retry) == 0 {
+		stopping := stopped
+		// A retry has already waited; otherwise wait for the first
+		// record of a batch (or a flush or stop), then linger up to
+		// FlushInterval for a fuller batch: the longer the linger, the
+		// fewer messages.
+		if len(retry) == 0 && !stopping {
 			select {
-			case r := <-m.ch:
-				batch = append(batch, r)
+			case <-m.kick:
 			case flush = <-m.flushReq:
 			case <-m.stopPub:
 				stopping = true
 			}
-		}
-		// Linger up to FlushInterval for a fuller batch (a retry has
-		// already waited): the longer the linger, the fewer messages.
-		if flush == nil && !stopping && len(retry) == 0 {
-			resetTimer(timer, m.cfg.FlushInterval)
-		linger:
-			for len(batch) < maxBatch {
-				select {
-				case r := <-m.ch:
-					batch = append(batch, r)
-				case flush = <-m.flushReq:
-					break linger
-				case <-m.stopPub:
-					stopping = true
-					break linger
-				case <-timer.C:
-					break linger
+			if flush == nil && !stopping && m.pending() < maxBatch {
+				resetTimer(timer, m.cfg.FlushInterval)
+			linger:
+				for {
+					select {
+					case <-m.kick:
+						if m.pending() >= maxBatch {
+							break linger
+						}
+					case flush = <-m.flushReq:
+						break linger
+					case <-m.stopPub:
+						stopping = true
+						break linger
+					case <-timer.C:
+						break linger
+					}
 				}
 			}
 		}
-		// A flush or stop sends everything buffered now, in full batches.
-		drainAll := flush != nil || stopping
+		// Everything buffered goes now (at most bufferSize records), so a
+		// flush or stop covers every record handed over before it.
+		batch := m.take()
+		msgs := append(retry, m.encode(batch, &free)...)
+		m.recycle(batch)
 		var err error
-		// Bounded: a flush sends at most what the buffer can hold, even
-		// while new records keep arriving.
-		for round := 0; round <= bufferSize/maxBatch+1; round++ {
-		fill:
-			for len(batch) < maxBatch {
-				select {
-				case r := <-m.ch:
-					batch = append(batch, r)
-				default:
-					break fill
-				}
-			}
-			msgs := append(retry, m.encode(batch)...)
-			clear(batch) // drop the strings for the collector
-			batch = batch[:0]
-			retry, err = m.publishMsgs(msgs)
-			if !drainAll || (len(m.ch) == 0 && len(retry) == 0) {
-				break
-			}
-			if len(retry) > 0 {
-				// A failing stream will not recover within a flush; give
-				// the caller the error and keep the records for later.
-				break
-			}
-		}
+		retry, err = m.publishMsgs(msgs)
+		free = reuseBuffers(free, msgs, retry)
 		if flush != nil {
 			if err == nil && len(retry) > 0 {
 				err = gust.Errorf(gust.EUNAVAILABLE, "%d usage records not yet stored", countRecords(retry))
@@ -455,7 +590,7 @@ func (m *Meter) publishLoop() {
 			flush <- flushResult{err: err}
 		}
 		if stopping {
-			if n := countRecords(retry) + len(m.ch); n > 0 {
+			if n := countRecords(retry); n > 0 {
 				m.dropped.Add(uint64(n))
 				m.log.Error("usage records lost at close", "count", n, "err", err)
 			}
@@ -467,13 +602,28 @@ func (m *Meter) publishLoop() {
 			select {
 			case <-timer.C:
 			case <-m.stopPub:
-				n := countRecords(retry) + len(m.ch)
-				m.dropped.Add(uint64(n))
-				m.log.Error("usage records lost at close", "count", n)
-				return
+				// Close marked the meter closed before this, so what is
+				// buffered now is all there will be: one last attempt.
+				stopped = true
 			}
 		}
 	}
+}
+
+// reuseBuffers keeps the buffers of the messages that are done (stored or
+// given up) for the next batch.
+func reuseBuffers(free [][]byte, sent, retry []*outMsg) [][]byte {
+	for _, msg := range sent {
+		if len(free) >= maxFreeBufs {
+			break
+		}
+		if slices.Contains(retry, msg) || cap(msg.data) > 2*maxMsgBytes {
+			continue
+		}
+		free = append(free, msg.data[:0])
+		msg.data = nil
+	}
+	return free
 }
 
 func countRecords(msgs []*outMsg) int {
@@ -496,17 +646,29 @@ func resetTimer(t *time.Timer, d time.Duration) {
 // encode packs batch into messages, one function per message, so that
 // history filtered by function reads only that function's subject and the
 // aggregator pays one stream message for many invocations. A message ends
-// at maxMsgRecords records or m.maxMsgBytes bytes.
-func (m *Meter) encode(batch []Record) []*outMsg {
+// at maxMsgRecords records or m.maxMsgBytes bytes. Buffers come from free
+// when it has some.
+func (m *Meter) encode(batch []Record, free *[][]byte) []*outMsg {
 	var (
 		msgs []*outMsg
 		open = map[string]*outMsg{} // function -> message being filled
+		last *outMsg                // a batch is mostly runs of one function
 	)
 	for i := range batch {
 		r := &batch[i]
-		msg := open[r.Function]
+		msg := last
+		if msg == nil || msg.function != r.Function {
+			msg = open[r.Function]
+		}
 		if msg == nil {
-			msg = &outMsg{subject: subjectFor(r.Function), msgID: nuid.Next(), data: make([]byte, 0, 4096)}
+			var buf []byte
+			if n := len(*free); n > 0 {
+				buf, *free = (*free)[n-1], (*free)[:n-1]
+			} else {
+				buf = make([]byte, 0, newMsgBufSize)
+			}
+			tok := token(r.Function)
+			msg = &outMsg{function: r.Function, subject: SubjectPrefix + tok, msgID: nuid.Next(), data: buf, noSum: tok != r.Function}
 			open[r.Function] = msg
 			msgs = append(msgs, msg)
 		}
@@ -515,8 +677,25 @@ func (m *Meter) encode(batch []Record) []*outMsg {
 		}
 		msg.data = r.appendJSON(msg.data)
 		msg.records++
+		msg.add(r)
+		last = msg
 		if msg.records >= maxMsgRecords || len(msg.data) >= m.maxMsgBytes {
 			delete(open, r.Function)
+			last = nil
+		}
+	}
+	// Compress each message into a buffer of its own; the NDJSON one
+	// goes back to free at once.
+	for _, msg := range msgs {
+		var buf []byte
+		if n := len(*free); n > 0 {
+			buf, *free = (*free)[n-1], (*free)[:n-1]
+		}
+		if z, ok := compress(buf, msg.data); ok {
+			*free = append(*free, msg.data[:0])
+			msg.data, msg.encoding = z, "s2"
+		} else if buf != nil {
+			*free = append(*free, buf)
 		}
 	}
 	return msgs
@@ -534,6 +713,12 @@ func (m *Meter) publishMsgs(msgs []*outMsg) ([]*outMsg, error) {
 		out.attempts++
 		msg := &nats.Msg{Subject: out.subject, Data: out.data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, out.msgID)
+		if out.encoding != "" {
+			msg.Header.Set(encodingHeader, out.encoding)
+		}
+		if !out.noSum && len(out.sums) > 0 {
+			msg.Header.Set(sumHeader, formatSums(out.sums))
+		}
 		f, err := m.pub.PublishMsgAsync(msg, jetstream.WithExpectStream(StreamName))
 		if err != nil {
 			firstErr = firstOf(firstErr, fmt.Errorf("publish usage records: %w", err))

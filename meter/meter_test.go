@@ -2,7 +2,10 @@ package meter_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/meter"
@@ -470,7 +475,12 @@ func BenchmarkRecord(b *testing.B) {
 		m.Record(inv)
 		if n++; n%(16<<10) == 0 {
 			b.StopTimer()
-			if err := m.Flush(ctx); err != nil {
+			// Each flush gets its own deadline: b.Loop runs for as long
+			// as -benchtime asks, longer than one test context.
+			fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := m.Flush(fctx)
+			cancel()
+			if err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()
@@ -492,9 +502,13 @@ func BenchmarkRecordToAggregate(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = m.Close(context.Background()) })
 	base := time.Now()
-	invs := make([]*gust.Invocation, 1024)
+	invs := make([]*gust.Invocation, 8192)
 	for i := range invs {
 		invs[i] = invocation(i, base)
+		// Ids as the invoker makes them: random, so they do not compress.
+		var id [16]byte
+		_, _ = rand.Read(id[:])
+		invs[i].ID = hex.EncodeToString(id[:])
 	}
 	cpu0 := processCPU(b)
 	n := 0
@@ -524,4 +538,149 @@ func processCPU(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// A stream aggregated by the consumer of an earlier gust (whole messages,
+// no summaries) carries on under the headers-only one: it starts after
+// what the old consumer applied, the old consumer goes, and every record
+// is counted once.
+func TestOldConsumerHandsOver(t *testing.T) {
+	ctx := testContext(t)
+	js := startJetStream(t)
+	base := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	var w want
+	m1, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		inv := invocation(2*i, base)
+		w.add(inv)
+		m1.Record(inv)
+	}
+	if err := m1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, meter.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The old consumer applied (acked) what is in the stream so far; the
+	// new one is gone, as before an upgrade.
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor := info.State.LastSeq
+	old, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "gust-usage-agg", AckPolicy: jetstream.AckAllPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := old.Fetch(int(floor), jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last jetstream.Msg
+	for msg := range batch.Messages() {
+		last = msg
+	}
+	if last == nil {
+		t.Fatal("old consumer got nothing")
+	}
+	if err := last.DoubleAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(ctx, meter.StreamName, meter.ConsumerName); err != nil {
+		t.Fatal(err)
+	}
+
+	m2, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m2.Close(context.Background()) })
+	for i := 200; i < 300; i++ {
+		inv := invocation(2*i, base)
+		w.add(inv)
+		m2.Record(inv)
+	}
+	if err := m2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Consumer(ctx, meter.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.CachedInfo().Config; cfg.DeliverPolicy != jetstream.DeliverByStartSequencePolicy || cfg.OptStartSeq != floor+1 || !cfg.HeadersOnly {
+		t.Errorf("new consumer starts with %v at %d (headers only %v), want by start sequence at %d", cfg.DeliverPolicy, cfg.OptStartSeq, cfg.HeadersOnly, floor+1)
+	}
+	if _, err := s.Consumer(ctx, "gust-usage-agg"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("old consumer still there: %v", err)
+	}
+	rep, err := m2.Usage(ctx, "alpha", base, base.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.check(t, "alpha across the hand-over", rep.Total.Counters)
+}
+
+// Records without a start time go in the hour the stream stored them: the
+// aggregator reads those messages whole (compressed) instead of their
+// summary.
+func TestRecordsWithoutStart(t *testing.T) {
+	ctx := testContext(t)
+	js := startJetStream(t)
+	m, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	var w want
+	for i := range 300 {
+		inv := invocation(2*i, time.Time{})
+		inv.ID = fmt.Sprintf("%032x", i) // long enough to compress
+		if i%3 == 0 {
+			inv.Start = time.Time{}
+		}
+		w.add(inv)
+		m.Record(inv)
+	}
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := m.Usage(ctx, "alpha", time.Time{}.Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.check(t, "alpha", rep.Total.Counters)
+	recs, err := m.Invocations(ctx, meter.HistoryQuery{Function: "alpha", Limit: 1000})
+	if err != nil || len(recs) != 300 {
+		t.Fatalf("history: %d records, err %v", len(recs), err)
+	}
+}
+
+// BenchmarkRecordParallel is the hot path as the invoker calls it, from
+// every core at once; the publisher runs and publishes meanwhile.
+func BenchmarkRecordParallel(b *testing.B) {
+	ctx := testContext(b)
+	js := startJetStream(b)
+	m, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close(context.Background()) })
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		inv := invocation(1, time.Now())
+		for pb.Next() {
+			m.Record(inv)
+		}
+	})
+	b.StopTimer()
+	if err := m.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -12,43 +14,90 @@ import (
 )
 
 // durationBuckets span a warm wasm call (≈100 µs) to a long function (30 s).
-var durationBuckets = []float64{
+var durationBuckets = [...]float64{
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 }
 
 // queueBuckets span no wait to a long queue timeout.
-var queueBuckets = []float64{
+var queueBuckets = [...]float64{
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 	0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 }
 
-// statuses are the metered statuses; children for them are made once per
-// function so Record never looks labels up.
+// statuses are the metered statuses; every function has a counter for
+// each from its first invocation, so Record never builds a label set.
 var statuses = [...]string{gust.StatusOK, gust.StatusError, gust.StatusTimeout, gust.StatusThrottled, gust.StatusOOM}
 
+var (
+	invocationsDesc = prometheus.NewDesc("gust_invocations_total",
+		"Finished invocations by function and status (ok, error, timeout, throttled, oom).",
+		[]string{"function", "status"}, nil)
+	durationDesc = prometheus.NewDesc("gust_invocation_duration_seconds",
+		"Time functions ran, throttled invocations excluded.", []string{"function"}, nil)
+	coldStartsDesc = prometheus.NewDesc("gust_cold_starts_total",
+		"Invocations that started a new instance.", []string{"function"}, nil)
+	throttlesDesc = prometheus.NewDesc("gust_throttles_total",
+		"Invocations refused for lack of concurrency or capacity.", []string{"function"}, nil)
+	queueWaitDesc = prometheus.NewDesc("gust_queue_wait_seconds",
+		"Time invocations waited for an instance.", []string{"function"}, nil)
+)
+
 // Metrics holds gust's Prometheus metrics. Build it with New.
+//
+// The per-invocation metrics are plain counters under one short lock per
+// function, turned into Prometheus metrics at scrape time: client_golang's
+// histograms pay several atomic operations and a compare-and-swap loop per
+// observation, and Record runs on every invocation while a scrape comes
+// every few seconds.
 type Metrics struct {
 	gatherer prometheus.Gatherer
 
-	invocations *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	coldStarts  *prometheus.CounterVec
-	throttles   *prometheus.CounterVec
-	queueWait   *prometheus.HistogramVec
-
-	fns sync.Map // function name -> *fnMetrics
+	fns   atomic.Pointer[map[string]*fnMetrics] // copied on write: a new function is rare
+	fnsMu sync.Mutex                            // serializes those copies
 }
 
 var _ gust.Recorder = (*Metrics)(nil)
 
-// fnMetrics are one function's children of the vectors.
+// fnMetrics are one function's counts.
 type fnMetrics struct {
-	byStatus   [len(statuses)]prometheus.Counter
-	duration   prometheus.Observer
-	coldStarts prometheus.Counter
-	throttles  prometheus.Counter
-	queueWait  prometheus.Observer
+	name string
+
+	mu         sync.Mutex
+	byStatus   [len(statuses)]uint64
+	other      map[string]uint64 // statuses not in statuses: a caller's bug, still counted
+	coldStarts uint64
+	throttles  uint64
+	duration   histogram
+	queueWait  histogram
+}
+
+// histogram counts observations per bucket (not cumulative; the last
+// counts those above every bound) and their sum, in seconds.
+type histogram struct {
+	counts [max(len(durationBuckets), len(queueBuckets)) + 1]uint64
+	sum    float64
+}
+
+func (h *histogram) observe(bounds []float64, v float64) {
+	i := 0
+	for i < len(bounds) && v > bounds[i] {
+		i++
+	}
+	h.counts[i]++
+	h.sum += v
+}
+
+// metric returns h as a constant Prometheus histogram.
+func (h *histogram) metric(desc *prometheus.Desc, bounds []float64, function string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(bounds))
+	var n uint64
+	for i, b := range bounds {
+		n += h.counts[i]
+		buckets[b] = n
+	}
+	n += h.counts[len(bounds)]
+	return prometheus.MustNewConstHistogram(desc, n, h.sum, buckets, function)
 }
 
 // New registers gust's metrics on reg (a new registry if nil) and a
@@ -59,35 +108,12 @@ func New(reg prometheus.Registerer, stats func() []gust.PoolStats) *Metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	m := &Metrics{
-		gatherer: prometheus.DefaultGatherer,
-		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gust_invocations_total",
-			Help: "Finished invocations by function and status (ok, error, timeout, throttled, oom).",
-		}, []string{"function", "status"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "gust_invocation_duration_seconds",
-			Help:    "Time functions ran, throttled invocations excluded.",
-			Buckets: durationBuckets,
-		}, []string{"function"}),
-		coldStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gust_cold_starts_total",
-			Help: "Invocations that started a new instance.",
-		}, []string{"function"}),
-		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gust_throttles_total",
-			Help: "Invocations refused for lack of concurrency or capacity.",
-		}, []string{"function"}),
-		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "gust_queue_wait_seconds",
-			Help:    "Time invocations waited for an instance.",
-			Buckets: queueBuckets,
-		}, []string{"function"}),
-	}
+	m := &Metrics{gatherer: prometheus.DefaultGatherer}
+	m.fns.Store(&map[string]*fnMetrics{})
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
 	}
-	reg.MustRegister(m.invocations, m.duration, m.coldStarts, m.throttles, m.queueWait)
+	reg.MustRegister((*invocationCollector)(m))
 	if stats != nil {
 		reg.MustRegister(&poolCollector{stats: stats})
 	}
@@ -95,24 +121,25 @@ func New(reg prometheus.Registerer, stats func() []gust.PoolStats) *Metrics {
 }
 
 func (m *Metrics) function(name string) *fnMetrics {
-	if f, ok := m.fns.Load(name); ok {
-		return f.(*fnMetrics)
+	if f := (*m.fns.Load())[name]; f != nil {
+		return f
 	}
-	f := &fnMetrics{
-		duration:   m.duration.WithLabelValues(name),
-		coldStarts: m.coldStarts.WithLabelValues(name),
-		throttles:  m.throttles.WithLabelValues(name),
-		queueWait:  m.queueWait.WithLabelValues(name),
+	m.fnsMu.Lock()
+	defer m.fnsMu.Unlock()
+	old := *m.fns.Load()
+	if f := old[name]; f != nil {
+		return f
 	}
-	for i, s := range statuses {
-		f.byStatus[i] = m.invocations.WithLabelValues(name, s)
-	}
-	actual, _ := m.fns.LoadOrStore(name, f)
-	return actual.(*fnMetrics)
+	fns := make(map[string]*fnMetrics, len(old)+1)
+	maps.Copy(fns, old)
+	f := &fnMetrics{name: name}
+	fns[name] = f
+	m.fns.Store(&fns)
+	return f
 }
 
 // Record counts one finished invocation. After a function's first call it
-// costs a map load and a few atomic adds.
+// costs a map lookup and a few additions under the function's lock.
 func (m *Metrics) Record(inv *gust.Invocation) {
 	if inv == nil {
 		return
@@ -122,26 +149,63 @@ func (m *Metrics) Record(inv *gust.Invocation) {
 	if status == "" {
 		status = gust.StatusOK
 	}
-	counted := false
+	idx := -1
 	for i, s := range statuses {
 		if s == status {
-			f.byStatus[i].Inc()
-			counted = true
+			idx = i
 			break
 		}
 	}
-	if !counted {
-		// Not one of the metered statuses: a caller's bug, still counted.
-		m.invocations.WithLabelValues(inv.Function, status).Inc()
+	queued, ran := inv.QueueWait.Seconds(), inv.Duration.Seconds()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if idx >= 0 {
+		f.byStatus[idx]++
+	} else {
+		if f.other == nil {
+			f.other = map[string]uint64{}
+		}
+		f.other[status]++
 	}
-	f.queueWait.Observe(inv.QueueWait.Seconds())
+	f.queueWait.observe(queueBuckets[:], queued)
 	if status == gust.StatusThrottled {
-		f.throttles.Inc()
+		f.throttles++
 		return
 	}
-	f.duration.Observe(inv.Duration.Seconds())
+	f.duration.observe(durationBuckets[:], ran)
 	if inv.Cold {
-		f.coldStarts.Inc()
+		f.coldStarts++
+	}
+}
+
+// invocationCollector turns the counts of Record into Prometheus metrics
+// at scrape time.
+type invocationCollector Metrics
+
+func (c *invocationCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- invocationsDesc
+	ch <- durationDesc
+	ch <- coldStartsDesc
+	ch <- throttlesDesc
+	ch <- queueWaitDesc
+}
+
+func (c *invocationCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, f := range *c.fns.Load() {
+		f.mu.Lock()
+		byStatus, cold, throttles, duration, queueWait := f.byStatus, f.coldStarts, f.throttles, f.duration, f.queueWait
+		other := maps.Clone(f.other)
+		f.mu.Unlock()
+		for i, s := range statuses {
+			ch <- prometheus.MustNewConstMetric(invocationsDesc, prometheus.CounterValue, float64(byStatus[i]), f.name, s)
+		}
+		for s, n := range other {
+			ch <- prometheus.MustNewConstMetric(invocationsDesc, prometheus.CounterValue, float64(n), f.name, s)
+		}
+		ch <- prometheus.MustNewConstMetric(coldStartsDesc, prometheus.CounterValue, float64(cold), f.name)
+		ch <- prometheus.MustNewConstMetric(throttlesDesc, prometheus.CounterValue, float64(throttles), f.name)
+		ch <- duration.metric(durationDesc, durationBuckets[:], f.name)
+		ch <- queueWait.metric(queueWaitDesc, queueBuckets[:], f.name)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gustfaas/gust"
@@ -24,7 +25,10 @@ type Config struct {
 // hour for each function. It is safe for concurrent use.
 type Stats struct {
 	now func() time.Time
-	fns sync.Map // function name -> *series
+	// fns maps function names to their series. It is copied on write
+	// (a new function is rare) so that Record reads it without a lock or
+	// sync.Map's interface hashing.
+	fns atomic.Pointer[map[string]*series]
 
 	// newMu serializes creating and pruning series, the rare path.
 	newMu sync.Mutex
@@ -35,7 +39,14 @@ func New(cfg Config) *Stats {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Stats{now: cfg.Now}
+	s := &Stats{now: cfg.Now}
+	s.fns.Store(&map[string]*series{})
+	return s
+}
+
+// lookup returns the series of function, nil if it has none.
+func (s *Stats) lookup(function string) *series {
+	return (*s.fns.Load())[function]
 }
 
 // series is the ring of one function. slot i holds second sec where
@@ -107,29 +118,30 @@ func (s *Stats) Record(inv *gust.Invocation) {
 }
 
 func (s *Stats) series(function string, sec int64) *series {
-	if v, ok := s.fns.Load(function); ok {
-		return v.(*series)
+	if sr := s.lookup(function); sr != nil {
+		return sr
 	}
 	s.newMu.Lock()
 	defer s.newMu.Unlock()
-	if v, ok := s.fns.Load(function); ok {
-		return v.(*series)
+	if sr := s.lookup(function); sr != nil {
+		return sr
 	}
 	// A new function is rare: the moment to drop the rings of functions
 	// idle for longer than the retention (deleted ones, say), so memory
 	// follows the functions in use.
-	s.fns.Range(func(k, v any) bool {
-		sr := v.(*series)
+	old := *s.fns.Load()
+	fns := make(map[string]*series, len(old)+1)
+	for k, sr := range old {
 		sr.mu.Lock()
 		idle := sr.last <= sec-slots
 		sr.mu.Unlock()
-		if idle {
-			s.fns.Delete(k)
+		if !idle {
+			fns[k] = sr
 		}
-		return true
-	})
+	}
 	sr := &series{last: sec}
-	s.fns.Store(function, sr)
+	fns[function] = sr
+	s.fns.Store(&fns)
 	return sr
 }
 
@@ -191,10 +203,7 @@ func (s *Stats) Series(function string, window, step time.Duration) ([]Point, er
 	last := floorDiv(nowSec, stepSec) * stepSec
 	first := last - (n-1)*stepSec
 	pts := make([]Point, n)
-	var sr *series
-	if v, ok := s.fns.Load(function); ok {
-		sr = v.(*series)
-	}
+	sr := s.lookup(function)
 	for i := range pts {
 		start := first + int64(i)*stepSec
 		end := min(start+stepSec, nowSec+1)
@@ -227,14 +236,13 @@ func (s *Stats) Summaries(window time.Duration) ([]Summary, error) {
 	nowSec := s.now().Unix()
 	start := nowSec - int64(window/time.Second)
 	out := []Summary{}
-	s.fns.Range(func(k, v any) bool {
+	for name, sr := range *s.fns.Load() {
 		var a agg
-		v.(*series).collect(start, nowSec, &a)
+		sr.collect(start, nowSec, &a)
 		if a.invocations+a.throttles > 0 {
-			out = append(out, Summary{Function: k.(string), Point: a.point(time.Unix(start, 0).UTC(), window.Seconds())})
+			out = append(out, Summary{Function: name, Point: a.point(time.Unix(start, 0).UTC(), window.Seconds())})
 		}
-		return true
-	})
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Function < out[j].Function })
 	return out, nil
 }
