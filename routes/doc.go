@@ -19,7 +19,10 @@
 //     headers on what the function will see.
 //
 // A version's routes are compiled once (schemas, path patterns) and cached
-// by function and version number: versions are immutable.
+// by function and version number: versions are immutable. A schema also
+// gets a fast check (fastschema.go) that passes the usual body in one walk
+// of its bytes; whatever it cannot vouch for goes to the schema library,
+// so verdicts and error messages are the library's either way.
 //
 // It must not invoke functions, nor decide anything for functions without
 // routes: those behave as if this package did not exist.

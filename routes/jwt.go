@@ -33,13 +33,13 @@ type jwtVerifier struct {
 	mu      sync.Mutex
 	keys    *keySet
 	fetched time.Time
-
-	// seen remembers tokens already verified with the current keys, as
-	// clients send one token many times: a repeat costs a map lookup and
-	// a clock check instead of a signature check and two JSON decodes.
-	seenMu sync.Mutex
-	seen   map[string]*verified
-	seenOf *keySet
+	// seen remembers tokens already verified with keys, as clients send
+	// one token many times: a repeat costs one lock, a map lookup (the
+	// whole token is the key, so a token that differs in any byte
+	// misses) and a clock check, instead of a signature check and two
+	// JSON decodes. It starts over whenever keys are read again, so a
+	// rotated key is never vouched for by the cache.
+	seen map[string]*verified
 }
 
 // verified is what a checked token yields, and when it stops being valid.
@@ -115,7 +115,7 @@ func (v *jwtVerifier) loadKeys(ctx context.Context) (*keySet, error) {
 			return nil, gust.WrapError(gust.EUNAVAILABLE, err, "secret %s is not a usable JWKS", name)
 		}
 	}
-	v.keys, v.fetched = ks, v.now()
+	v.keys, v.fetched, v.seen = ks, v.now(), map[string]*verified{}
 	return ks, nil
 }
 
@@ -126,18 +126,15 @@ func (v *jwtVerifier) verify(ctx context.Context, tok string) (*verified, error)
 	if len(tok) > maxTokenBytes {
 		return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid token: over %d bytes", maxTokenBytes)
 	}
-	ks, err := v.loadKeys(ctx)
-	if err != nil {
-		return nil, err
+	now := v.now()
+	var hit *verified
+	v.mu.Lock()
+	if v.keys != nil && now.Sub(v.fetched) < v.ttl {
+		hit = v.seen[tok]
 	}
-	v.seenMu.Lock()
-	if v.seenOf != ks {
-		v.seen, v.seenOf = map[string]*verified{}, ks
-	}
-	hit := v.seen[tok]
-	v.seenMu.Unlock()
+	v.mu.Unlock()
 	if hit != nil {
-		now, leeway := v.now(), v.cfg.Leeway.D()
+		leeway := v.cfg.Leeway.D()
 		if !now.Before(hit.exp.Add(leeway)) {
 			return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid token: expired")
 		}
@@ -145,6 +142,10 @@ func (v *jwtVerifier) verify(ctx context.Context, tok string) (*verified, error)
 			return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid token: not valid yet (nbf)")
 		}
 		return hit, nil
+	}
+	ks, err := v.loadKeys(ctx)
+	if err != nil {
+		return nil, err
 	}
 	claims, err := v.parse(tok, ks)
 	if err != nil {
@@ -165,14 +166,14 @@ func (v *jwtVerifier) verify(ctx context.Context, tok string) (*verified, error)
 	if nbf != nil {
 		out.nbf = nbf.Time
 	}
-	v.seenMu.Lock()
-	if v.seenOf == ks {
+	v.mu.Lock()
+	if v.keys == ks { // not replaced while this token was checked
 		if len(v.seen) >= maxSeen {
 			clear(v.seen)
 		}
 		v.seen[tok] = out
 	}
-	v.seenMu.Unlock()
+	v.mu.Unlock()
 	return out, nil
 }
 

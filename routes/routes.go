@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -58,10 +60,12 @@ type Config struct {
 // Router guards the routes of every function. It is safe for concurrent
 // use.
 type Router struct {
-	cfg    Config
-	log    *slog.Logger
-	mu     sync.RWMutex
-	tables map[versionKey]*table
+	cfg Config
+	log *slog.Logger
+	// tables is never changed once stored, only replaced (under mu), so
+	// the request path reads it without a lock.
+	tables atomic.Pointer[map[versionKey]*table]
+	mu     sync.Mutex
 }
 
 type versionKey struct {
@@ -84,7 +88,9 @@ func New(cfg Config) *Router {
 	if cfg.KeyTTL <= 0 {
 		cfg.KeyTTL = 30 * time.Second
 	}
-	return &Router{cfg: cfg, log: cfg.Logger, tables: map[versionKey]*table{}}
+	r := &Router{cfg: cfg, log: cfg.Logger}
+	r.tables.Store(&map[versionKey]*table{})
+	return r
 }
 
 // table is the compiled routes of one version.
@@ -97,6 +103,7 @@ type route struct {
 	id      string
 	segs    []string
 	schema  *jsonschema.Schema
+	fast    *fastSchema // nil: every body goes through schema
 	jwt     *jwtVerifier
 	limiter *limiter
 }
@@ -115,6 +122,7 @@ func (r *Router) compile(spec gust.Spec) (*table, error) {
 			if err != nil {
 				return nil, gust.WrapError(gust.EINVALID, err, "route %d (%s): invalid schema", i+1, rt.id)
 			}
+			rt.fast = compileFast(rt.schema)
 		}
 		if rs.Auth == gust.AuthJWT && rs.JWT != nil {
 			rt.jwt = newJWTVerifier(*rs.JWT, r.cfg.Secrets, r.cfg.KeyTTL, r.cfg.Now)
@@ -181,10 +189,7 @@ func (r *Router) ValidateSpec(ctx context.Context, spec gust.Spec) error {
 
 func (r *Router) table(v *gust.Version) (*table, error) {
 	k := versionKey{v.Function, v.Number}
-	r.mu.RLock()
-	t, ok := r.tables[k]
-	r.mu.RUnlock()
-	if ok {
+	if t, ok := (*r.tables.Load())[k]; ok {
 		return t, nil
 	}
 	t, err := r.compile(v.Spec)
@@ -195,13 +200,16 @@ func (r *Router) table(v *gust.Version) (*table, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if old, ok := r.tables[k]; ok {
+	cur := *r.tables.Load()
+	if old, ok := cur[k]; ok {
 		return old, nil // another request compiled it first; keep one limiter state
 	}
-	if len(r.tables) >= maxTables {
-		clear(r.tables)
+	next := make(map[versionKey]*table, len(cur)+1)
+	if len(cur) < maxTables {
+		maps.Copy(next, cur)
 	}
-	r.tables[k] = t
+	next[k] = t
+	r.tables.Store(&next)
 	return t, nil
 }
 
@@ -287,18 +295,23 @@ func (r *Router) Admit(req *http.Request, v *gust.Version, path string) (finish 
 	}
 	return func(body []byte, header http.Header) error {
 		if rt.schema != nil {
-			if err := validateBody(rt.schema, body); err != nil {
+			if err := validateBody(rt.schema, rt.fast, body); err != nil {
 				return err
 			}
 		}
-		header.Set(HeaderRoute, rt.id)
+		// The names are canonical already, and the values share one
+		// array (each slice capped, so an Add copies rather than
+		// overwrites): one allocation instead of one per header.
 		if id.method == "" {
+			header[HeaderRoute] = []string{rt.id}
 			return nil
 		}
-		header.Set(HeaderMethod, id.method)
-		header.Set(HeaderSubject, id.subject)
+		vals := []string{rt.id, id.method, id.subject, id.claims}
+		header[HeaderRoute] = vals[0:1:1]
+		header[HeaderMethod] = vals[1:2:2]
+		header[HeaderSubject] = vals[2:3:3]
 		if id.claims != "" {
-			header.Set(HeaderClaims, id.claims)
+			header[HeaderClaims] = vals[3:4:4]
 		}
 		// The credential was for gust; the function has no use for it
 		// and must not be able to replay it against other functions.
