@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gustfaas/gust"
@@ -51,15 +52,19 @@ func (a *Async) serveAccept(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeAccepted answers 202 with res. It is on the path of every accept,
-// so it writes the JSON itself: an id that idRE admits and the status
+// so it writes the JSON itself: an id that validID admits and the status
 // constants need no escaping, and anything else goes through encoding/json.
 func writeAccepted(w http.ResponseWriter, res *Accepted) {
-	w.Header().Set(HeaderInvocationID, res.ID)
-	if !idRE.MatchString(res.ID) || !idRE.MatchString(res.Status) {
+	h := w.Header()
+	if !validID(res.ID) || !validID(res.Status) {
+		h.Set(HeaderInvocationID, res.ID)
 		httperr.WriteJSON(w, http.StatusAccepted, res)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	// Both values in one allocation; the keys are canonical already.
+	vals := []string{res.ID, "application/json"}
+	h[HeaderInvocationID] = vals[:1:1]
+	h["Content-Type"] = vals[1:]
 	w.WriteHeader(http.StatusAccepted)
 	b := make([]byte, 0, 32+len(res.ID)+len(res.Status))
 	b = append(b, `{"id":"`...)
@@ -120,8 +125,11 @@ func (a *Async) accept(r *http.Request) (*Accepted, error) {
 	header.Del(HeaderCallbackURL)
 	header.Del(HeaderInvocationID)
 	// The event names the accept's span as its parent (tracing on); with
-	// tracing off the caller's traceparent goes through unchanged.
-	trace.Inject(ctx, header)
+	// tracing off the caller's traceparent goes through unchanged, and the
+	// context is not searched for a span that cannot be there.
+	if a.cfg.Tracer.Enabled() {
+		trace.Inject(ctx, header)
+	}
 	ev := &Event{
 		ID: id, Function: name, Ref: ref, Version: v.Number,
 		Method: r.Method, Path: path, Query: r.URL.RawQuery, Header: header,
@@ -185,26 +193,32 @@ func (a *Async) claimIdempotencyKey(ctx context.Context, function, key, id strin
 // its own ack, so nothing is answered 202 before it is stored. msgID, if
 // set, lets the stream drop a repeat within its duplicate window.
 func (a *Async) store(ev *Event, msgID string) error {
-	if !idRE.MatchString(ev.ID) {
+	if !validID(ev.ID) {
 		return gust.Errorf(gust.EINVALID, "invalid invocation id %q: want 1 to 64 letters, digits, '_' and '-'", ev.ID)
 	}
-	m, err := ev.msg(eventSubject(ev.Function, ev.ID))
+	buf := getDataBuf(ev.dataSizeHint())
+	defer putDataBuf(buf)
+	data, err := ev.appendData(*buf)
 	if err != nil {
 		return err
 	}
-	if size := int64(len(m.Data) + len(m.Header.Get(hdrEvent)) + 256); size > a.maxPayload {
+	*buf = data[:0]
+	if size := int64(len(data) + 256); size > a.maxPayload {
 		return gust.Errorf(gust.ETOOLARGE, "event of %d bytes (body and headers) is over the async limit of %d bytes", size, a.maxPayload)
 	}
+	m := &nats.Msg{Subject: eventSubject(ev.Function, ev.ID), Data: data}
 	// A full window makes the accept wait for a slot (back pressure), not
 	// fail at once; the ack timeout bounds the wait for the ack.
-	opts := []jetstream.PublishOpt{jetstream.WithStallWait(a.cfg.PublishTimeout)}
+	opts := a.pubOpts
 	if msgID != "" {
-		opts = append(opts, jetstream.WithMsgID(msgID))
+		opts = []jetstream.PublishOpt{opts[0], jetstream.WithMsgID(msgID)}
 	}
 	f, err := a.pub.PublishMsgAsync(m, opts...)
 	if err != nil {
 		return gust.WrapError(gust.EUNAVAILABLE, err, "storing the event failed")
 	}
+	// The buffer goes back to the pool (deferred) only now: until the ack
+	// is in, nats.go may publish m again.
 	select {
 	case <-f.Ok():
 		return nil
@@ -219,7 +233,7 @@ func (a *Async) store(ev *Event, msgID string) error {
 // false and stores nothing. msgID, if set, also lets the stream drop a
 // duplicate.
 func (a *Async) enqueueOnce(ctx context.Context, ev *Event, msgID string) (bool, error) {
-	if !idRE.MatchString(ev.ID) {
+	if !validID(ev.ID) {
 		return false, gust.Errorf(gust.EINVALID, "invalid invocation id %q: want 1 to 64 letters, digits, '_' and '-'", ev.ID)
 	}
 	st := queuedStatus(ev)

@@ -122,7 +122,8 @@ type Async struct {
 	nc  *nats.Conn
 	// pub publishes events asynchronously, sharing the connection's round
 	// trips between concurrent accepts (see store).
-	pub jetstream.JetStream
+	pub     jetstream.JetStream
+	pubOpts []jetstream.PublishOpt // of every accept's publish, made once
 
 	stream   jetstream.Stream
 	dlq      jetstream.Stream
@@ -253,6 +254,8 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 	if err != nil {
 		return nil, fmt.Errorf("async: publisher: %w", err)
 	}
+
+	a.pubOpts = []jetstream.PublishOpt{jetstream.WithStallWait(cfg.PublishTimeout)}
 
 	cons, err := a.js.CreateOrUpdateConsumer(ctx, StreamAsync, jetstream.ConsumerConfig{
 		Durable:       ConsumerWorkers,

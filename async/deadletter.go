@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gustfaas/gust"
@@ -49,7 +50,7 @@ func (a *Async) publishDead(ctx context.Context, ev *Event, dead Dead, msgID str
 	if err != nil {
 		return fmt.Errorf("encode dead letter: %w", err)
 	}
-	m.Header.Set(hdrDead, string(d))
+	m.Header = nats.Header{hdrDead: []string{string(d)}}
 	var opts []jetstream.PublishOpt
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))

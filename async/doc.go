@@ -13,7 +13,9 @@
 //     claimed with a KV Create (a repeat within the window answers the
 //     first id). The event is published to GUST_ASYNC under subject
 //     gust.async.NAME.ID: the accept's one durable write; 202 follows its
-//     own PubAck, never before. Publishes are asynchronous on one shared
+//     own PubAck, never before. The message is the event's metadata as a
+//     line of JSON, then the body, and has no NATS headers, which the
+//     server would scan for its own once per header it knows. Publishes are asynchronous on one shared
 //     publisher with a bounded window, so concurrent accepts share the
 //     connection's round trips and the store's writes. No status record
 //     is written: until a worker writes one, GET /v1/invocations/ID finds

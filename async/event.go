@@ -1,19 +1,32 @@
 package async
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 )
 
-// Message headers of stored events. The event's body travels as the message
-// data, unencoded; everything else as JSON in one header.
+// How an event is stored. The message data is the event's metadata as one
+// line of JSON, a newline, then the body unencoded. The message has no
+// NATS headers: the server looks for each of its own headers (message id,
+// expected sequence, TTL, batch, ...) in a message's header block, once
+// per message, so metadata kept there cost it a scan of a few hundred bytes
+// many times per accept. JSON never contains a raw newline, so the first
+// one ends the metadata.
+//
+// Events stored by earlier versions carry the metadata in a Gust-Event
+// header and the body as the data; decodeEvent reads both, so an upgrade
+// runs what was queued before it.
 const (
-	hdrEvent = "Gust-Event"
-	hdrDead  = "Gust-Dead"
+	hdrEvent = "Gust-Event" // the earlier format's metadata
+	hdrDead  = "Gust-Dead"  // a dead letter's Dead, as JSON
 )
 
 // Event is an invocation waiting to run: the HTTP request the function will
@@ -49,29 +62,197 @@ func eventSubject(function, id string) string {
 	return SubjectAsync + function + "." + id
 }
 
+// msg is ev as a message to subject, in a buffer of its own.
 func (ev *Event) msg(subject string) (*nats.Msg, error) {
-	meta, err := json.Marshal(ev)
+	data, err := ev.appendData(make([]byte, 0, ev.dataSizeHint()))
 	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+		return nil, err
 	}
-	m := nats.NewMsg(subject)
-	m.Header.Set(hdrEvent, string(meta))
-	m.Data = ev.Body
-	return m, nil
+	return &nats.Msg{Subject: subject, Data: data}, nil
 }
 
+// dataBufs recycles the data buffers of accepts: nats.go copies a message
+// into its write buffer before PublishMsgAsync returns, and keeps a
+// reference only to publish it again while its ack is pending, so a buffer
+// is free again once the ack (or its error) is in.
+var dataBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledData bounds the buffers kept for reuse: a rare large body must
+// not pin its buffer.
+const maxPooledData = 64 << 10
+
+func getDataBuf(n int) *[]byte {
+	p := dataBufs.Get().(*[]byte)
+	if cap(*p) < n {
+		*p = make([]byte, 0, n)
+	}
+	*p = (*p)[:0]
+	return p
+}
+
+func putDataBuf(p *[]byte) {
+	if cap(*p) <= maxPooledData {
+		dataBufs.Put(p)
+	}
+}
+
+func (ev *Event) dataSizeHint() int {
+	n := 192 + len(ev.ID) + len(ev.Function) + len(ev.Ref) + len(ev.Method) + len(ev.Path) +
+		len(ev.Query) + len(ev.Trigger) + len(ev.CallbackURL) + len(ev.Body)
+	for k, vs := range ev.Header {
+		n += len(k) + 8
+		for _, v := range vs {
+			n += len(v) + 3
+		}
+	}
+	return n
+}
+
+// appendData appends ev as stored: its metadata, a newline, its body.
+func (ev *Event) appendData(b []byte) ([]byte, error) {
+	b, err := ev.appendMeta(b)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	return append(b, ev.Body...), nil
+}
+
+// appendMeta appends ev's metadata as JSON that encoding/json decodes to
+// the same Event as its own encoding of ev (fields in declaration order,
+// the same omitempty rules, times in RFC 3339 with nanoseconds). It is on
+// the path of every accept, where encoding/json's reflection and its
+// sorting of the header's keys cost more than the rest of the encoding.
+func (ev *Event) appendMeta(b []byte) ([]byte, error) {
+	if y := ev.AcceptedAt.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("encode event %s: accepted at %v, outside years 0 to 9999", ev.ID, ev.AcceptedAt)
+	}
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, ev.ID)
+	b = append(b, `,"function":`...)
+	b = appendJSONString(b, ev.Function)
+	if ev.Ref != "" {
+		b = append(b, `,"ref":`...)
+		b = appendJSONString(b, ev.Ref)
+	}
+	if ev.Version != 0 {
+		b = append(b, `,"version":`...)
+		b = strconv.AppendInt(b, int64(ev.Version), 10)
+	}
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, ev.Method)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, ev.Path)
+	if ev.Query != "" {
+		b = append(b, `,"query":`...)
+		b = appendJSONString(b, ev.Query)
+	}
+	if len(ev.Header) > 0 {
+		b = append(b, `,"header":{`...)
+		first := true
+		for k, vs := range ev.Header {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendJSONString(b, k)
+			if vs == nil {
+				b = append(b, ":null"...)
+				continue
+			}
+			b = append(b, ":["...)
+			for i, v := range vs {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, v)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"trigger":`...)
+	b = appendJSONString(b, ev.Trigger)
+	b = append(b, `,"acceptedAt":"`...)
+	b = ev.AcceptedAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if ev.CallbackURL != "" {
+		b = append(b, `,"callbackUrl":`...)
+		b = appendJSONString(b, ev.CallbackURL)
+	}
+	if ev.Redrives != 0 {
+		b = append(b, `,"redrives":`...)
+		b = strconv.AppendInt(b, int64(ev.Redrives), 10)
+	}
+	return append(b, '}'), nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. Like encoding/json it
+// escapes quotes, backslashes and control characters and replaces each
+// byte of invalid UTF-8 with U+FFFD; unlike it, it leaves <, > and &
+// alone (the JSON is never embedded in HTML), which decodes the same.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// decodeEvent reads an event stored in either format (see hdrEvent).
 func decodeEvent(h nats.Header, data []byte) (*Event, error) {
-	meta := h.Get(hdrEvent)
-	if meta == "" {
-		return nil, fmt.Errorf("message has no %s header", hdrEvent)
+	var meta, body []byte
+	if old := h.Get(hdrEvent); old != "" {
+		meta, body = []byte(old), data
+	} else {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return nil, fmt.Errorf("message is not an event: no metadata line and no %s header", hdrEvent)
+		}
+		meta, body = data[:i], data[i+1:]
 	}
 	var ev Event
-	if err := json.Unmarshal([]byte(meta), &ev); err != nil {
+	if err := json.Unmarshal(meta, &ev); err != nil {
 		return nil, fmt.Errorf("decode event: %w", err)
 	}
 	if ev.ID == "" || ev.Function == "" {
 		return nil, fmt.Errorf("event lacks id or function")
 	}
-	ev.Body = data
+	ev.Body = body
 	return &ev, nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"time"
 	"unicode/utf8"
 
@@ -87,14 +86,27 @@ func newResult(resp *gust.Response, limit int) *Result {
 	return r
 }
 
-var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// validID reports whether id is 1 to 64 letters, digits, '_' and '-': what
+// an invocation id may be (a KV key and a subject token, never a path).
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 func statusKey(id string) string { return id }
 
 // getStatus returns the status of id and its KV revision. Errors:
 // ENOTFOUND.
 func (a *Async) getStatus(ctx context.Context, id string) (*Status, uint64, error) {
-	if !idRE.MatchString(id) {
+	if !validID(id) {
 		return nil, 0, gust.Errorf(gust.ENOTFOUND, "no invocation %q", id)
 	}
 	e, err := a.status.Get(ctx, statusKey(id))
@@ -127,7 +139,7 @@ func queuedStatus(ev *Event) *Status {
 // because the worker may have done both between the two reads. Errors:
 // ENOTFOUND.
 func (a *Async) currentStatus(ctx context.Context, id string) (*Status, uint64, error) {
-	if !idRE.MatchString(id) {
+	if !validID(id) {
 		return nil, 0, gust.Errorf(gust.ENOTFOUND, "no invocation %q", id)
 	}
 	for range 2 {

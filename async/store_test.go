@@ -52,8 +52,11 @@ func TestAcceptIsOneWrite(t *testing.T) {
 		if err != nil {
 			t.Fatalf("event %s is not under its own subject: %v", id, err)
 		}
-		if len(m.Data) != len("later") {
-			t.Fatalf("event %s body %q", id, m.Data)
+		if len(m.Header) != 0 {
+			t.Fatalf("event %s has NATS headers %v; its metadata belongs in the data", id, m.Header)
+		}
+		if ev, err := decodeEvent(m.Header, m.Data); err != nil || string(ev.Body) != "later" || ev.ID != id {
+			t.Fatalf("event %s decodes to %+v, %v", id, ev, err)
 		}
 		if _, err := h.a.status.Get(ctx, statusKey(id)); !errors.Is(err, jetstream.ErrKeyNotFound) {
 			t.Fatalf("queued %s has a status record: %v", id, err)
