@@ -52,6 +52,7 @@ func run(cfg node.Config, pprofAddr string, metering bool) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.Logger = log
 	cfg.Metering = &metering
+	node.TuneGC() // as gust serve does
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	n, err := node.Start(ctx, cfg)

@@ -49,6 +49,7 @@ the same GUST_MASTER_KEY) before it first starts.`,
 				return fmt.Errorf("invalid --fsync %q: want always or interval", fsync)
 			}
 			slog.SetDefault(log)
+			node.TuneGC()
 			cfg.Logger = log
 			cfg.Metering = &metering
 			cfg.MasterKey = os.Getenv("GUST_MASTER_KEY")
