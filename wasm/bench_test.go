@@ -56,7 +56,12 @@ func reportPercentiles(b *testing.B, ds []time.Duration) {
 	b.ReportMetric(at(0.99), "p99-ms")
 }
 
-func benchColdStart(b *testing.B, path string, spec gust.Spec) {
+// benchColdStart measures a new instance and its first call. With keep,
+// every instance stays open until the end, as in a burst of cold starts;
+// without, each is closed before the next starts, as when a function
+// scaled to zero gets a request (a restore may then reuse the memory of
+// the instance closed before it).
+func benchColdStart(b *testing.B, path string, spec gust.Spec, keep bool) {
 	d := newDriver(b)
 	m := load(b, d, path, spec, nil)
 	ctx := context.Background()
@@ -82,8 +87,13 @@ func benchColdStart(b *testing.B, path string, spec gust.Spec) {
 		}
 		ds = append(ds, time.Since(t0))
 		mem = wasm.MemorySize(inst)
-		inst.Close(ctx)
+		if keep {
+			defer inst.Close(ctx)
+		} else {
+			inst.Close(ctx)
+		}
 	}
+	b.StopTimer()
 	b.ReportMetric(float64(mem), "idle-mem-bytes/instance")
 	reportPercentiles(b, ds)
 }
@@ -109,13 +119,22 @@ func benchWarm(b *testing.B, path string, req *gust.Request, spec gust.Spec) {
 // instance left; off, it is instantiated and runs _initialize.
 func BenchmarkReactorColdStart(b *testing.B) {
 	path := wasmtest.Hello(b)
-	snapshotModes(b, func(b *testing.B, spec gust.Spec) { benchColdStart(b, path, spec) })
+	snapshotModes(b, func(b *testing.B, spec gust.Spec) { benchColdStart(b, path, spec, false) })
 }
 
 // BenchmarkReactorColdStartLean is the same on the lean SDK.
 func BenchmarkReactorColdStartLean(b *testing.B) {
 	path := wasmtest.GoGuest(b, leanHello)
-	snapshotModes(b, func(b *testing.B, spec gust.Spec) { benchColdStart(b, path, spec) })
+	snapshotModes(b, func(b *testing.B, spec gust.Spec) { benchColdStart(b, path, spec, false) })
+}
+
+// BenchmarkReactorColdStartBurst is BenchmarkReactorColdStart with every
+// instance kept open: no memory to reuse, and shells made in the
+// background only as fast as they can be. Run it with a bounded
+// -benchtime (say 200x): instances accumulate.
+func BenchmarkReactorColdStartBurst(b *testing.B) {
+	path := wasmtest.Hello(b)
+	snapshotModes(b, func(b *testing.B, spec gust.Spec) { benchColdStart(b, path, spec, true) })
 }
 
 // BenchmarkReactorWarm is a call of examples/hello on a warm instance.

@@ -125,6 +125,17 @@
 // mutable globals exported; see snapshotModule); snapshot.go narrates the
 // whole life.
 //
+// A restore is cheap because three things are done once instead of per
+// instance. A module with a snapshot keeps one instance shell ready,
+// instantiated in the background with its memory empty (shell.go), so a
+// restore puts into it only what comes from the snapshot. The memory of a
+// closed restored instance is kept (a few per module) with the list of
+// pages it wrote, and the next restore copies the snapshot's bytes over
+// just those, instead of mapping and faulting pages anew. And the pages
+// the first call of an instance touches are learnt once per snapshot and
+// populated up front when a memory must be mapped anew (snapmem_linux.go
+// says why page faults, not copies, are what costs).
+//
 // A snapshot is keyed by the code's digest, the wazero version, the file
 // format, the instance's arguments, environment and memory limit, and the
 // host's boot id; it carries a sha256 of itself, and one that does not

@@ -250,6 +250,7 @@ func (d *Driver) Load(ctx context.Context, v *gust.Version, code []byte, logs gu
 		m.snap = newSnapshotter(d.log, lay, d.snapshotDir, snapshotKey(code, v.Function, spec))
 		m.snap.loadExisting(m.limit)
 		m.data = lay.data
+		m.refillShell()
 	} else {
 		m.snapOff = why
 		level := slog.LevelInfo

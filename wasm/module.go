@@ -38,6 +38,8 @@ type module struct {
 	snap    *snapshotter
 	snapOff string
 	data    []dataSegment
+	shells  shells   // instances made ahead for restores (see shell.go)
+	rec     recycler // memories of closed restored instances (Linux)
 }
 
 // Snapshotted reports whether new instances of the module start from a
@@ -66,6 +68,8 @@ func (m *module) NewInstance(ctx context.Context) (gust.Instance, error) {
 }
 
 func (m *module) Close(ctx context.Context) error {
+	m.closeShells(ctx)
+	m.rec.close()
 	m.caps.close()
 	if m.snap != nil {
 		m.snap.close()

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/gustfaas/gust"
 )
@@ -29,6 +29,11 @@ type reactor struct {
 	bufPtr, bufCap uint32
 	busy           atomic.Bool
 	dead           bool // a call failed; the instance must not run again
+	// smem is the memory of an instance made to be restored (nil for a
+	// normal start); learn is the snapshot whose hot pages this instance
+	// records after its first call (see hotPages), nil once done.
+	smem  restorableMemory
+	learn *image
 }
 
 func (m *module) newReactor(ctx context.Context) (*reactor, error) {
@@ -59,6 +64,7 @@ func (m *module) newReactor(ctx context.Context) (*reactor, error) {
 			return m.startNormal(ctx)
 		default:
 			m.d.log.Debug("wasm snapshot captured", "function", m.function, "version", m.version, "memoryBytes", r.memSize())
+			m.refillShell()
 		}
 	}
 	return r, nil
@@ -133,24 +139,23 @@ func (m *module) startNormal(ctx context.Context) (*reactor, error) {
 	return r, nil
 }
 
-// restore starts an instance from a snapshot. Errors wrapping errRestore
-// are the host's; others are the function's (its restore hook failed).
+// restore starts an instance from a snapshot, in a shell made ahead if
+// there is one. Errors wrapping errRestore are the host's; others are the
+// function's (its restore hook failed).
 func (m *module) restore(ctx context.Context, img *image) (*reactor, error) {
-	r := m.newShell()
-	if err := r.instantiate(experimental.WithMemoryAllocator(ctx, img)); err != nil {
-		return nil, err
+	r := m.takeShell()
+	if r == nil {
+		var err error
+		if r, err = m.newRestoreShell(ctx); err != nil {
+			return nil, err
+		}
 	}
 	fail := func(format string, args ...any) error {
 		_ = r.mod.Close(ctx)
 		return fmt.Errorf("%w: %s", errRestore, fmt.Sprintf(format, args...))
 	}
-	if size := uint64(r.mem.Size()); size < img.memSize {
-		if _, ok := r.mem.Grow(uint32((img.memSize - size) >> 16)); !ok {
-			return nil, fail("grow memory from %d to %d bytes", size, img.memSize)
-		}
-	}
-	if size := uint64(r.mem.Size()); size != img.memSize {
-		return nil, fail("memory is %d bytes, snapshot %d", size, img.memSize)
+	if err := r.smem.restore(img, r.mem); err != nil {
+		return nil, fail("restore memory: %v", err)
 	}
 	for _, g := range img.globals {
 		mg, ok := r.mod.ExportedGlobal(g.export).(api.MutableGlobal)
@@ -174,7 +179,34 @@ func (m *module) restore(ctx context.Context, img *image) (*reactor, error) {
 			return nil, e
 		}
 	}
+	if img.hot.Load() == nil && img.learning.CompareAndSwap(false, true) {
+		r.learn = img
+	}
 	return r, nil
+}
+
+// learnHotPages records which pages the instance's restore and first call
+// touched, for later restores of the same snapshot to populate up front.
+func (r *reactor) learnHotPages(ok bool) {
+	img := r.learn
+	r.learn = nil
+	if !ok {
+		// A failed first call is no guide; let another instance learn.
+		img.learning.Store(false)
+		return
+	}
+	hot, err := r.smem.touched(img.memSize, r.memSize())
+	if err != nil {
+		r.m.d.log.Debug("wasm snapshot: cannot tell which pages a first call touches", "function", r.m.function, "version", r.m.version, "err", err)
+		return
+	}
+	if hot == nil {
+		return
+	}
+	img.hot.Store(hot)
+	ps := uintptr(os.Getpagesize())
+	w, rd := hot.pages(ps)
+	r.m.d.log.Debug("wasm snapshot: pages a first call touches", "function", r.m.function, "version", r.m.version, "written", w, "read", rd, "runs", len(hot.write)+len(hot.read))
 }
 
 // minRequestBuffer is the smallest request buffer asked of a guest.
@@ -201,6 +233,9 @@ func (r *reactor) Invoke(ctx context.Context, req *gust.Request) (*gust.Response
 	resp, err := r.invoke(ctx, req)
 	if err != nil {
 		r.dead = true
+	}
+	if r.learn != nil {
+		r.learnHotPages(err == nil)
 	}
 	return resp, err
 }
@@ -250,6 +285,10 @@ func (r *reactor) invoke(ctx context.Context, req *gust.Request) (*gust.Response
 }
 
 func (r *reactor) Close(ctx context.Context) error {
+	if r.learn != nil {
+		r.learn.learning.Store(false)
+		r.learn = nil
+	}
 	if err := r.mod.Close(ctx); err != nil {
 		return fmt.Errorf("close reactor instance of %s v%d: %w", r.m.function, r.m.version, err)
 	}

@@ -2,8 +2,16 @@
 
 package wasm
 
-import "github.com/tetratelabs/wazero/experimental"
+// newRestorableMemory returns a memory in the Go heap: mapping the snapshot
+// copy-on-write is Linux only, so elsewhere a restored instance copies it.
+func newRestorableMemory(max uint64, _ *recycler) restorableMemory { return &heapMemory{max: max} }
 
-// mapMemory is Linux only: elsewhere a restored instance copies the
-// snapshot.
-func (img *image) mapMemory(uint64) experimental.LinearMemory { return nil }
+// recycler keeps nothing where memories are not mapped.
+type recycler struct{}
+
+func (*recycler) close() {}
+
+// imageView maps nothing where memories are not mapped.
+type imageView struct{}
+
+func (*imageView) close() {}

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -35,12 +36,17 @@ import (
 //     value of the Go runtime's generator (gust_runtime_rand) to find that
 //     generator's state, and writes memory and globals to a file. That
 //     instance goes on serving.
-//  3. Every later instance is restored: wazero instantiates the rewrite with
-//     a linear memory that is a private copy-on-write mapping of the file,
-//     the host grows it to the captured size, sets the globals, writes fresh
+//  3. Every later instance is restored. Its shell, the rewrite instantiated
+//     with its linear memory reserved but empty, was made ahead (shell.go).
+//     The host maps the file over that memory as a private copy-on-write
+//     mapping (or takes the memory of a closed instance instead and copies
+//     the snapshot back over the pages that instance wrote; see
+//     snapmem_linux.go), grows it to the captured size, sets the globals, writes fresh
 //     random bytes over the runtime generator's state, and calls
 //     gust_restored, which runs the SDK's OnRestore hooks. _initialize does
-//     not run. An instance costs the pages it writes.
+//     not run. An instance costs the pages it writes. The first restored
+//     instance records which pages its first call touched, and later
+//     restores populate those at once (hotPages).
 //  4. Whatever fails on the way is logged and the version falls back to
 //     normal starts; a restore that fails for a reason other than the
 //     guest's own hook falls back for that instance.
@@ -104,6 +110,13 @@ type image struct {
 	memSize uint64
 	globals []globalValue
 	randOff int64 // offset of the runtime's generator state, or -1
+
+	// hot is what the first call of a restored instance touched, once an
+	// instance has found out (see hotPages); learning is set while one is
+	// finding out.
+	hot      atomic.Pointer[hotPages]
+	learning atomic.Bool
+	view     imageView // what recycled memories are reset from (Linux)
 }
 
 type globalValue struct {
@@ -238,6 +251,7 @@ func (s *snapshotter) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.img != nil {
+		s.img.view.close()
 		s.img.f.Close()
 		s.img = nil
 		if s.state == snapReady {

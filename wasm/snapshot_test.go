@@ -287,3 +287,69 @@ func TestSnapshotFileReusedAndCorruptOneRebuilt(t *testing.T) {
 		t.Fatalf("instance from the rebuilt snapshot: %v", f)
 	}
 }
+
+// TestSnapshotInstancesIsolated writes a marker into every page of one
+// restored instance's memory, and into pages it grew, and checks that no
+// other instance restored from the same snapshot sees any of it: not one
+// restored beside it (its pages populated from the same file), and not one
+// restored after it closed (which may reuse its memory).
+func TestSnapshotInstancesIsolated(t *testing.T) {
+	d, _ := newSnapDriver(t, t.TempDir())
+	m := load(t, d, wasmtest.GoGuest(t, snapGuest), gust.Spec{}, nil)
+	start(t, m) // captured
+	// The first restored instance learns which pages a first call
+	// touches; later restores populate those up front.
+	invoke(t, start(t, m), get("/", ""))
+
+	a, b := start(t, m), start(t, m)
+	memA, memB := wasm.InstanceMemory(a), wasm.InstanceMemory(b)
+	before, ok := memB.Read(0, memB.Size())
+	if !ok {
+		t.Fatal("read b's memory")
+	}
+	before = bytes.Clone(before)
+
+	marker := []byte("ISOLATE\x01")
+	const grown = 16
+	if _, ok := memA.Grow(grown); !ok {
+		t.Fatal("grow a's memory")
+	}
+	for off := uint32(0); off+4096 <= memA.Size(); off += 4096 {
+		if !memA.Write(off+100, marker) {
+			t.Fatalf("write a's memory at %#x", off)
+		}
+	}
+
+	after, _ := memB.Read(0, memB.Size())
+	if !bytes.Equal(before, after) {
+		t.Fatal("b's memory changed when a wrote its own")
+	}
+	if bytes.Contains(after, marker) {
+		t.Fatal("b sees a's marker")
+	}
+	if f := fields(t, invoke(t, b, get("/", ""))); f["calls"] != "1" || f["restored"] != "1" || f["table"] != "99980001" {
+		t.Fatalf("b after a wrote its memory: %v", f)
+	}
+
+	// A closed instance's memory may serve the next restore: it must hold
+	// the snapshot again, and zeros past it.
+	a.Close(context.Background())
+	c := start(t, m)
+	memC := wasm.InstanceMemory(c)
+	size := memC.Size()
+	if _, ok := memC.Grow(grown); !ok {
+		t.Fatal("grow c's memory")
+	}
+	all, _ := memC.Read(0, memC.Size())
+	if bytes.Contains(all, marker) {
+		t.Fatal("c sees the marker of a, closed before c started")
+	}
+	for i, v := range all[size:] {
+		if v != 0 {
+			t.Fatalf("c's grown memory is not zero at %#x", int(size)+i)
+		}
+	}
+	if f := fields(t, invoke(t, c, get("/", ""))); f["calls"] != "1" || f["restored"] != "1" || f["table"] != "99980001" {
+		t.Fatalf("c, restored after a closed: %v", f)
+	}
+}

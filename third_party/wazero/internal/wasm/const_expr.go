@@ -223,6 +223,20 @@ func evaluateConstExpr(e *ConstantExpression, globalResolver func(globalIndex In
 	}
 }
 
+// refFuncIndex returns the function index of a constant expression that is
+// exactly `ref.func idx; end`, the form of nearly every element segment
+// entry. (gust)
+func refFuncIndex(data []byte) (Index, bool) {
+	if len(data) < 3 || data[0] != OpcodeRefFunc || data[len(data)-1] != OpcodeEnd {
+		return 0, false
+	}
+	v, n, err := leb128.LoadUint32(data[1 : len(data)-1])
+	if err != nil || 1+int(n) != len(data)-1 {
+		return 0, false
+	}
+	return v, true
+}
+
 func evaluateConstExprInModuleInstance(e *ConstantExpression, m *ModuleInstance) []uint64 {
 	v, _, _ := evaluateConstExpr(
 		e,

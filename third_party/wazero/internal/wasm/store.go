@@ -223,8 +223,16 @@ func (m *ModuleInstance) applyElements(elems []ElementSegment) {
 				references[offset+uint32(i)] = Reference(0)
 			}
 		} else {
-			for i, init := range elem.Init {
-				initExprResults := evaluateConstExprInModuleInstance(&init, m)
+			for i := range elem.Init {
+				init := &elem.Init[i]
+				// gust: most entries are `ref.func idx; end`; resolving those
+				// directly skips the evaluator's two allocations per entry,
+				// which were nearly all of instantiating a Go module.
+				if idx, ok := refFuncIndex(init.Data); ok {
+					references[offset+uint32(i)] = m.Engine.FunctionInstanceReference(idx)
+					continue
+				}
+				initExprResults := evaluateConstExprInModuleInstance(init, m)
 				references[offset+uint32(i)] = Reference(initExprResults[0])
 			}
 		}

@@ -19,11 +19,16 @@ type (
 	// moduleEngine implements wasm.ModuleEngine.
 	moduleEngine struct {
 		// opaquePtr equals &opaque[0].
-		opaquePtr              *byte
-		parent                 *compiledModule
-		module                 *wasm.ModuleInstance
-		opaque                 moduleContextOpaque
-		localFunctionInstances []*functionInstance
+		opaquePtr *byte
+		parent    *compiledModule
+		module    *wasm.ModuleInstance
+		opaque    moduleContextOpaque
+		// localFunctionInstances keeps alive the chunks that function
+		// references (uintptrs in tables, which the GC does not follow)
+		// point into; functionInstances is the chunk being filled. (gust:
+		// one allocation per chunk instead of one per table entry.)
+		localFunctionInstances [][]functionInstance
+		functionInstances      []functionInstance
 		importedFunctions      []importedFunction
 		listeners              []experimental.FunctionListener
 	}
@@ -329,13 +334,18 @@ func (m *moduleEngine) FunctionInstanceReference(funcIndex wasm.Index) wasm.Refe
 	executable := &p.executable[p.functionOffsets[localIndex]]
 	typeID := m.module.TypeIDs[m.module.Source.FunctionSection[localIndex]]
 
-	lf := &functionInstance{
+	if len(m.functionInstances) == cap(m.functionInstances) {
+		// A full chunk is never appended to again, so pointers into it stay valid.
+		m.functionInstances = make([]functionInstance, 0, min(1024, max(16, 2*cap(m.functionInstances))))
+		m.localFunctionInstances = append(m.localFunctionInstances, m.functionInstances)
+	}
+	m.functionInstances = append(m.functionInstances, functionInstance{
 		executable:             executable,
 		moduleContextOpaquePtr: m.opaquePtr,
 		typeID:                 typeID,
 		indexInModule:          funcIndex,
-	}
-	m.localFunctionInstances = append(m.localFunctionInstances, lf)
+	})
+	lf := &m.functionInstances[len(m.functionInstances)-1]
 	return uintptr(unsafe.Pointer(lf))
 }
 
