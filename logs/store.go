@@ -3,7 +3,6 @@ package logs
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -372,6 +371,7 @@ func (s *Store) publishBatches(chunks [][]Entry) {
 	subjects := make([]string, 0, n)
 	lines := make(map[string]int) // by invocation subject
 	invs := make(map[string]int)  // distinct invocations by function
+	size := make(map[string]int)  // estimated bytes by invocation subject and by function
 	for _, c := range chunks {
 		for i := range c {
 			subj := subject(c[i].Function, c[i].Invocation)
@@ -379,20 +379,24 @@ func (s *Store) publishBatches(chunks [][]Entry) {
 				invs[c[i].Function]++
 			}
 			lines[subj]++
+			sz := len(c[i].Message) + len(c[i].Function) + len(c[i].Invocation) + entryOverhead
+			size[subj] += sz
+			size[c[i].Function] += sz
 			subjects = append(subjects, subj)
 		}
 	}
 	bt := &batcher{s: s, pub: &publishFlush{s: s}, bySubj: make(map[string]*batch)}
-	bt.enc = json.NewEncoder(&bt.scratch)
 	k := 0
 	for _, c := range chunks {
 		for i := range c {
 			subj := subjects[k]
 			k++
+			est := size[subj]
 			if invs[c[i].Function] > 1 && lines[subj] < ownBatchLines {
 				subj = sharedSubject(c[i].Function)
+				est = size[c[i].Function] // an upper bound: some of it has subjects of its own
 			}
-			bt.add(subj, &c[i])
+			bt.add(subj, est, &c[i])
 		}
 	}
 	for _, b := range bt.order {
@@ -408,29 +412,30 @@ type batcher struct {
 	pub     *publishFlush
 	order   []*batch // by first line
 	bySubj  map[string]*batch
-	scratch bytes.Buffer
-	enc     *json.Encoder
+	scratch []byte
 }
 
-func (bt *batcher) add(subj string, e *Entry) {
+// add appends e to the batch of subj; est is what that batch's lines
+// will take, so its buffer is allocated once, not grown by doubling.
+func (bt *batcher) add(subj string, est int, e *Entry) {
 	b := bt.bySubj[subj]
 	if b == nil {
-		b = &batch{subject: subj, data: make([]byte, 0, 1024)}
+		b = &batch{subject: subj, data: make([]byte, 0, min(est, bt.s.maxMsg))}
 		bt.bySubj[subj] = b
 		bt.order = append(bt.order, b)
 	}
-	bt.scratch.Reset()
-	if err := bt.enc.Encode(e); err != nil {
+	if !jsonTimeOK(e.Time) {
 		bt.s.lost.Add(1)
 		return
 	}
+	bt.scratch = appendEntry(bt.scratch[:0], e)
 	// A batch that would pass the limit goes now; one line alone is
 	// under it (MaxLine, escaped, is far below maxMsg).
-	if len(b.data) > 0 && len(b.data)+bt.scratch.Len() > bt.s.maxMsg {
+	if len(b.data) > 0 && len(b.data)+len(bt.scratch) > bt.s.maxMsg {
 		bt.pub.publish(b)
-		b.data, b.lines = nil, 0
+		b.data, b.lines = make([]byte, 0, min(est, bt.s.maxMsg)), 0
 	}
-	b.data = append(b.data, bt.scratch.Bytes()...)
+	b.data = append(b.data, bt.scratch...)
 	b.lines++
 }
 

@@ -1,7 +1,15 @@
 // Package trace is gust's distributed tracing: it accepts a W3C Trace
 // Context (traceparent, tracestate) from callers, records the spans of an
-// invocation with OpenTelemetry, exports them over OTLP/HTTP, and hands the
+// invocation, exports them over OTLP/HTTP (protobuf), and hands the
 // function a traceparent so its own spans join the caller's trace.
+//
+// It records and exports spans itself rather than through OpenTelemetry's
+// SDK, which cost every span a dozen allocations and a goroutine wake: a
+// span is a fixed-size struct filled on the request's goroutine, queued
+// under a mutex, and written as OTLP protobuf by the exporter's goroutine
+// once per batch. What reaches a collector is what the SDK's OTLP exporter
+// sent: the same resource, scope, span kinds, attributes, status and
+// flags (see export_test.go).
 //
 // The spans of one synchronous invocation:
 //
@@ -36,6 +44,7 @@
 //
 // It must not set OpenTelemetry's global tracer provider, propagator or
 // error handler (several nodes share a process in tests), must not block an
-// invocation on the exporter (spans are batched and dropped when the queue
-// is full), and must not know about drivers, pools or the registry.
+// invocation on the exporter (spans are batched and dropped, counted and
+// logged, when the queue is full), must not wake a goroutine per span, and
+// must not know about drivers, pools or the registry.
 package trace

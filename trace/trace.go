@@ -6,17 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
-
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/gustfaas/gust"
 )
@@ -65,12 +56,17 @@ const (
 // Tracer records and exports the spans of invocations. A nil *Tracer and
 // one built without an Endpoint are valid no-ops. It is safe for
 // concurrent use.
+//
+// It does not use OpenTelemetry's SDK: the SDK costs each span a dozen
+// allocations (attribute sets, events and links slices, a read-only copy)
+// and a goroutine wake to queue it, which made tracing alone cost a warm
+// call about 10% of its throughput. A span here is one fixed-size struct
+// filled on the request's goroutine and appended to a buffer under a
+// mutex; the exporter's goroutine wakes once per batch and writes OTLP
+// protobuf straight from those structs (see export.go).
 type Tracer struct {
-	tp *sdktrace.TracerProvider
-	tr oteltrace.Tracer
+	exp *exporter
 }
-
-var propagator = propagation.TraceContext{}
 
 // New returns a Tracer exporting to cfg.Endpoint, or a no-op Tracer when
 // it is empty. Errors: EINVALID for an endpoint that is not an http or
@@ -92,28 +88,7 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Not otlptracehttp.New's context: it is only used for the client's
-	// start, which does no I/O.
-	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(endpoint))
-	if err != nil {
-		return nil, fmt.Errorf("creating the OTLP trace exporter for %s: %w", endpoint, err)
-	}
-	attrs := []attribute.KeyValue{attribute.String("service.name", cfg.ServiceName)}
-	if cfg.ServiceVersion != "" {
-		attrs = append(attrs, attribute.String("service.version", cfg.ServiceVersion))
-	}
-	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(&loggingExporter{SpanExporter: exp, log: cfg.Logger, endpoint: endpoint},
-			sdktrace.WithBatchTimeout(cfg.BatchTimeout),
-			// A warm node ends thousands of spans a second: a queue of
-			// several seconds of them rides out a slow collector without
-			// dropping, and larger batches mean fewer posts per span.
-			sdktrace.WithMaxQueueSize(maxQueuedSpans),
-			sdktrace.WithMaxExportBatchSize(maxBatchSpans)),
-		sdktrace.WithResource(resource.NewSchemaless(attrs...)),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
-	)
-	return &Tracer{tp: tp, tr: tp.Tracer("github.com/gustfaas/gust")}, nil
+	return &Tracer{exp: newExporter(cfg, endpoint)}, nil
 }
 
 // EndpointURL returns the URL spans are posted to for an --otlp-endpoint
@@ -130,14 +105,15 @@ func EndpointURL(endpoint string) (string, error) {
 }
 
 // Enabled reports whether spans are recorded and exported.
-func (t *Tracer) Enabled() bool { return t != nil && t.tp != nil }
+func (t *Tracer) Enabled() bool { return t != nil && t.exp != nil }
 
-// ForceFlush sends every finished span now.
+// ForceFlush sends every finished span now. A failed export is logged,
+// not returned; ctx bounds the wait.
 func (t *Tracer) ForceFlush(ctx context.Context) error {
 	if !t.Enabled() {
 		return nil
 	}
-	if err := t.tp.ForceFlush(ctx); err != nil {
+	if err := t.exp.flush(ctx); err != nil {
 		return fmt.Errorf("flushing spans: %w", err)
 	}
 	return nil
@@ -149,7 +125,7 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 	if !t.Enabled() {
 		return nil
 	}
-	if err := t.tp.Shutdown(ctx); err != nil {
+	if err := t.exp.shutdown(ctx); err != nil {
 		return fmt.Errorf("shutting the tracer down: %w", err)
 	}
 	return nil
@@ -159,11 +135,17 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 // and tracestate, replacing any there. With no valid span in ctx it leaves
 // h alone. Async uses it to store the context with an event.
 func Inject(ctx context.Context, h http.Header) {
-	if !oteltrace.SpanContextFromContext(ctx).IsValid() {
-		return
+	if sc := fromContext(ctx); sc != nil {
+		inject(sc, h)
 	}
-	h.Del(HeaderTraceState)
-	propagator.Inject(ctx, propagation.HeaderCarrier(h))
+}
+
+func inject(sc *spanContext, h http.Header) {
+	delete(h, HeaderTraceState)
+	if sc.traceState != "" {
+		h[HeaderTraceState] = []string{sc.traceState}
+	}
+	h[HeaderTraceParent] = []string{sc.traceParent()}
 }
 
 // Extract returns ctx with the remote trace context found in h, or ctx
@@ -172,28 +154,28 @@ func Extract(ctx context.Context, h http.Header) context.Context {
 	if h == nil {
 		return ctx
 	}
-	return propagator.Extract(ctx, propagation.HeaderCarrier(h))
+	sc, ok := extract(h)
+	if !ok {
+		return ctx
+	}
+	return withSpanContext(ctx, &sc)
 }
 
 // TraceParent returns the traceparent and tracestate of the span in ctx,
 // for a CloudEvent's distributed-tracing extension; "" when there is none.
 func TraceParent(ctx context.Context) (traceparent, tracestate string) {
-	sc := oteltrace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
+	sc := fromContext(ctx)
+	if sc == nil {
 		return "", ""
 	}
-	h := http.Header{}
-	propagator.Inject(ctx, propagation.HeaderCarrier(h))
-	return h.Get(HeaderTraceParent), h.Get(HeaderTraceState)
+	return sc.traceParent(), sc.traceState
 }
 
 // ServerSpan is the span of one HTTP request at a front door. The zero
 // value (tracing off) does nothing.
 type ServerSpan struct {
-	span oteltrace.Span
+	s *span
 }
-
-var serverKind = oteltrace.WithSpanKind(oteltrace.SpanKindServer)
 
 // spanNames holds "METHOD route" for each route seen, so a span's name is
 // not built anew per request.
@@ -214,10 +196,16 @@ func spanName(method, route string) string {
 	return name
 }
 
-var knownMethods = map[string]bool{
-	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
-	http.MethodPatch: true, http.MethodDelete: true, http.MethodConnect: true,
-	http.MethodOptions: true, http.MethodTrace: true,
+// knownMethod returns m if it is a standard method, else "_OTHER", as
+// OpenTelemetry's HTTP conventions ask (a method is user input).
+func knownMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodConnect,
+		http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "_OTHER"
 }
 
 // StartServer starts the server span of r at route (a pattern such as
@@ -229,43 +217,35 @@ func (t *Tracer) StartServer(r *http.Request, route string) (context.Context, Se
 	if !t.Enabled() {
 		return ctx, ServerSpan{}
 	}
-	method := r.Method
-	if !knownMethods[method] {
-		method = "_OTHER"
+	method := knownMethod(r.Method)
+	parent := fromContext(ctx) // a span of a handler around this one, if any
+	if sc, ok := extract(r.Header); ok {
+		parent = &sc
 	}
-	ctx = Extract(ctx, r.Header)
-	ctx, span := t.tr.Start(ctx, spanName(method, route), serverKind,
-		oteltrace.WithAttributes(
-			attribute.String("http.request.method", method),
-			attribute.String("http.route", route),
-			attribute.String("url.path", r.URL.Path),
-		))
-	return ctx, ServerSpan{span: span}
+	s := t.start(parent, spanName(method, route), kindServer, time.Now())
+	s.setString("http.request.method", method)
+	s.setString("http.route", route)
+	s.setString("url.path", r.URL.Path)
+	return withSpanContext(ctx, &s.sc), ServerSpan{s: s}
 }
 
 // End ends the span with the response status and the invocation it served
 // (function "" when the request never resolved one). As OpenTelemetry's
 // HTTP conventions say for a server, only 5xx marks the span an error.
 func (s ServerSpan) End(status int, function string, version int, invocationID string) {
-	if s.span == nil {
-		return
+	if s.s == nil || s.s.ended {
+		return // an ended span may be in the exporter's hands
 	}
-	// One call: each grows the span's attribute slice.
-	attrs := [4]attribute.KeyValue{
-		attribute.Int("http.response.status_code", status),
-		attribute.String("faas.invocation_id", invocationID),
-	}
-	n := 2
+	s.s.setInt("http.response.status_code", status)
+	s.s.setString("faas.invocation_id", invocationID)
 	if function != "" {
-		attrs[2] = attribute.String("faas.name", function)
-		attrs[3] = attribute.String("faas.version", strconv.Itoa(version))
-		n = 4
+		s.s.setString("faas.name", function)
+		s.s.setIntString("faas.version", version)
 	}
-	s.span.SetAttributes(attrs[:n]...)
 	if status >= 500 {
-		s.span.SetStatus(codes.Error, http.StatusText(status))
+		s.s.failed, s.s.statusMsg = true, http.StatusText(status)
 	}
-	s.span.End()
+	s.s.finish(time.Now())
 }
 
 // SpanCronTick is the span of a cron tick, the root of the trace of the
@@ -281,9 +261,9 @@ func (t *Tracer) StartProducer(ctx context.Context, name, invocationID string) (
 	if !t.Enabled() {
 		return ctx, func() {}
 	}
-	ctx, span := t.tr.Start(ctx, name, oteltrace.WithSpanKind(oteltrace.SpanKindProducer),
-		oteltrace.WithAttributes(attribute.String("faas.invocation_id", invocationID)))
-	return ctx, func() { span.End() }
+	s := t.start(fromContext(ctx), name, kindProducer, time.Now())
+	s.setString("faas.invocation_id", invocationID)
+	return withSpanContext(ctx, &s.sc), func() { s.finish(time.Now()) }
 }
 
 // Dequeued records the queue-wait span of an event that waited in a queue
@@ -302,13 +282,14 @@ func (t *Tracer) Dequeued(ctx context.Context, h http.Header, invocationID strin
 	if !dequeued.After(queued) {
 		return ctx
 	}
-	_, wait := t.tr.Start(ctx, SpanQueueWait, oteltrace.WithTimestamp(queued),
-		oteltrace.WithSpanKind(oteltrace.SpanKindConsumer),
-		oteltrace.WithAttributes(attribute.String("faas.invocation_id", invocationID)))
-	wait.End(oteltrace.WithTimestamp(dequeued))
-	if !oteltrace.SpanContextFromContext(ctx).IsValid() {
+	wait := t.start(fromContext(ctx), SpanQueueWait, kindConsumer, queued)
+	wait.setString("faas.invocation_id", invocationID)
+	wait.finish(dequeued)
+	if fromContext(ctx) == nil {
 		// No parent: the execution joins the queue wait's new trace.
-		ctx = oteltrace.ContextWithRemoteSpanContext(ctx, wait.SpanContext())
+		sc := wait.sc
+		sc.remote = true
+		ctx = withSpanContext(ctx, &sc)
 	}
 	return ctx
 }
@@ -316,7 +297,7 @@ func (t *Tracer) Dequeued(ctx context.Context, h http.Header, invocationID strin
 // ExecSpan is the execution span of one invocation. The zero value (tracing
 // off, or no instance was acquired) does nothing.
 type ExecSpan struct {
-	span oteltrace.Span
+	s *span
 }
 
 // Acquired records how the invocation inv got its instance: a queue-wait
@@ -334,13 +315,9 @@ func (t *Tracer) Acquired(ctx context.Context, req *gust.Request, inv *gust.Invo
 	if !t.Enabled() {
 		return ctx, req, ExecSpan{}
 	}
-	if !oteltrace.SpanContextFromContext(ctx).IsValid() {
+	if fromContext(ctx) == nil {
 		ctx = Extract(ctx, req.Header)
 	}
-	fn := attribute.String("faas.name", inv.Function)
-	ver := attribute.String("faas.version", strconv.Itoa(inv.Version))
-	id := attribute.String("faas.invocation_id", inv.ID)
-
 	waitEnd := inv.Start.Add(inv.QueueWait)
 	coldFailed := false
 	if acquireErr != nil {
@@ -354,29 +331,31 @@ func (t *Tracer) Acquired(ctx context.Context, req *gust.Request, inv *gust.Invo
 	// The function's name and version are on the execution span (and the
 	// gateway's); the invocation id alone ties these to them.
 	if waitEnd.After(inv.Start) {
-		_, wait := t.tr.Start(ctx, SpanQueueWait, oteltrace.WithTimestamp(inv.Start),
-			oteltrace.WithAttributes(id))
+		wait := t.start(fromContext(ctx), SpanQueueWait, kindInternal, inv.Start)
+		wait.setString("faas.invocation_id", inv.ID)
 		if acquireErr != nil && !coldFailed {
 			failed(wait, acquireErr)
 		}
-		wait.End(oteltrace.WithTimestamp(waitEnd))
+		wait.finish(waitEnd)
 	}
 	if inv.Cold || coldFailed {
-		_, cold := t.tr.Start(ctx, SpanColdStart, oteltrace.WithTimestamp(waitEnd),
-			oteltrace.WithAttributes(id))
+		cold := t.start(fromContext(ctx), SpanColdStart, kindInternal, waitEnd)
+		cold.setString("faas.invocation_id", inv.ID)
 		if coldFailed {
 			failed(cold, acquireErr)
 		}
-		cold.End(oteltrace.WithTimestamp(acquired))
+		cold.finish(acquired)
 	}
 	if acquireErr != nil {
 		return ctx, req, ExecSpan{}
 	}
 
-	ctx, exec := t.tr.Start(ctx, SpanExecution, oteltrace.WithTimestamp(acquired),
-		oteltrace.WithAttributes(fn, ver, id,
-			attribute.Bool("faas.coldstart", inv.Cold),
-			attribute.String("faas.trigger", triggerKind(inv.Trigger))))
+	exec := t.start(fromContext(ctx), SpanExecution, kindInternal, acquired)
+	exec.setString("faas.name", inv.Function)
+	exec.setIntString("faas.version", inv.Version)
+	exec.setString("faas.invocation_id", inv.ID)
+	exec.setBool("faas.coldstart", inv.Cold)
+	exec.setString("faas.trigger", triggerKind(inv.Trigger))
 	// A copy: the caller's request (an async event redelivered, say) keeps
 	// the traceparent it came with.
 	cp := *req
@@ -384,27 +363,26 @@ func (t *Tracer) Acquired(ctx context.Context, req *gust.Request, inv *gust.Invo
 	if cp.Header == nil {
 		cp.Header = http.Header{}
 	}
-	Inject(ctx, cp.Header)
-	return ctx, &cp, ExecSpan{span: exec}
+	inject(&exec.sc, cp.Header)
+	return withSpanContext(ctx, &exec.sc), &cp, ExecSpan{s: exec}
 }
 
 // End ends the execution span at end with the invocation's outcome: the
 // status the function answered, or the error that ended the call.
 func (s ExecSpan) End(end time.Time, resp *gust.Response, err error) {
-	if s.span == nil {
-		return
+	if s.s == nil || s.s.ended {
+		return // an ended span may be in the exporter's hands
 	}
 	if err != nil {
-		failed(s.span, err)
+		failed(s.s, err)
 	} else if resp != nil {
-		s.span.SetAttributes(attribute.Int("http.response.status_code", resp.Status))
+		s.s.setInt("http.response.status_code", resp.Status)
 	}
-	s.span.End(oteltrace.WithTimestamp(end))
+	s.s.finish(end)
 }
 
-func failed(span oteltrace.Span, err error) {
-	span.SetAttributes(attribute.String("error.type", gust.ErrorCode(err)))
-	span.SetStatus(codes.Error, gust.ErrorMessage(err))
+func failed(s *span, err error) {
+	s.setError(gust.ErrorCode(err), gust.ErrorMessage(err))
 }
 
 // triggerKind maps gust's trigger names to OpenTelemetry's faas.trigger
@@ -422,36 +400,4 @@ func triggerKind(trigger string) string {
 	default:
 		return "other"
 	}
-}
-
-// loggingExporter reports failed exports through gust's logger instead of
-// OpenTelemetry's global error handler, at most once per 10 seconds: a
-// collector that is down must not flood the log.
-type loggingExporter struct {
-	sdktrace.SpanExporter
-	log      *slog.Logger
-	endpoint string
-
-	mu      sync.Mutex
-	last    time.Time
-	dropped int
-}
-
-func (e *loggingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	err := e.SpanExporter.ExportSpans(ctx, spans)
-	if err == nil {
-		return nil
-	}
-	e.mu.Lock()
-	e.dropped += len(spans)
-	now := time.Now()
-	if now.Sub(e.last) < 10*time.Second {
-		e.mu.Unlock()
-		return nil
-	}
-	n := e.dropped
-	e.dropped, e.last = 0, now
-	e.mu.Unlock()
-	e.log.Warn("exporting spans failed", "endpoint", e.endpoint, "spans_lost", n, "err", err)
-	return nil
 }

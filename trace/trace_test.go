@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -345,5 +347,128 @@ func BenchmarkInvocationSpans(b *testing.B) {
 				server.End(200, "hello", 1, "i")
 			}
 		})
+	}
+}
+
+// BenchmarkTraceCPU reports the CPU time the whole process spends per
+// traced warm invocation (gateway and execution spans, the function's
+// traceparent, the export), at a function's pace rather than a flood, so
+// no span is dropped. It is the cost that competes with functions for the
+// machine's cores. The receiver runs in the same process: "wire" only
+// checks and counts what arrives, as a collector elsewhere would cost
+// this process nothing; "decode" also builds every span as a Go value,
+// what a collector on the same machine would spend; "off" is the loop
+// alone, to subtract.
+func BenchmarkTraceCPU(b *testing.B) {
+	for _, rc := range []struct {
+		name string
+		new  func(testing.TB) *tracetest.Receiver
+	}{{"off", nil}, {"wire", tracetest.NewDiscarding}, {"decode", tracetest.New}} {
+		b.Run(rc.name, func(b *testing.B) {
+			var rcv *tracetest.Receiver
+			if rc.new != nil {
+				rcv = rc.new(b)
+			}
+			benchTraceCPU(b, rcv)
+		})
+	}
+}
+
+// benchTraceCPU runs with tracing off when rcv is nil: the loop's own
+// cost, to subtract.
+func benchTraceCPU(b *testing.B, rcv *tracetest.Receiver) {
+	var cfg trace.Config
+	if rcv != nil {
+		cfg.Endpoint = rcv.URL()
+	}
+	tr, err := trace.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Shutdown(context.Background())
+	hr := httptest.NewRequest("GET", "/fn/hello", nil)
+	hr.Header.Set("Traceparent", callerTP)
+	hr.Header.Set("User-Agent", "bench")
+	req := &gust.Request{ID: "i", Header: hr.Header}
+	runtime.GC()
+	before := cpuTime()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		now := time.Now()
+		inv := gust.Invocation{ID: "0f9da94dea306c4ecbbf11d3d777b2d0", Function: "hello", Version: 1, Trigger: "http", Start: now}
+		ctx, server := tr.StartServer(hr, "/fn/{name}")
+		_, _, exec := tr.Acquired(ctx, req, &inv, now, nil)
+		exec.End(now, &gust.Response{Status: 200}, nil)
+		server.End(200, "hello", 1, inv.ID)
+		if i%16 == 15 {
+			time.Sleep(time.Millisecond) // a busy function's pace, not a flood
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.ForceFlush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-before).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+	if rcv == nil {
+		return
+	}
+	if got := rcv.Received(); got != 2*b.N {
+		b.Fatalf("receiver got %d spans, want %d", got, 2*b.N)
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// A caller that did not sample its trace gets no spans from gust, but the
+// function still gets a traceparent in the caller's trace, with a span id
+// of its own and the caller's flags; a malformed tracestate is dropped and
+// the traceparent kept.
+func TestUnsampledCallerAndBadTraceState(t *testing.T) {
+	rcv := tracetest.New(t)
+	tr := mustNew(t, trace.Config{Endpoint: rcv.URL()})
+	defer tr.Shutdown(context.Background())
+	const unsampled = "00-" + callerTrace + "-" + callerSpan + "-00"
+	hr := httptest.NewRequest("GET", "/fn/hello", nil)
+	hr.Header.Set("Traceparent", unsampled)
+	hr.Header.Set("Tracestate", "not a valid=tracestate,,=")
+	ctx, server := tr.StartServer(hr, "/fn/{name}")
+	now := time.Now()
+	inv := &gust.Invocation{ID: "u", Function: "f", Version: 1, Start: now}
+	_, fnReq, exec := tr.Acquired(ctx, &gust.Request{Header: hr.Header}, inv, now, nil)
+	exec.End(now, &gust.Response{Status: 200}, nil)
+	server.End(200, "f", 1, "u")
+
+	tp := fnReq.Header.Get("Traceparent")
+	if !strings.HasPrefix(tp, "00-"+callerTrace+"-") || !strings.HasSuffix(tp, "-00") || strings.Contains(tp, callerSpan) {
+		t.Errorf("function traceparent = %q, want the caller's trace, a new span id, flags 00", tp)
+	}
+	if ts := fnReq.Header.Get("Tracestate"); ts != "" {
+		t.Errorf("a malformed tracestate was passed on: %q", ts)
+	}
+	if spans := flushed(t, tr, rcv); len(spans) != 0 {
+		t.Errorf("an unsampled trace exported %v", names(spans))
+	}
+	for _, bad := range []string{
+		"ff-" + callerTrace + "-" + callerSpan + "-01",                  // version ff
+		"00-" + strings.ToUpper(callerTrace) + "-" + callerSpan + "-01", // upper case
+		"00-00000000000000000000000000000000-" + callerSpan + "-01",     // zero trace id
+		"00-" + callerTrace + "-0000000000000000-01",                    // zero span id
+		"00-" + callerTrace + "-" + callerSpan + "-01-extra",            // version 00 with more
+		"00-" + callerTrace + "-" + callerSpan + "-09",                  // reserved flags in 00
+	} {
+		if tp, _ := trace.TraceParent(trace.Extract(context.Background(), http.Header{"Traceparent": {bad}})); tp != "" {
+			t.Errorf("%q extracted as %q", bad, tp)
+		}
+	}
+	future := "01-" + callerTrace + "-" + callerSpan + "-03-more"
+	if tp, _ := trace.TraceParent(trace.Extract(context.Background(), http.Header{"Traceparent": {future}})); tp != "00-"+callerTrace+"-"+callerSpan+"-03" {
+		t.Errorf("a later version's traceparent extracted as %q", tp)
 	}
 }
