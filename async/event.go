@@ -8,9 +8,10 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/gustfaas/gust/internal/jsonstr"
 )
 
 // How an event is stored. The message data is the event's metadata as one
@@ -128,24 +129,24 @@ func (ev *Event) appendMeta(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("encode event %s: accepted at %v, outside years 0 to 9999", ev.ID, ev.AcceptedAt)
 	}
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, ev.ID)
+	b = jsonstr.Append(b, ev.ID)
 	b = append(b, `,"function":`...)
-	b = appendJSONString(b, ev.Function)
+	b = jsonstr.Append(b, ev.Function)
 	if ev.Ref != "" {
 		b = append(b, `,"ref":`...)
-		b = appendJSONString(b, ev.Ref)
+		b = jsonstr.Append(b, ev.Ref)
 	}
 	if ev.Version != 0 {
 		b = append(b, `,"version":`...)
 		b = strconv.AppendInt(b, int64(ev.Version), 10)
 	}
 	b = append(b, `,"method":`...)
-	b = appendJSONString(b, ev.Method)
+	b = jsonstr.Append(b, ev.Method)
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, ev.Path)
+	b = jsonstr.Append(b, ev.Path)
 	if ev.Query != "" {
 		b = append(b, `,"query":`...)
-		b = appendJSONString(b, ev.Query)
+		b = jsonstr.Append(b, ev.Query)
 	}
 	if len(ev.Header) > 0 {
 		b = append(b, `,"header":{`...)
@@ -155,7 +156,7 @@ func (ev *Event) appendMeta(b []byte) ([]byte, error) {
 				b = append(b, ',')
 			}
 			first = false
-			b = appendJSONString(b, k)
+			b = jsonstr.Append(b, k)
 			if vs == nil {
 				b = append(b, ":null"...)
 				continue
@@ -165,73 +166,26 @@ func (ev *Event) appendMeta(b []byte) ([]byte, error) {
 				if i > 0 {
 					b = append(b, ',')
 				}
-				b = appendJSONString(b, v)
+				b = jsonstr.Append(b, v)
 			}
 			b = append(b, ']')
 		}
 		b = append(b, '}')
 	}
 	b = append(b, `,"trigger":`...)
-	b = appendJSONString(b, ev.Trigger)
+	b = jsonstr.Append(b, ev.Trigger)
 	b = append(b, `,"acceptedAt":"`...)
 	b = ev.AcceptedAt.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
 	if ev.CallbackURL != "" {
 		b = append(b, `,"callbackUrl":`...)
-		b = appendJSONString(b, ev.CallbackURL)
+		b = jsonstr.Append(b, ev.CallbackURL)
 	}
 	if ev.Redrives != 0 {
 		b = append(b, `,"redrives":`...)
 		b = strconv.AppendInt(b, int64(ev.Redrives), 10)
 	}
 	return append(b, '}'), nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string. Like encoding/json it
-// escapes quotes, backslashes and control characters and replaces each
-// byte of invalid UTF-8 with U+FFFD; unlike it, it leaves <, > and &
-// alone (the JSON is never embedded in HTML), which decodes the same.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // decodeEvent reads an event stored in either format (see hdrEvent).

@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/s2"
 
 	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/internal/jsonstr"
 )
 
 // A usage message holds the records of one function as NDJSON: one JSON
@@ -72,14 +73,14 @@ func messageRecords(encoding string, data []byte) ([]byte, error) {
 // its cost is per invocation.
 func (r *Record) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, r.ID)
+	b = jsonstr.Append(b, r.ID)
 	b = append(b, `,"function":`...)
-	b = appendString(b, r.Function)
+	b = jsonstr.Append(b, r.Function)
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, int64(r.Version), 10)
 	if r.Trigger != "" {
 		b = append(b, `,"trigger":`...)
-		b = appendString(b, r.Trigger)
+		b = jsonstr.Append(b, r.Trigger)
 	}
 	b = append(b, `,"start":"`...)
 	start := r.Start
@@ -104,53 +105,8 @@ func (r *Record) appendJSON(b []byte) []byte {
 	b = append(b, `,"cold":`...)
 	b = strconv.AppendBool(b, r.Cold)
 	b = append(b, `,"status":`...)
-	b = appendString(b, r.Status)
+	b = jsonstr.Append(b, r.Status)
 	return append(b, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json does, so the output is always valid JSON.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = append(b, s[start:i]...)
-				b = append(b, `\ufffd`...)
-				i += size
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // decodeRecords calls fn for each record of a usage message, in order. A

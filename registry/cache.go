@@ -126,17 +126,7 @@ func (c *cache) apply(key string, rev uint64, deleted bool, value []byte) (strin
 // first version number is reserved, before that version is live.
 func visible(f *gust.Function) bool { return f != nil && f.Live > 0 }
 
-func (c *cache) function(name string) *gust.Function {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	f := c.fns[name]
-	if !visible(f) {
-		return nil
-	}
-	return cloneFunction(f)
-}
-
-// view returns the cached function itself, not a copy (see ViewVersion).
+// view returns the cached function itself, not a copy: see ViewVersion.
 func (c *cache) view(name string) *gust.Function {
 	c.mu.RLock()
 	f := c.fns[name]
@@ -147,7 +137,11 @@ func (c *cache) view(name string) *gust.Function {
 	return f
 }
 
-// viewVersion is version without the copy (see ViewVersion).
+// viewVersion returns version n of name, if name is visible and n is one
+// of its versions (ok is false if name is not visible). Keys left by a
+// deploy that never finished, or by an older function of the same name,
+// are not: their numbers are above LatestVersion. The object is the
+// cache's own: see ViewVersion.
 func (c *cache) viewVersion(name string, n int) (*gust.Version, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -172,26 +166,6 @@ func (c *cache) functions() []*gust.Function {
 	c.mu.RUnlock()
 	slices.SortFunc(out, func(a, b *gust.Function) int { return strings.Compare(a.Name, b.Name) })
 	return out
-}
-
-// version returns version n of name, if name is visible and n is one of
-// its versions. Keys left by a deploy that never finished, or by an older
-// function of the same name, are not: their numbers are above LatestVersion.
-func (c *cache) version(name string, n int) (*gust.Version, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	f := c.fns[name]
-	if !visible(f) {
-		return nil, false
-	}
-	if n < 1 || n > f.LatestVersion {
-		return nil, true
-	}
-	v := c.vers[name][n]
-	if v == nil {
-		return nil, true
-	}
-	return cloneVersion(v), true
 }
 
 func (c *cache) versions(name string) ([]*gust.Version, bool) {

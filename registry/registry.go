@@ -211,11 +211,12 @@ func (r *Registry) applyDelete(key string, prevRev uint64) {
 }
 
 // Function returns one function from memory. Errors: ENOTFOUND.
-func (r *Registry) Function(_ context.Context, name string) (*gust.Function, error) {
-	if f := r.cache.function(name); f != nil {
-		return f, nil
+func (r *Registry) Function(ctx context.Context, name string) (*gust.Function, error) {
+	f, err := r.ViewFunction(ctx, name)
+	if err != nil {
+		return nil, err
 	}
-	return nil, notFound(name)
+	return cloneFunction(f), nil
 }
 
 // Functions lists every function from memory, sorted by name.
@@ -224,15 +225,12 @@ func (r *Registry) Functions(context.Context) ([]*gust.Function, error) {
 }
 
 // Version returns one version from memory. Errors: ENOTFOUND.
-func (r *Registry) Version(_ context.Context, name string, number int) (*gust.Version, error) {
-	v, fnExists := r.cache.version(name, number)
-	if !fnExists {
-		return nil, notFound(name)
+func (r *Registry) Version(ctx context.Context, name string, number int) (*gust.Version, error) {
+	v, err := r.ViewVersion(ctx, name, number)
+	if err != nil {
+		return nil, err
 	}
-	if v == nil {
-		return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no version %d", name, number)
-	}
-	return v, nil
+	return cloneVersion(v), nil
 }
 
 // ViewFunction and ViewVersion are Function and Version without the copy,

@@ -668,13 +668,13 @@ func TestCacheIgnoresOlderEvents(t *testing.T) {
 	if put(3, 1) || put(5, 1) {
 		t.Fatal("older or repeated revision applied")
 	}
-	if f := c.function("f"); f == nil || f.Live != 2 {
+	if f := c.view("f"); f == nil || f.Live != 2 {
 		t.Fatalf("function = %+v", f)
 	}
 	if _, changed := c.apply("fn.f", 4, true, nil); changed {
 		t.Fatal("older delete applied")
 	}
-	if _, changed := c.apply("fn.f", 6, true, nil); !changed || c.function("f") != nil {
+	if _, changed := c.apply("fn.f", 6, true, nil); !changed || c.view("f") != nil {
 		t.Fatal("newer delete not applied")
 	}
 	if put(5, 3) {
