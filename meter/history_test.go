@@ -1,7 +1,6 @@
 package meter_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -14,11 +13,7 @@ import (
 func TestInvocationHistory(t *testing.T) {
 	ctx := testContext(t)
 	js := startJetStream(t)
-	m, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	m := openMeter(ctx, t, js)
 	start := time.Now().Add(-time.Minute)
 	for i := 0; i < 30; i++ {
 		fn, status := "alpha", gust.StatusOK
@@ -60,11 +55,7 @@ func TestInvocationHistory(t *testing.T) {
 func TestBatchedAndOldFormat(t *testing.T) {
 	ctx := testContext(t)
 	js := startJetStream(t)
-	m, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	m := openMeter(ctx, t, js)
 	base := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
 	// The old format: one JSON record per message.
 	for i := range 3 {

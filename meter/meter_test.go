@@ -120,16 +120,32 @@ func invocation(i int, base time.Time) *gust.Invocation {
 	}
 }
 
+// record hands m invocations from to to-1 (see invocation), noting each.
+func (w *want) record(m *meter.Meter, from, to int, base time.Time) {
+	for i := from; i < to; i++ {
+		inv := invocation(2*i, base)
+		w.add(inv)
+		m.Record(inv)
+	}
+}
+
+// openMeter starts a meter on js, closed when the test ends.
+func openMeter(ctx context.Context, tb testing.TB, js jetstream.JetStream) *meter.Meter {
+	tb.Helper()
+	m, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = m.Close(context.Background()) })
+	return m
+}
+
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func TestUsageAfterFlush(t *testing.T) {
 	ctx := testContext(t)
 	js := startJetStream(t)
-	m, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	m := openMeter(ctx, t, js)
 
 	base := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 	wants := map[string]map[time.Time]*want{}
@@ -225,20 +241,12 @@ func TestRedeliveryDoesNotDoubleCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 300 {
-		inv := invocation(2*i, base) // alpha only
-		w.add(inv)
-		m1.Record(inv)
-	}
+	w.record(m1, 0, 300, base) // alpha only
 	if err := m1.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Records handed over just before Close are published by Close.
-	for i := 300; i < 400; i++ {
-		inv := invocation(2*i, base)
-		w.add(inv)
-		m1.Record(inv)
-	}
+	w.record(m1, 300, 400, base)
 	if err := m1.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -246,16 +254,8 @@ func TestRedeliveryDoesNotDoubleCount(t *testing.T) {
 	if err := js.DeleteConsumer(ctx, meter.StreamName, meter.ConsumerName); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m2.Close(context.Background()) })
-	for i := 400; i < 500; i++ {
-		inv := invocation(2*i, base)
-		w.add(inv)
-		m2.Record(inv)
-	}
+	m2 := openMeter(ctx, t, js)
+	w.record(m2, 400, 500, base)
 	if err := m2.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -270,16 +270,8 @@ func TestRedeliveryDoesNotDoubleCount(t *testing.T) {
 	if err := m2.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	m3, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m3.Close(context.Background()) })
-	for i := 500; i < 600; i++ {
-		inv := invocation(2*i, base)
-		w.add(inv)
-		m3.Record(inv)
-	}
+	m3 := openMeter(ctx, t, js)
+	w.record(m3, 500, 600, base)
 	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := m3.Flush(fctx); err != nil {
@@ -306,11 +298,7 @@ func TestTwoMetersShareAggregation(t *testing.T) {
 	base := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 	var ms [2]*meter.Meter
 	for i := range ms {
-		m, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = m.Close(context.Background()) })
+		m := openMeter(ctx, t, js)
 		ms[i] = m
 	}
 	var w want
@@ -463,11 +451,7 @@ func TestParseTime(t *testing.T) {
 func BenchmarkRecord(b *testing.B) {
 	ctx := testContext(b)
 	js := startJetStream(b)
-	m, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = m.Close(context.Background()) })
+	m := openMeter(ctx, b, js)
 	inv := invocation(1, time.Now())
 	b.ReportAllocs()
 	n := 0
@@ -496,11 +480,7 @@ func BenchmarkRecord(b *testing.B) {
 func BenchmarkRecordToAggregate(b *testing.B) {
 	ctx := testContext(b)
 	js := startJetStream(b)
-	m, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = m.Close(context.Background()) })
+	m := openMeter(ctx, b, js)
 	base := time.Now()
 	invs := make([]*gust.Invocation, 8192)
 	for i := range invs {
@@ -553,11 +533,7 @@ func TestOldConsumerHandsOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 200 {
-		inv := invocation(2*i, base)
-		w.add(inv)
-		m1.Record(inv)
-	}
+	w.record(m1, 0, 200, base)
 	if err := m1.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -597,16 +573,8 @@ func TestOldConsumerHandsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m2, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m2.Close(context.Background()) })
-	for i := 200; i < 300; i++ {
-		inv := invocation(2*i, base)
-		w.add(inv)
-		m2.Record(inv)
-	}
+	m2 := openMeter(ctx, t, js)
+	w.record(m2, 200, 300, base)
 	if err := m2.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -633,11 +601,7 @@ func TestOldConsumerHandsOver(t *testing.T) {
 func TestRecordsWithoutStart(t *testing.T) {
 	ctx := testContext(t)
 	js := startJetStream(t)
-	m, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	m := openMeter(ctx, t, js)
 	var w want
 	for i := range 300 {
 		inv := invocation(2*i, time.Time{})
@@ -667,11 +631,7 @@ func TestRecordsWithoutStart(t *testing.T) {
 func BenchmarkRecordParallel(b *testing.B) {
 	ctx := testContext(b)
 	js := startJetStream(b)
-	m, err := meter.New(ctx, js, meter.Config{Logger: quietLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = m.Close(context.Background()) })
+	m := openMeter(ctx, b, js)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		inv := invocation(1, time.Now())
