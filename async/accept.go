@@ -81,9 +81,13 @@ func (a *Async) accept(r *http.Request) (*Accepted, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := a.cfg.Invoker.Resolve(ctx, name, ref)
-	if err != nil {
-		return nil, err
+	// The guard in front (routes.Router.Guard) has resolved the path
+	// already; run the version it admitted the request under.
+	v := gateway.Resolved(r)
+	if v == nil {
+		if v, err = a.cfg.Invoker.Resolve(ctx, name, ref); err != nil {
+			return nil, err
+		}
 	}
 	callback := r.Header.Get(HeaderCallbackURL)
 	if callback != "" {

@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"strings"
+
+	"github.com/gustfaas/gust"
 )
 
 // The exported helpers below let other front doors (async accept, webhooks)
@@ -27,3 +30,20 @@ func ReadBody(r *http.Request, limit int64) (body []byte, release func(), err er
 // without hop-by-hop headers, the reserved Authorization-Gust and any
 // X-Gust-Auth-* (only a Guard may set those), with Host set.
 func ForwardHeader(r *http.Request) http.Header { return forwardHeader(r, 0) }
+
+type resolvedKey struct{}
+
+// WithResolved returns r carrying v, the version a guard in front of a
+// door resolved r's path to and admitted it under. The handler behind
+// reads it with Resolved instead of resolving again: a second resolve of an
+// alias with weights could pick another version, whose routes never saw
+// the request.
+func WithResolved(r *http.Request, v *gust.Version) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), resolvedKey{}, v))
+}
+
+// Resolved returns the version WithResolved put on r, or nil.
+func Resolved(r *http.Request) *gust.Version {
+	v, _ := r.Context().Value(resolvedKey{}).(*gust.Version)
+	return v
+}

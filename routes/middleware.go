@@ -20,7 +20,8 @@ type Resolver interface {
 // "PREFIX NAME[@REF][/...]" (such as POST /async/), so its requests pass
 // the same routes as /fn/: without it, a function whose routes demand a
 // JWT could be run through that door by anyone. next sees the body again
-// and the identity headers, never client-sent X-Gust-Auth-* ones.
+// and the identity headers, never client-sent X-Gust-Auth-* ones, and
+// gets the admitted version from gateway.Resolved.
 func (r *Router) Guard(prefix string, res Resolver, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		StripHeaders(req.Header)
@@ -34,6 +35,7 @@ func (r *Router) Guard(prefix string, res Resolver, next http.Handler) http.Hand
 			next.ServeHTTP(w, req)
 			return
 		}
+		req = gateway.WithResolved(req, v)
 		finish, err := r.Admit(req, v, path)
 		if err != nil {
 			writeError(w, req, err)
