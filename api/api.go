@@ -40,6 +40,9 @@ type Deployer interface {
 type ArchiveStore interface {
 	// PutArchive stores archive and returns its digest.
 	PutArchive(ctx context.Context, archive []byte) (digest string, err error)
+	// DiscardArchive removes an archive no version uses (one stored by a
+	// deploy that then failed).
+	DiscardArchive(ctx context.Context, digest string) error
 }
 
 // Config configures the API.
@@ -200,7 +203,7 @@ func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request) error {
 // deploy reads a multipart upload (part "spec": JSON gust.Spec; part
 // "code": the artifact), validates and compiles it, and only then stores a
 // new version. Bad input stores nothing.
-func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
+func (a *API) deploy(w http.ResponseWriter, r *http.Request) (err error) {
 	name, err := pathName(r)
 	if err != nil {
 		return err
@@ -215,6 +218,19 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := a.storeFiles(r.Context(), &spec, files); err != nil {
 		return err
+	}
+	if files != nil {
+		// Bad input stores nothing: an archive this deploy stored goes again
+		// if the deploy fails (unless a version already uses the same one).
+		digest := spec.Files.Digest
+		defer func() {
+			if err == nil {
+				return
+			}
+			if derr := a.cfg.Archives.DiscardArchive(r.Context(), digest); derr != nil {
+				a.log.Warn("could not remove the files archive of a failed deploy", "function", name, "digest", digest, "err", derr)
+			}
+		}()
 	}
 	for _, check := range a.cfg.Validate {
 		if err := check(r.Context(), spec); err != nil {

@@ -3,6 +3,8 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -118,7 +120,7 @@ func TestExampleFetch(t *testing.T) {
 // Files declared without an archive, or an archive without files, fail
 // the deploy; capabilities on a process runtime too.
 func TestDeployCapabilityErrors(t *testing.T) {
-	_, c := testNode(t, "", nil)
+	n, c := testNode(t, "", nil)
 	code := wasmtest.Code(t, wasmtest.Hello(t))
 	ctx := context.Background()
 	wasmSpec := gust.Spec{Runtime: gust.RuntimeWasm}
@@ -141,8 +143,13 @@ func TestDeployCapabilityErrors(t *testing.T) {
 	_, err = c.Deploy(ctx, "ip", ip, "hello.wasm", bytes.NewReader(code))
 	wantErrCode(t, err, gust.EINVALID, "IP addresses are not allowed")
 
-	_, err = c.DeployWithFiles(ctx, "badtar", withDir, "hello.wasm", bytes.NewReader(code), []byte("not a tar archive, just bytes that are long enough to read"))
+	badTar := []byte("not a tar archive, just bytes that are long enough to read")
+	_, err = c.DeployWithFiles(ctx, "badtar", withDir, "hello.wasm", bytes.NewReader(code), badTar)
 	wantErrCode(t, err, gust.EINVALID, "invalid files archive")
+	// Bad input stores nothing: not the archive either.
+	sum := sha256.Sum256(badTar)
+	_, err = n.Registry().Code(ctx, "sha256:"+hex.EncodeToString(sum[:]))
+	wantErrCode(t, err, gust.ENOTFOUND, "no code with digest")
 }
 
 func wantErrCode(t *testing.T, err error, code, msg string) {

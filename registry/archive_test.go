@@ -47,3 +47,56 @@ func TestFilesArchive(t *testing.T) {
 	_, err = r.Code(ctx, digest)
 	wantCode(t, err, gust.ENOTFOUND)
 }
+
+// A deploy that fails after storing its code leaves no object behind,
+// unless a version already uses the same code; DiscardArchive removes an
+// archive no version uses and keeps one that a version uses.
+func TestFailedDeployStoresNothing(t *testing.T) {
+	r, _ := setup(t, Config{})
+	ctx := testCtx(t)
+	// A function record that does not decode makes the deploy fail after
+	// the code is stored (at the version's reservation).
+	if _, err := r.kv.Put(ctx, fnKey("broken"), []byte("not a function record")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Deploy(ctx, "broken", gust.Spec{}, "reactor", []byte("code of broken")); err == nil {
+		t.Fatal("deploy over a broken record succeeded")
+	}
+	if n := countObjects(t, r); n != 0 {
+		t.Fatalf("%d objects left by a failed deploy, want 0", n)
+	}
+
+	shared := []byte("code two functions use")
+	if _, err := r.Deploy(ctx, "ok", gust.Spec{}, "reactor", shared); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Deploy(ctx, "broken", gust.Spec{}, "reactor", shared); err == nil {
+		t.Fatal("deploy over a broken record succeeded")
+	}
+	if b, err := r.Code(ctx, digestOf(shared)); err != nil || string(b) != string(shared) {
+		t.Fatalf("code a live version uses was removed by another's failed deploy: %v", err)
+	}
+
+	unused, err := r.PutArchive(ctx, []byte("an archive whose deploy failed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, err := r.PutArchive(ctx, []byte("an archive a version uses"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Deploy(ctx, "files", gust.Spec{Files: &gust.Files{Digest: used}}, "reactor", []byte("code of files")); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{unused, used} {
+		if err := r.DiscardArchive(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = r.Code(ctx, unused)
+	wantCode(t, err, gust.ENOTFOUND)
+	if _, err := r.Code(ctx, used); err != nil {
+		t.Fatalf("archive a version uses was discarded: %v", err)
+	}
+	wantCode(t, r.DiscardArchive(ctx, "sha256:nothex"), gust.EINVALID)
+}

@@ -250,6 +250,30 @@ func (r *Registry) PutArchive(ctx context.Context, archive []byte) (string, erro
 	return "sha256:" + h, nil
 }
 
+// DiscardArchive removes a files archive that no version uses: what a
+// deploy stored before it failed. An archive some version refers to is
+// kept. It runs on its own deadline, since the caller's may be what made
+// the deploy fail.
+func (r *Registry) DiscardArchive(ctx context.Context, digest string) error {
+	h, ok := digestHex(digest)
+	if !ok {
+		return gust.Errorf(gust.EINVALID, "invalid archive digest %q: want sha256:<64 lowercase hex digits>", digest)
+	}
+	return r.collectOwn(ctx, h)
+}
+
+// collectOwn removes object h unless a version refers to it, on a deadline
+// of its own that keeps the caller's values (for logs) but not its
+// cancellation.
+func (r *Registry) collectOwn(ctx context.Context, h string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.collectCode(ctx, map[string]bool{h: true}); err != nil {
+		return fmt.Errorf("remove unused object sha256:%s: %w", h, err)
+	}
+	return nil
+}
+
 // archiveExists checks that a files archive a spec names is stored.
 // Errors: EINVALID.
 func (r *Registry) archiveExists(ctx context.Context, digest string) error {

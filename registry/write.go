@@ -54,6 +54,17 @@ func (r *Registry) Deploy(ctx context.Context, name string, spec gust.Spec, shap
 	if err := r.putCode(ctx, hexSum, code); err != nil {
 		return nil, fmt.Errorf("deploy %s: %w", name, err)
 	}
+	// From here a failure leaves code that no version may use: remove it
+	// unless another version does (collectCode checks).
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		if err := r.collectOwn(ctx, hexSum); err != nil {
+			r.log.Warn("registry: remove the code of a failed deploy", "function", name, "sha256", hexSum, "err", err)
+		}
+	}()
 
 	n, createdAt, err := r.reserve(ctx, name)
 	if err != nil {
@@ -107,6 +118,7 @@ func (r *Registry) Deploy(ctx context.Context, name string, spec gust.Spec, shap
 		return nil, err
 	}
 
+	committed = true
 	// A concurrent Delete of another function using the same code may have
 	// removed the object after putCode saw it. Delete re-puts what it finds
 	// referenced after removing; this covers the other order.
