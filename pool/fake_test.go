@@ -20,6 +20,7 @@ type fakeModule struct {
 	started atomic.Int64 // NewInstance calls that succeeded
 	closedN atomic.Int64 // instances closed
 	live    atomic.Int64 // started and not closed
+	making  atomic.Int64 // NewInstance calls in progress
 	closed  atomic.Bool
 
 	mu       sync.Mutex
@@ -37,6 +38,8 @@ func (m *fakeModule) NewInstance(ctx context.Context) (gust.Instance, error) {
 	if m.closed.Load() {
 		m.t.Error("NewInstance on a closed module")
 	}
+	m.making.Add(1)
+	defer m.making.Add(-1)
 	m.mu.Lock()
 	gate, entered := m.gate, m.entered
 	fail := m.failNext > 0
@@ -69,6 +72,9 @@ func (m *fakeModule) NewInstance(ctx context.Context) (gust.Instance, error) {
 func (m *fakeModule) Close(ctx context.Context) error {
 	if n := m.live.Load(); n != 0 {
 		m.t.Errorf("module closed with %d live instances", n)
+	}
+	if n := m.making.Load(); n != 0 {
+		m.t.Errorf("module closed while %d instances were starting", n)
 	}
 	if m.closed.Swap(true) {
 		m.t.Error("module closed twice")

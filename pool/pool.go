@@ -98,10 +98,14 @@ type Pool struct {
 
 	reservedMB atomic.Int64
 
-	drained    chan struct{} // closed once the module is closed
-	closeErr   error         // of Module.Close; read after drained
-	loopCancel context.CancelFunc
-	loopDone   chan struct{}
+	drained chan struct{} // closed once the module is closed
+	// abort is cancelled by a forced Close: starts still running give up,
+	// so Close can wait for them before it closes the module.
+	abort       context.Context
+	abortStarts context.CancelFunc
+	closeErr    error // of Module.Close; read after drained
+	loopCancel  context.CancelFunc
+	loopDone    chan struct{}
 }
 
 // instance is one live gust.Instance and its bookkeeping, guarded by the
@@ -156,6 +160,7 @@ func New(m gust.Module, cfg Config) *Pool {
 		budget:  cfg.Budget,
 		drained: make(chan struct{}),
 	}
+	p.abort, p.abortStarts = context.WithCancel(context.Background())
 	p.budget.register(p)
 	if cfg.Interval >= 0 {
 		interval := cfg.Interval
@@ -385,19 +390,27 @@ func (p *Pool) start(ctx context.Context, forLease bool) (*instance, error) {
 		return nil, err
 	}
 	p.reservedMB.Add(int64(mb))
-	gi, err := p.m.NewInstance(ctx)
+	sctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(p.abort, cancel)
+	gi, err := p.m.NewInstance(sctx)
+	stop()
+	cancel()
 	if err != nil {
 		p.freeMemory()
+		aborted := p.abort.Err() != nil
 		p.startFailed(forLease)
+		if aborted {
+			return nil, p.errUnavailable()
+		}
 		p.log.Warn("instance failed to start", "error", err)
 		return nil, fmt.Errorf("start an instance of %s version %d: %w", p.cfg.Function, p.cfg.Version, err)
 	}
 	in := &instance{inst: gi, lastUsed: p.now()}
 	p.mu.Lock()
 	p.starting--
-	if p.finished || (p.closed && !forLease) {
-		// A forced Close finished while this start ran, or a Prewarm
-		// outlived a Drain: nobody will lease it.
+	if p.forced || (p.closed && !forLease) {
+		// A forced Close ran while this start did (it left the module open
+		// for it), or a Prewarm outlived a Drain: nobody will lease it.
 		if forLease {
 			p.inflight--
 		}
@@ -523,10 +536,12 @@ func (p *Pool) freeMemory() {
 // draining and nothing is in flight, starting or closing any more (or a
 // forced Close gave up waiting for leases).
 func (p *Pool) finishLocked() bool {
-	if !p.closed || p.finished || p.closing > 0 {
+	if !p.closed || p.finished || p.closing > 0 || p.starting > 0 {
+		// Even a forced Close waits for starts: NewInstance uses the
+		// module, which must not be closed under it.
 		return false
 	}
-	if !p.forced && (p.inflight > 0 || p.starting > 0) {
+	if !p.forced && p.inflight > 0 {
 		return false
 	}
 	p.finished = true
@@ -534,6 +549,7 @@ func (p *Pool) finishLocked() bool {
 }
 
 func (p *Pool) finish() {
+	p.abortStarts()
 	if err := p.m.Close(context.Background()); err != nil {
 		p.closeErr = fmt.Errorf("close module of %s version %d: %w", p.cfg.Function, p.cfg.Version, err)
 	}
@@ -700,14 +716,16 @@ func (p *Pool) Drain(ctx context.Context) error {
 }
 
 // Close drains the pool like Drain; if ctx ends before the leases in
-// flight do, it closes their instances under them (their calls fail) and
-// closes the module without waiting further. For server shutdown.
+// flight do, it closes their instances under them (their calls fail),
+// cancels the starts still running, and closes the module once they have
+// returned, without waiting for the leases. For server shutdown.
 func (p *Pool) Close(ctx context.Context) error {
 	err := p.Drain(ctx)
 	if err == nil || !errors.Is(err, ctx.Err()) {
 		return err
 	}
 	var busy []*instance
+	p.abortStarts()
 	p.mu.Lock()
 	p.forced = true
 	for len(p.all) > 0 {

@@ -792,6 +792,40 @@ func TestCloseForcesBusyInstances(t *testing.T) {
 	}
 }
 
+// A forced Close does not wait for calls in flight, but it cannot close
+// the module under an instance that is still starting: a driver's
+// NewInstance uses the module's resources (its snapshot's file, its
+// memories). It cancels the start, waits for it to return, then closes
+// the module.
+func TestCloseDuringColdStart(t *testing.T) {
+	m := newFakeModule(t)
+	gate := make(chan struct{})
+	m.gate, m.entered = gate, make(chan struct{}, 1)
+	p := New(m, Config{Function: "fn", Version: 1, Interval: -1})
+	got := make(chan error, 1)
+	go func() {
+		l, err := p.Acquire(context.Background())
+		if err == nil {
+			l.Release(nil)
+		}
+		got <- err
+	}()
+	<-m.entered
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// The fake reports a Close while its NewInstance runs; this start
+	// waits on the gate until its context ends.
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if !m.closed.Load() || m.live.Load() != 0 {
+		t.Error("Close left instances or the module open")
+	}
+	if err := <-got; gust.ErrorCode(err) != gust.EUNAVAILABLE {
+		t.Errorf("Acquire whose start a forced Close cancelled: %v, want %s", err, gust.EUNAVAILABLE)
+	}
+}
+
 func TestPerInstanceConcurrency(t *testing.T) {
 	m := newFakeModule(t)
 	p := newTestPool(t, m, Config{MaxConcurrency: 6, PerInstanceConcurrency: 3})
