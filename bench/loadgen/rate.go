@@ -9,8 +9,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,7 @@ type RateResult struct {
 	OK          int       `json:"ok"`
 	Non2xx      int       `json:"non2xx"`
 	Errors      int       `json:"errors"`
+	Engine      string    `json:"engine"` // how the generator waits and sends: see engines
 	AchievedRPS float64   `json:"achieved_rps"`
 	Latency     Latencies `json:"latency"`  // from the intended send time to the end of the body
 	Service     Latencies `json:"service"`  // from the actual send time to the end of the body
@@ -42,8 +44,13 @@ func runRate(args []string) (any, error) {
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up at the same rate")
 	conns := fs.Int("conns", 16, "connections; request i goes on connection i mod conns")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of one request")
+	engine := fs.String("engine", defaultEngine, "how requests are sent: "+engineNames())
 	if err := parse(fs, args, u); err != nil {
 		return nil, err
+	}
+	loop, ok := engines[*engine]
+	if !ok {
+		return nil, fmt.Errorf("unknown -engine %q (have %s)", *engine, engineNames())
 	}
 	if *rate <= 0 || *rate*dur.Seconds() > maxSamples || *rate*warm.Seconds() > maxSamples {
 		return nil, fmt.Errorf("-rate times -duration must be between 1 and %d requests", maxSamples)
@@ -56,89 +63,87 @@ func runRate(args []string) (any, error) {
 		return nil, err
 	}
 	if *warm > 0 {
-		openLoop(target, *rate, *warm, *conns, *timeout)
+		if _, err := loop(target, *rate, *warm, *conns, *timeout); err != nil {
+			return nil, err
+		}
 	}
-	r := openLoop(target, *rate, *dur, *conns, *timeout)
-	fmt.Fprintf(os.Stderr, "rate %.0f/s for %s on %d conns: %d sent, %d ok, %d non-2xx, %d errors; latency p50 %.0fµs p99 %.0fµs p99.9 %.0fµs max %.0fµs; service p50 %.0fµs p99 %.0fµs; send lag p50 %.0fµs p99 %.0fµs\n",
-		r.Rate, dur, r.Conns, r.Sent, r.OK, r.Non2xx, r.Errors, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Service.P50, r.Service.P99, r.SendLag.P50, r.SendLag.P99)
+	r, err := loop(target, *rate, *dur, *conns, *timeout)
+	if err != nil {
+		return nil, err
+	}
+	r.Engine = *engine
+	fmt.Fprintf(os.Stderr, "rate (%s) %.0f/s for %s on %d conns: %d sent, %d ok, %d non-2xx, %d errors; latency p50 %.0fµs p99 %.0fµs p99.9 %.0fµs max %.0fµs; service p50 %.0fµs p99 %.0fµs; send lag p50 %.0fµs p99 %.0fµs\n",
+		r.Engine, r.Rate, dur, r.Conns, r.Sent, r.OK, r.Non2xx, r.Errors, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Service.P50, r.Service.P99, r.SendLag.P50, r.SendLag.P99)
 	return r, nil
 }
 
-// openLoop sends GETs at a fixed rate for dur, as wrk2 does: request i is
-// due at start + i/rate and goes on connection i mod conns; its latency
+// An openLoopFunc sends GETs at a fixed rate for dur, as wrk2 does: request i
+// is due at start + i/rate and goes on connection i mod conns; its latency
 // counts from when it was due, so an answer that holds a connection past
 // the next request's time is charged for that request's wait too (no
-// coordinated omission). It speaks HTTP/1.1 on raw connections: the Go
-// HTTP client costs several times what the servers under test do, and the
-// generator shares their cores.
-func openLoop(t *target, rate float64, dur time.Duration, conns int, timeout time.Duration) RateResult {
-	n := int(rate * dur.Seconds())
-	interval := float64(time.Second) / rate
-	lat := make([]time.Duration, n)
-	lag := make([]time.Duration, n)
-	svc := make([]time.Duration, n)
-	codes := make([]int, n) // 0: failed
-	start := time.Now().Add(10 * time.Millisecond)
-	var wg sync.WaitGroup
-	for c := range min(conns, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var cn *httpConn
-			defer func() {
-				if cn != nil {
-					cn.close()
-				}
-			}()
-			for i := c; i < n; i += conns {
-				due := start.Add(time.Duration(float64(i) * interval))
-				sleepUntil(due)
-				if cn == nil {
-					var err error
-					if cn, err = t.dial(); err != nil {
-						lat[i] = time.Since(due)
-						continue
-					}
-				}
-				sent := time.Now()
-				lag[i] = sent.Sub(due)
-				code, keep, err := cn.get(timeout)
-				lat[i] = time.Since(due)
-				svc[i] = lat[i] - lag[i]
-				if err != nil {
-					cn.close()
-					cn = nil
-					continue
-				}
-				codes[i] = code
-				if !keep {
-					cn.close()
-					cn = nil
-				}
-			}
-		}()
+// coordinated omission). Both engines speak HTTP/1.1 on raw connections:
+// the Go HTTP client costs several times what the servers under test do,
+// and the generator shares their cores. They differ only in how they wait.
+type openLoopFunc func(t *target, rate float64, dur time.Duration, conns int, timeout time.Duration) (RateResult, error)
+
+// engines are the ways of running an open loop: "threads" everywhere
+// (rate_threads.go) and "epoll" on Linux (rate_linux.go), the default
+// there and what bench/run measures with.
+var engines = map[string]openLoopFunc{
+	"threads": openLoopThreads,
+}
+
+func engineNames() string {
+	names := make([]string, 0, len(engines))
+	for k := range engines {
+		names = append(names, k)
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// samples hold what an open loop measured, one slot per request.
+type samples struct {
+	lat   []time.Duration // from due to the end of the body
+	lag   []time.Duration // from due to the write
+	svc   []time.Duration // from the write to the end of the body
+	codes []int           // 0: failed
+}
+
+func newSamples(n int) *samples {
+	return &samples{
+		lat:   make([]time.Duration, n),
+		lag:   make([]time.Duration, n),
+		svc:   make([]time.Duration, n),
+		codes: make([]int, n),
+	}
+}
+
+// result summarizes s; elapsed is from the first due time to the last
+// answer.
+func (s *samples) result(t *target, rate float64, dur time.Duration, conns int, elapsed time.Duration) RateResult {
+	n := len(s.codes)
 	res := RateResult{Mode: "rate", URL: t.url, Rate: rate, Conns: conns, DurationS: dur.Seconds(), Sent: n}
 	ok := make([]time.Duration, 0, n)
 	okSvc := make([]time.Duration, 0, n)
-	for i, code := range codes {
+	for i, code := range s.codes {
 		switch {
 		case code == 0:
 			res.Errors++
 		case code >= 200 && code < 300:
 			res.OK++
-			ok = append(ok, lat[i])
-			okSvc = append(okSvc, svc[i])
+			ok = append(ok, s.lat[i])
+			okSvc = append(okSvc, s.svc[i])
 		default:
 			res.Non2xx++
 		}
 	}
-	res.AchievedRPS = float64(res.OK) / elapsed.Seconds()
+	if elapsed > 0 {
+		res.AchievedRPS = float64(res.OK) / elapsed.Seconds()
+	}
 	res.Latency = summarize(ok)
 	res.Service = summarize(okSvc)
-	res.SendLag = summarize(lag)
+	res.SendLag = summarize(s.lag)
 	return res
 }
 
@@ -199,16 +204,10 @@ func (h *httpConn) get(timeout time.Duration) (code int, keepAlive bool, err err
 	if err != nil {
 		return 0, false, err
 	}
-	// "HTTP/1.1 200 OK\r\n"
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
-		return 0, false, fmt.Errorf("malformed status line %q", line)
+	if code, err = statusCode(line); err != nil {
+		return 0, false, err
 	}
-	code, err = strconv.Atoi(string(line[9:12]))
-	if err != nil {
-		return 0, false, fmt.Errorf("malformed status line %q", line)
-	}
-	length := int64(-1)
-	keepAlive = true
+	hd := head{length: -1}
 	for lines := 0; ; lines++ {
 		if lines == maxHeaderLines {
 			return 0, false, fmt.Errorf("more than %d header lines", maxHeaderLines)
@@ -221,25 +220,53 @@ func (h *httpConn) get(timeout time.Duration) (code int, keepAlive bool, err err
 		if len(line) == 0 {
 			break
 		}
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			return 0, false, fmt.Errorf("malformed header line %q", line)
-		}
-		v = bytes.TrimSpace(v)
-		switch {
-		case bytes.EqualFold(k, []byte("Content-Length")):
-			if length, err = strconv.ParseInt(string(v), 10, 64); err != nil || length < 0 {
-				return 0, false, fmt.Errorf("malformed Content-Length %q", v)
-			}
-		case bytes.EqualFold(k, []byte("Connection")) && bytes.EqualFold(v, []byte("close")):
-			keepAlive = false
+		if err := hd.field(line); err != nil {
+			return 0, false, err
 		}
 	}
-	if length < 0 {
+	if hd.length < 0 {
 		return 0, false, errNoLength
 	}
-	if _, err := h.br.Discard(int(length)); err != nil {
+	if _, err := h.br.Discard(int(hd.length)); err != nil {
 		return 0, false, err
 	}
-	return code, keepAlive, nil
+	return code, !hd.close, nil
+}
+
+// statusCode parses a status line such as "HTTP/1.1 200 OK\r\n".
+func statusCode(line []byte) (int, error) {
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, fmt.Errorf("malformed status line %q", line)
+	}
+	code, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, fmt.Errorf("malformed status line %q", line)
+	}
+	return code, nil
+}
+
+// head is what the generator needs of an answer's header fields.
+type head struct {
+	length int64 // Content-Length; start it at -1 (none seen)
+	close  bool  // Connection: close
+}
+
+// field takes one header line, without its line end.
+func (h *head) field(line []byte) error {
+	k, v, ok := bytes.Cut(line, []byte(":"))
+	if !ok {
+		return fmt.Errorf("malformed header line %q", line)
+	}
+	v = bytes.TrimSpace(v)
+	switch {
+	case bytes.EqualFold(k, []byte("Content-Length")):
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("malformed Content-Length %q", v)
+		}
+		h.length = n
+	case bytes.EqualFold(k, []byte("Connection")) && bytes.EqualFold(v, []byte("close")):
+		h.close = true
+	}
+	return nil
 }
