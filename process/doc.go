@@ -79,10 +79,13 @@
 // Config.SpareSandboxes helpers prepared that far, each in a cgroup of
 // its own (joining one takes milliseconds on v1), at a lower CPU priority
 // (nice 10) until taken, and refills them after the cold start that took
-// one is over, so as not to slow it. A cold start then only restores the
-// priority, sets the cgroup's memory limit and hands the helper its
-// function: the helper bind-mounts the code read-only at /tmp/task
-// (LAMBDA_TASK_ROOT), and the runtime clients at /tmp/runtime if the
+// one is over, so as not to slow it; a spare still being prepared when a
+// cold start begins is stopped (SIGSTOP) until no cold start is under way,
+// because even at nice 10 it would take page faults, wake-ups and TLB
+// flushes from the start on this kind of machine. A cold start then only
+// restores the priority, sets the cgroup's memory limit and hands the
+// helper its function: the helper bind-mounts the code read-only at
+// /tmp/task (LAMBDA_TASK_ROOT), and the runtime clients at /tmp/runtime if the
 // function needs them, drops the last two capabilities from the bounding
 // set and starts the function as an unprivileged uid of its function's
 // own (Config.UIDBase on) with no capabilities. A spare serves one
@@ -110,9 +113,16 @@
 // to the function directly and the helper copies nothing. Nothing
 // outside the namespace can connect to either port.
 //
-// An http function is ready once the helper, retrying every 50 µs to
-// 1 ms next to it, connects to $PORT; that connection carries the first
-// request. A lambda function is ready at its first request for an event. A spec with Egress set keeps the
+// An http function is ready once the helper connects to $PORT; that
+// connection carries the first request. The helper does not poll for it:
+// it starts the function under a seccomp filter whose only effect is to
+// report each listen(2) call to the helper, which lets it through
+// unchanged and connects right after (a listen the filter cannot see is
+// still found by a poll every 5 ms; without seccomp the helper polls
+// every 50 µs to 1 ms). The filter denies nothing, but the function
+// cannot install a seccomp filter with a user-notification listener of
+// its own (EBUSY). A lambda function is ready at its first request for
+// an event. A spec with Egress set keeps the
 // instance in the host's network namespace instead (any address,
 // 127.0.0.1 included, is then reachable); gust then talks to it over TCP
 // on 127.0.0.1 as without namespaces.

@@ -188,10 +188,23 @@ func runHelper() (int, error) {
 			return 127, err
 		}
 	}
+	// An http function bridged through the helper is ready when it
+	// listens: have the kernel say when (see listen_linux.go). Where it
+	// cannot, the helper polls.
+	var listens chan struct{}
+	notifyFd := -1
+	if cfg.HTTP > 0 && !cfg.Pool && ctl != nil {
+		if fd, err := notifyListens(); err == nil {
+			notifyFd, listens = fd, make(chan struct{}, 1)
+		}
+	}
 	child, err := syscall.ForkExec(path, cfg.Argv, attr)
 	devnull.Close()
 	if err != nil {
 		return 126, fmt.Errorf("start %s: %w", cfg.Argv[0], err)
+	}
+	if notifyFd >= 0 {
+		go watchListens(notifyFd, listens)
 	}
 	if cfg.AddressSpaceMB > 0 {
 		// Set on the function, not the helper: the Go runtime reserves
@@ -210,7 +223,7 @@ func runHelper() (int, error) {
 		}
 	}
 	if ctl != nil {
-		h := &helper{cfg: cfg, mounts: prep.Mounts, ctl: ctl}
+		h := &helper{cfg: cfg, mounts: prep.Mounts, ctl: ctl, listens: listens}
 		if cfg.HTTP > 0 || cfg.Pool {
 			go h.serveControl()
 		}
@@ -228,8 +241,9 @@ func restrictCapabilities(keep ...int) error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
+	last := lastCap()
 next:
-	for c := 0; c <= lastCap(); c++ {
+	for c := 0; c <= last; c++ {
 		for _, k := range keep {
 			if c == k {
 				continue next
@@ -479,9 +493,10 @@ func reap(child int) int {
 
 // helper is the running helper's bridge to gust.
 type helper struct {
-	cfg    helperConfig
-	mounts bool
-	ctl    *net.UnixConn
+	cfg     helperConfig
+	mounts  bool
+	ctl     *net.UnixConn
+	listens chan struct{} // the function called listen (nil: not watched)
 }
 
 // controlConn is the control socket gust passed as fd 4, if any.
@@ -509,9 +524,9 @@ func (h *helper) serveControl() {
 		}
 		switch {
 		case len(msg) > 0 && msg[0] == msgConn && fd >= 0:
-			go bridgeToPort(fd, h.cfg.HTTP, 0)
+			go bridgeToPort(fd, h.cfg.HTTP, 0, nil)
 		case len(msg) > 0 && msg[0] == msgWaitConn && fd >= 0:
-			go bridgeToPort(fd, h.cfg.HTTP, startProbeWait)
+			go bridgeToPort(fd, h.cfg.HTTP, startProbeWait, h.listens)
 		case len(msg) > 0 && msg[0] == msgSpecialize:
 			reply := []byte{msgSpecialized}
 			uid, err := strconv.Atoi(string(msg[1:]))
@@ -565,9 +580,10 @@ func (h *helper) specialize(fd, uid int) error {
 // socket fd, and answers there one byte: 1 with the connected socket
 // attached (gust then talks to the function directly; the helper copies
 // nothing), or 0 when the function does not listen (yet). With wait > 0
-// a refused connect is retried for up to wait, at short intervals, as the
-// function starts.
-func bridgeToPort(fd, port int, wait time.Duration) {
+// a refused connect is retried for up to wait as the function starts:
+// after each listen it calls, if listens tells of them, else at short
+// intervals.
+func bridgeToPort(fd, port int, wait time.Duration, listens <-chan struct{}) {
 	f := os.NewFile(uintptr(fd), "conn")
 	outer, err := net.FileConn(f)
 	f.Close()
@@ -580,14 +596,11 @@ func bridgeToPort(fd, port int, wait time.Duration) {
 		return
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	inner, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil && wait > 0 {
-		deadline := time.Now().Add(wait)
-		for delay := 50 * time.Microsecond; err != nil && time.Now().Before(deadline); {
-			time.Sleep(delay)
-			inner, err = net.DialTimeout("tcp", addr, 5*time.Second)
-			delay = min(2*delay, time.Millisecond)
-		}
+	var inner net.Conn
+	if wait > 0 {
+		inner, err = dialWhenListening(addr, wait, listens)
+	} else {
+		inner, err = net.DialTimeout("tcp", addr, 5*time.Second)
 	}
 	if err != nil {
 		_ = sendMsg(reply, []byte{0}, -1)

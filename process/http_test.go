@@ -149,3 +149,24 @@ func TestHTTPStartFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTPListenAfterReady checks the helper's watch on listen calls
+// (listen_linux.go): a listener on another port before $PORT's does not
+// count as ready, and listen keeps working once the function is ready.
+func TestHTTPListenAfterReady(t *testing.T) {
+	d := newDriver(t)
+	m := load(t, d, "listen", gust.Spec{Runtime: gust.RuntimeProcess, Env: map[string]string{"LISTEN_FIRST": "1"}}, httpFn(t), nil)
+	in := start(t, m)
+	for i := 0; i < 3; i++ {
+		resp, err := invoke(t, in, 5*time.Second, &gust.Request{Path: "/listen"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(resp.Body) != "ok" {
+			t.Fatalf("listen inside the function: %s", resp.Body)
+		}
+	}
+	if resp := mustInvoke(t, in, &gust.Request{Method: "POST", Path: "/echo", Body: []byte("x")}); resp.Status != 201 {
+		t.Fatalf("got %d", resp.Status)
+	}
+}

@@ -65,6 +65,7 @@ func (m *module) NewInstance(ctx context.Context) (gust.Instance, error) {
 	if err := m.d.track(in); err != nil {
 		return nil, err
 	}
+	m.d.sb.beginStart()
 	var (
 		inst gust.Instance
 		err  error
@@ -79,8 +80,16 @@ func (m *module) NewInstance(ctx context.Context) (gust.Instance, error) {
 		in.stop()
 		return nil, err
 	}
+	// An instance started ahead of calls (provisioned) has no first
+	// invocation to end its cold start.
+	time.AfterFunc(spareRefillDelay, in.coldStartOver)
 	return inst, nil
 }
+
+// spareRefillDelay bounds how long a cold start counts as under way for
+// the spare sandboxes' refill (see sandbox.beginStart) once its instance
+// is ready: a refill waits for it to end, or this long.
+const spareRefillDelay = time.Second
 
 // coldStartOver tells the spare sandboxes' refill, once, that this
 // instance's cold start is over: it failed, or its first invocation (the
@@ -205,6 +214,7 @@ func (in *instance) PID() int {
 // call more than once and from several goroutines.
 func (in *instance) stop() {
 	in.stopOnce.Do(func() {
+		in.coldStartOver()
 		if in.p != nil {
 			in.p.kill()
 			in.p.cleanup()

@@ -45,6 +45,13 @@ type sandbox struct {
 	spareSeq atomic.Int64  // names the spares' cgroups
 	closing  chan struct{} // closed by close
 	filled   chan struct{} // closed once fillSpares has returned
+
+	// A spare being prepared is stopped (SIGSTOP) while any cold start
+	// is under way: see beginStart.
+	startsMu  sync.Mutex
+	starts    int   // cold starts under way
+	preparing *proc // the spare being prepared, or nil
+	paused    bool  // preparing is stopped
 }
 
 func (s *sandbox) paths(task, runtimeDir, instTmp string) (string, string, string) {
@@ -173,8 +180,10 @@ func (w *switchWriter) Write(p []byte) (int, error) {
 
 // prestart starts a helper in fresh namespaces (a network namespace too
 // when net), puts it in cgroup cg (nil: none) and releases its gate with
-// the preparation. nice > 0 starts it that much nicer than gust.
-func (s *sandbox) prestart(net bool, cg *cgroup, nice int) (*spare, error) {
+// the preparation. A spare prepared in the background (background set)
+// starts spareNice nicer than gust and is the one being prepared (see
+// beginStart) from its exec on, until prestartSpare has it ready.
+func (s *sandbox) prestart(net bool, cg *cgroup, background bool) (*spare, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("config pipe: %w", err)
@@ -218,10 +227,13 @@ func (s *sandbox) prestart(net bool, cg *cgroup, nice int) (*spare, error) {
 	}
 	sp.p = &proc{cmd: cmd, exited: make(chan struct{}), helper: true, ctl: ctlGust, cg: cg}
 	go sp.p.wait()
-	if nice > 0 {
+	if background {
 		// Process-group-wide: the helper's threads, and the function's
 		// start once it is taken, which restores gust's own (take).
-		_ = unix.Setpriority(unix.PRIO_PGRP, cmd.Process.Pid, min(ownNice()+nice, 19))
+		_ = unix.Setpriority(unix.PRIO_PGRP, cmd.Process.Pid, min(ownNice()+spareNice, 19))
+		// Its Go runtime starts at once: stopped from here on if a cold
+		// start is under way.
+		s.setPreparing(sp.p)
 	}
 	if cg != nil {
 		if err := cg.add(cmd.Process.Pid); err != nil {
@@ -330,16 +342,71 @@ const spareMB = 64
 // that refilling after a cold start does not slow that start down.
 const spareNice = 10
 
-// spareRefillDelay bounds how long a refill waits for the cold start
-// that took a spare to end.
-const spareRefillDelay = time.Second
+// beginStart tells the spare refill that a cold start has begun; each
+// call is paired with one startDone. Until no cold start is under way, a
+// spare being prepared is stopped with SIGSTOP: preparing one is a Go
+// runtime's start and a dozen mounts and system calls, about as much
+// work as the cold start itself, and on two cores running it beside the
+// start, even at nice 10, makes the start's page faults, wake-ups and
+// TLB flushes dearer on a virtual machine (on the 2-core test machine
+// under load, a Go lambda function's cold start took up to 1.5× as long
+// with it beside it). A stopped helper holds nothing a cold start needs. A burst of
+// cold starts thus finds no spare refilled until it is over, as a spare
+// prepared beside it would have taken the same CPU from it.
+func (s *sandbox) beginStart() {
+	s.startsMu.Lock()
+	s.starts++
+	s.pauseLocked()
+	s.startsMu.Unlock()
+}
 
 // startDone tells the spare refill that a cold start has ended, ready or
 // not.
 func (s *sandbox) startDone() {
+	s.startsMu.Lock()
+	if s.starts > 0 {
+		s.starts--
+	}
+	if s.starts == 0 && s.paused && s.preparing != nil {
+		_ = unix.Kill(-s.preparing.cmd.Process.Pid, unix.SIGCONT)
+		s.paused = false
+	}
+	s.startsMu.Unlock()
 	select {
 	case s.quiet <- struct{}{}:
 	default:
+	}
+}
+
+// pauseLocked stops the spare being prepared if a cold start is under
+// way. startsMu is held.
+func (s *sandbox) pauseLocked() {
+	if s.starts > 0 && !s.paused && s.preparing != nil {
+		// The whole process group: the helper is its leader.
+		_ = unix.Kill(-s.preparing.cmd.Process.Pid, unix.SIGSTOP)
+		s.paused = true
+	}
+}
+
+// setPreparing records the spare being prepared (nil once it is ready or
+// given up), stopping it at once if a cold start is under way.
+func (s *sandbox) setPreparing(p *proc) {
+	s.startsMu.Lock()
+	defer s.startsMu.Unlock()
+	if p == nil && s.paused && s.preparing != nil {
+		_ = unix.Kill(-s.preparing.cmd.Process.Pid, unix.SIGCONT)
+	}
+	s.preparing, s.paused = p, false
+	s.pauseLocked()
+}
+
+// killPreparing kills the spare being prepared, so that close does not
+// wait for a stopped one.
+func (s *sandbox) killPreparing() {
+	s.startsMu.Lock()
+	defer s.startsMu.Unlock()
+	if s.preparing != nil {
+		s.preparing.kill()
 	}
 }
 
@@ -357,14 +424,17 @@ func (s *sandbox) prestartSpare() (*spare, error) {
 			return nil, err
 		}
 	}
-	sp, err := s.prestart(s.network, cg, spareNice)
+	sp, err := s.prestart(s.network, cg, true)
 	if err != nil {
+		s.setPreparing(nil)
 		if cg != nil {
 			cg.remove()
 		}
 		return nil, err
 	}
-	if err := sp.waitReady(spareReadyTimeout); err != nil {
+	err = sp.waitReady(spareReadyTimeout)
+	s.setPreparing(nil)
+	if err != nil {
 		sp.discard()
 		return nil, err
 	}
@@ -448,7 +518,7 @@ func (s *sandbox) start(ctx context.Context, sp startSpec) (*proc, error) {
 				return nil, err
 			}
 		}
-		if h, err = s.prestart(sp.net, cg, 0); err != nil {
+		if h, err = s.prestart(sp.net, cg, false); err != nil {
 			if cg != nil {
 				cg.remove()
 			}
@@ -548,6 +618,7 @@ func (p *proc) cleanup() {
 func (s *sandbox) close() {
 	close(s.closing)
 	if s.spares != nil {
+		s.killPreparing()
 		<-s.filled
 		for {
 			select {

@@ -95,6 +95,8 @@ func (p *proc) cleanup() {
 
 func (s *sandbox) close() {}
 
+func (s *sandbox) beginStart() {}
+
 func (s *sandbox) startDone() {}
 
 func (s *sandbox) spareCount() int { return 0 }

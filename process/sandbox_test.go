@@ -287,3 +287,62 @@ func waitSpare(t *testing.T, d *Driver) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSparePausedDuringColdStart checks that a spare being prepared is
+// stopped while a cold start is under way, and finishes once none is.
+func TestSparePausedDuringColdStart(t *testing.T) {
+	d, err := New(Config{WorkDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler), Prewarm: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(context.Background()) })
+	if iso := d.Isolation(); !iso.OwnUser || !iso.Namespaces {
+		t.Skipf("no full sandbox here: %v", iso.Notes)
+	}
+	waitSpare(t, d)
+	d.sb.beginStart()
+	state := func() (int, string) {
+		d.sb.startsMu.Lock()
+		p := d.sb.preparing
+		d.sb.startsMu.Unlock()
+		if p == nil {
+			return 0, ""
+		}
+		pid := p.cmd.Process.Pid
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && len(b) > i+2 {
+			return pid, string(b[i+2])
+		}
+		return pid, ""
+	}
+	drain := func() {
+		for sp := d.sb.takeSpare(d.sb.network); sp != nil; sp = d.sb.takeSpare(d.sb.network) {
+			sp.discard()
+		}
+	}
+	// Use up the ready spares, so that the refill prepares one, which
+	// must stop. Once one is being prepared, every earlier one is ready.
+	var pid int
+	for i := 0; ; i++ {
+		drain()
+		p, st := state()
+		if st == "T" {
+			pid = p
+			break
+		}
+		if i == 1000 {
+			t.Fatalf("no spare was stopped during a cold start (pid %d, state %q)", p, st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	drain()
+	time.Sleep(100 * time.Millisecond)
+	if n := d.sb.spareCount(); n != 0 {
+		t.Fatalf("%d spares got ready during a cold start", n)
+	}
+	if _, st := state(); st != "T" {
+		t.Fatalf("spare %d resumed during a cold start: state %q", pid, st)
+	}
+	d.sb.startDone()
+	waitSpare(t, d)
+}

@@ -124,6 +124,26 @@ func main() {
 			http.Error(w, "alone", 500)
 		}
 	})
+	// /listen opens and closes a listener on another port: listening must
+	// keep working once the function is ready.
+	mux.HandleFunc("/listen", func(w http.ResponseWriter, r *http.Request) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err == nil {
+			ln.Close()
+		}
+		fmt.Fprint(w, errString(err))
+	})
+	if os.Getenv("LISTEN_FIRST") != "" {
+		// Another listener before $PORT's, as a function with a metrics
+		// or debug port may have: readiness is $PORT's.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer ln.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
 	addr := "127.0.0.1:" + os.Getenv("PORT")
 	if err := http.ListenAndServe(addr, mux); err != nil {
 		fmt.Fprintln(os.Stderr, err)
