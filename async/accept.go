@@ -134,18 +134,26 @@ func (a *Async) accept(r *http.Request) (*Accepted, error) {
 	if a.cfg.Tracer.Enabled() {
 		trace.Inject(ctx, header)
 	}
+	// Without an idempotency key, whose record must name the id before the
+	// event is stored, the id ends in the event's stream sequence and the
+	// event needs no subject of its own (see Event.subject).
 	ev := &Event{
 		ID: id, Function: name, Ref: ref, Version: v.Number,
 		Method: r.Method, Path: path, Query: r.URL.RawQuery, Header: header,
 		Trigger: "async", AcceptedAt: a.now(), CallbackURL: callback, Body: body,
+		SeqSuffix: idemKey == "",
 	}
-	if err := a.store(ev, ""); err != nil {
+	seq, err := a.store(ev, "")
+	if err != nil {
 		if idemKey != "" {
 			// Free the key so the client's retry of this failed request
 			// is not answered with an id that never ran.
 			_ = a.idem.Delete(context.WithoutCancel(ctx), idemStoreKey(name, idemKey))
 		}
 		return nil, err
+	}
+	if ev.SeqSuffix {
+		id = seqInvocationID(id, seq)
 	}
 	return &Accepted{ID: id, Status: StatusQueued, function: name, version: v.Number}, nil
 }
@@ -195,41 +203,39 @@ func (a *Async) claimIdempotencyKey(ctx context.Context, function, key, id strin
 // connection's round trips and the store's writes, with at most
 // Config.PublishWindow awaiting their acks; each caller still waits for
 // its own ack, so nothing is answered 202 before it is stored. msgID, if
-// set, lets the stream drop a repeat within its duplicate window.
-func (a *Async) store(ev *Event, msgID string) error {
-	if !validID(ev.ID) {
-		return gust.Errorf(gust.EINVALID, "invalid invocation id %q: want 1 to 64 letters, digits, '_' and '-'", ev.ID)
+// set, lets the stream drop a repeat within its duplicate window. It
+// returns the event's stream sequence.
+func (a *Async) store(ev *Event, msgID string) (uint64, error) {
+	if !validID(ev.ID) || ev.SeqSuffix && len(ev.ID) > maxStoredSeqID {
+		return 0, gust.Errorf(gust.EINVALID, "invalid invocation id %q: want 1 to 64 letters, digits, '_' and '-'", ev.ID)
 	}
 	buf := getDataBuf(ev.dataSizeHint())
 	defer putDataBuf(buf)
 	data, err := ev.appendData(*buf)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	*buf = data[:0]
 	if size := int64(len(data) + 256); size > a.maxPayload {
-		return gust.Errorf(gust.ETOOLARGE, "event of %d bytes (body and headers) is over the async limit of %d bytes", size, a.maxPayload)
+		return 0, gust.Errorf(gust.ETOOLARGE, "event of %d bytes (body and headers) is over the async limit of %d bytes", size, a.maxPayload)
 	}
-	m := &nats.Msg{Subject: eventSubject(ev.Function, ev.ID), Data: data}
-	// A full window makes the accept wait for a slot (back pressure), not
-	// fail at once; the ack timeout bounds the wait for the ack.
-	opts := a.pubOpts
+	m := &nats.Msg{Subject: ev.subject(), Data: data}
 	if msgID != "" {
-		opts = []jetstream.PublishOpt{opts[0], jetstream.WithMsgID(msgID)}
+		m.Header = nats.Header{jetstream.MsgIDHeader: []string{msgID}}
 	}
-	f, err := a.pub.PublishMsgAsync(m, opts...)
+	// A full window makes the accept wait for a slot (back pressure), not
+	// fail at once; the publish timeout bounds the wait for the ack. The
+	// buffer goes back to the pool (deferred) only once the ack is in.
+	seq, err := a.pub.publish(m)
 	if err != nil {
-		return gust.WrapError(gust.EUNAVAILABLE, err, "storing the event failed")
+		return 0, gust.WrapError(gust.EUNAVAILABLE, err, "storing the event failed")
 	}
-	// The buffer goes back to the pool (deferred) only now: until the ack
-	// is in, nats.go may publish m again.
-	select {
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		return gust.WrapError(gust.EUNAVAILABLE, err, "storing the event failed")
-	}
+	return seq, nil
 }
+
+// maxStoredSeqID bounds the stored part of a seqInvocationID so that the
+// whole (with "-" and up to 20 digits) is a valid id.
+const maxStoredSeqID = 64 - 21
 
 // enqueueOnce creates the "queued" status of ev and then stores ev: two
 // writes, for events whose id is not fresh (a cron tick every node fires).
@@ -248,7 +254,7 @@ func (a *Async) enqueueOnce(ctx context.Context, ev *Event, msgID string) (bool,
 	if !created {
 		return false, nil
 	}
-	if err := a.store(ev, msgID); err != nil {
+	if _, err := a.store(ev, msgID); err != nil {
 		// The caller's hang-up must not leave a status without its event.
 		_ = a.status.Delete(context.WithoutCancel(ctx), statusKey(ev.ID))
 		return false, err

@@ -122,8 +122,7 @@ type Async struct {
 	nc  *nats.Conn
 	// pub publishes events asynchronously, sharing the connection's round
 	// trips between concurrent accepts (see store).
-	pub     jetstream.JetStream
-	pubOpts []jetstream.PublishOpt // of every accept's publish, made once
+	pub *publisher
 
 	stream   jetstream.Stream
 	dlq      jetstream.Stream
@@ -248,14 +247,10 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 		return nil, fmt.Errorf("async: %w", err)
 	}
 	a.maxPayload = nc.MaxPayload()
-	a.pub, err = jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(cfg.PublishWindow),
-		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
+	a.pub, err = newPublisher(nc, cfg.PublishWindow, cfg.PublishTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("async: publisher: %w", err)
 	}
-
-	a.pubOpts = []jetstream.PublishOpt{jetstream.WithStallWait(cfg.PublishTimeout)}
 
 	cons, err := a.js.CreateOrUpdateConsumer(ctx, StreamAsync, jetstream.ConsumerConfig{
 		Durable:       ConsumerWorkers,
@@ -270,8 +265,23 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 		return nil, fmt.Errorf("async: create consumer %s: %w", ConsumerWorkers, err)
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		t := time.NewTicker(sweepEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-a.ctx.Done():
+				return
+			case <-t.C:
+				a.pub.sweep()
+			}
+		}
+	}()
 	if err := a.startWorkers(cons); err != nil {
 		a.cancel()
+		a.pub.close()
 		return nil, err
 	}
 	a.trig = newTriggerManager(a)
@@ -326,6 +336,9 @@ func (a *Async) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("async: close: %w", ctx.Err())
 		}
+		// Accepts still waiting for an ack fail (503) rather than wait
+		// for a sweep that no longer runs.
+		a.pub.close()
 	})
 	return err
 }

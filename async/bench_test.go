@@ -81,9 +81,9 @@ func BenchmarkEnqueue(b *testing.B) {
 		for pb.Next() {
 			ev := &Event{
 				ID: invoke.NewID(), Function: "noop", Method: http.MethodPost, Path: "/",
-				Trigger: "async", AcceptedAt: time.Now(), Body: []byte("x"),
+				Trigger: "async", AcceptedAt: time.Now(), Body: []byte("x"), SeqSuffix: true,
 			}
-			if err := h.a.store(ev, ""); err != nil {
+			if _, err := h.a.store(ev, ""); err != nil {
 				failed.Add(1)
 			}
 		}

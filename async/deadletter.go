@@ -167,7 +167,7 @@ func (a *Async) Redrive(ctx context.Context, function string, ids []string) (*Re
 		if err := a.putStatus(ctx, queuedStatus(ev)); err != nil {
 			return res, gust.WrapError(gust.EUNAVAILABLE, err, "redriving %s", ev.ID)
 		}
-		if err := a.store(ev, ""); err != nil {
+		if _, err := a.store(ev, ""); err != nil {
 			return res, gust.WrapError(gust.EUNAVAILABLE, err, "redriving %s", ev.ID)
 		}
 		if err := a.dlq.DeleteMsg(ctx, m.seq); err != nil {

@@ -11,17 +11,25 @@
 //  1. Accept: the function is resolved (404 if unknown), the body bounded
 //     (413), an X-Gust-Callback-Url checked (400), an Idempotency-Key
 //     claimed with a KV Create (a repeat within the window answers the
-//     first id). The event is published to GUST_ASYNC under subject
-//     gust.async.NAME.ID: the accept's one durable write; 202 follows its
-//     own PubAck, never before. The message is the event's metadata as a
-//     line of JSON, then the body, and has no NATS headers, which the
-//     server would scan for its own once per header it knows. Publishes are asynchronous on one shared
-//     publisher with a bounded window, so concurrent accepts share the
-//     connection's round trips and the store's writes. No status record
-//     is written: until a worker writes one, GET /v1/invocations/ID finds
-//     the event by its id in the stream and reports it queued (a worker
-//     records a status before it acks, so one of the two always exists).
-//     A cron tick, whose id every node computes alike, writes its
+//     first id). The event is published to GUST_ASYNC: the accept's one
+//     durable write; 202 follows its own PubAck, never before. The message
+//     is the event's metadata as a line of JSON, then the body, and has no
+//     NATS headers, which the server would scan for its own once per
+//     header it knows. Its subject is gust.async.NAME, shared by the
+//     function's events (a subject per event cost the server two subject
+//     tree inserts per message), and the invocation id is a random part,
+//     "-", and the event's stream sequence from the PubAck (so an id
+//     names its message without a subject of its own). An accept with an
+//     Idempotency-Key, whose record names the id before the event is
+//     stored, and webhook deliveries, whose CloudEvent carries the id,
+//     keep a chosen id under gust.async.NAME.ID. Publishes are
+//     asynchronous on one shared publisher (publish.go) with a bounded
+//     window, so concurrent accepts share the connection's writes. No
+//     status record is written: until a worker writes one,
+//     GET /v1/invocations/ID finds the event in the stream by its sequence
+//     (checking the random part) or by its subject, and reports it queued
+//     (a worker records a status before it acks, so one of the two always
+//     exists). A cron tick, whose id every node computes alike, writes its
 //     "queued" record first, with KV Create, so that it is enqueued once.
 //  2. Run: a worker takes the event, resolves NAME@REF again (so a redrive
 //     after a fix runs the fixed version), moves the status to "running"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,7 +46,12 @@ type Event struct {
 	AcceptedAt  time.Time   `json:"acceptedAt"`
 	CallbackURL string      `json:"callbackUrl,omitempty"`
 	Redrives    int         `json:"redrives,omitempty"`
-	Body        []byte      `json:"-"`
+	// SeqSuffix marks an event stored under its function's subject whose
+	// invocation id is ID + "-" + its stream sequence (see seqInvocationID).
+	// A worker completes the id and clears the mark, so that a dead letter
+	// or a redrive carries the id the caller was given.
+	SeqSuffix bool   `json:"seqSuffix,omitempty"`
+	Body      []byte `json:"-"`
 }
 
 // Dead is why an event was dead-lettered.
@@ -56,11 +62,53 @@ type Dead struct {
 	DeadAt   time.Time `json:"deadAt"`
 }
 
-// eventSubject is where an event waits in StreamAsync: the function, then
-// the invocation id, so that a status lookup finds a queued event by its id
-// alone (SubjectAsync + "*." + id) before any status record exists.
+// eventSubject is where an event with a chosen id waits in StreamAsync:
+// the function, then the invocation id, so that a status lookup finds a
+// queued event by its id alone (SubjectAsync + "*." + id) before any status
+// record exists. Events whose id ends in their stream sequence (SeqSuffix)
+// need no subject of their own: they wait under SubjectAsync + function.
 func eventSubject(function, id string) string {
 	return SubjectAsync + function + "." + id
+}
+
+// subject is where ev waits in StreamAsync.
+//
+// A subject per event costs the server a new entry in two subject trees
+// (the stream's and the message block's) per message, and the trees grow
+// with the queue; a shared subject costs a lookup and a counter. Measured
+// with bench/async's BenchmarkStoreVariants, unique-data against
+// shared-data: 3 to 13 µs of CPU per stored event, a fifth of the store.
+func (ev *Event) subject() string {
+	if ev.SeqSuffix {
+		return SubjectAsync + ev.Function
+	}
+	return eventSubject(ev.Function, ev.ID)
+}
+
+// seqInvocationID is the invocation id of a SeqSuffix event: the id it
+// was stored with, "-", and the stream sequence JetStream gave it. The
+// sequence is only known from the store's ack, so the id is completed then
+// (for the 202) and by the worker (from the message's metadata), and a
+// status lookup reads the event by its sequence, checking the first part.
+func seqInvocationID(id string, seq uint64) string {
+	b := make([]byte, 0, len(id)+21)
+	b = append(b, id...)
+	b = append(b, '-')
+	return string(strconv.AppendUint(b, seq, 10))
+}
+
+// splitSeqID splits an id that may be a seqInvocationID into its stored id
+// and the sequence; ok is false if it cannot be one.
+func splitSeqID(id string) (stored string, seq uint64, ok bool) {
+	i := strings.LastIndexByte(id, '-')
+	if i <= 0 || i == len(id)-1 {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseUint(id[i+1:], 10, 64)
+	if err != nil || seq == 0 {
+		return "", 0, false
+	}
+	return id[:i], seq, true
 }
 
 // msg is ev as a message to subject, in a buffer of its own.
@@ -184,6 +232,9 @@ func (ev *Event) appendMeta(b []byte) ([]byte, error) {
 	if ev.Redrives != 0 {
 		b = append(b, `,"redrives":`...)
 		b = strconv.AppendInt(b, int64(ev.Redrives), 10)
+	}
+	if ev.SeqSuffix {
+		b = append(b, `,"seqSuffix":true`...)
 	}
 	return append(b, '}'), nil
 }

@@ -16,13 +16,13 @@ import (
 // appendMeta must say what encoding/json says: the worker decodes it with
 // encoding/json, and so does anything that reads events written either way.
 func FuzzEventMeta(f *testing.F) {
-	f.Add("0123abcd", "fn", "", 0, "POST", "/", "", "Content-Type", "text/plain", "async", int64(1_800_000_000_123_456_789), "", 0)
-	f.Add("x_y-z", "hello", "live", 3, "PUT", "/a b/\"q\"", "a=1&b=<2>", "X-Odd\x7f", "tab\there\nnew\x00\xff\xfeé€😀\u2028", "cron", int64(-5), "https://cb.example/x?y=1", 2)
-	f.Add("id", "f", "7", -1, "", "", "", "", "", "", int64(0), "", -3)
-	f.Fuzz(func(t *testing.T, id, function, ref string, version int, method, path, query, hk, hv, trigger string, nanos int64, callback string, redrives int) {
+	f.Add("0123abcd", "fn", "", 0, "POST", "/", "", "Content-Type", "text/plain", "async", int64(1_800_000_000_123_456_789), "", 0, true)
+	f.Add("x_y-z", "hello", "live", 3, "PUT", "/a b/\"q\"", "a=1&b=<2>", "X-Odd\x7f", "tab\there\nnew\x00\xff\xfeé€😀\u2028", "cron", int64(-5), "https://cb.example/x?y=1", 2, false)
+	f.Add("id", "f", "7", -1, "", "", "", "", "", "", int64(0), "", -3, false)
+	f.Fuzz(func(t *testing.T, id, function, ref string, version int, method, path, query, hk, hv, trigger string, nanos int64, callback string, redrives int, seqSuffix bool) {
 		ev := &Event{
 			ID: id, Function: function, Ref: ref, Version: version, Method: method, Path: path, Query: query,
-			Trigger: trigger, AcceptedAt: time.Unix(0, nanos).UTC(), CallbackURL: callback, Redrives: redrives,
+			Trigger: trigger, AcceptedAt: time.Unix(0, nanos).UTC(), CallbackURL: callback, Redrives: redrives, SeqSuffix: seqSuffix,
 		}
 		if hk != "" {
 			ev.Header = http.Header{hk: {hv, hv + hk}, "Empty": {}, "Nil": nil}

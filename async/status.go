@@ -161,6 +161,21 @@ func (a *Async) currentStatus(ctx context.Context, id string) (*Status, uint64, 
 // queuedEvent reads the event of invocation id from the stream. Errors:
 // ENOTFOUND when it is not there (never accepted, or done with).
 func (a *Async) queuedEvent(ctx context.Context, id string) (*Event, error) {
+	// An id ending in a sequence names the message by it; the stored
+	// part must match, or the id is not that event's (an id chosen
+	// elsewhere may end in digits too, and is looked up by subject).
+	if stored, seq, ok := splitSeqID(id); ok {
+		m, err := a.stream.GetMsg(ctx, seq)
+		switch {
+		case err == nil:
+			if ev, err := decodeEvent(m.Header, m.Data); err == nil && ev.SeqSuffix && ev.ID == stored && m.Subject == ev.subject() {
+				ev.ID, ev.SeqSuffix = id, false
+				return ev, nil
+			}
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil, fmt.Errorf("looking up the event of %s: %w", id, err)
+		}
+	}
 	m, err := a.stream.GetLastMsgForSubject(ctx, SubjectAsync+"*."+id)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, gust.Errorf(gust.ENOTFOUND, "no invocation %q", id)

@@ -14,8 +14,9 @@ import (
 	"github.com/gustfaas/gust/trace/tracetest"
 )
 
-// An accept is one durable write: the event, under a subject that names
-// its invocation id. Until a worker takes it there is no status record,
+// An accept is one durable write: the event, under its function's subject,
+// its invocation id ending in the event's stream sequence. Until a worker
+// takes it there is no status record,
 // and the status is read from the stream: queued, with what the accept
 // resolved. Such an invocation can be canceled (the cancel creates the
 // record, and the worker then drops the event unrun).
@@ -48,14 +49,21 @@ func TestAcceptIsOneWrite(t *testing.T) {
 		t.Fatalf("%d status records after 6 accepts with one running, want 1 (the running one)", n)
 	}
 	for _, id := range ids {
-		m, err := h.a.stream.GetLastMsgForSubject(ctx, eventSubject("echo", id))
+		stored, seq, ok := splitSeqID(id)
+		if !ok {
+			t.Fatalf("id %s does not end in a stream sequence", id)
+		}
+		m, err := h.a.stream.GetMsg(ctx, seq)
 		if err != nil {
-			t.Fatalf("event %s is not under its own subject: %v", id, err)
+			t.Fatalf("event %s is not at sequence %d: %v", id, seq, err)
+		}
+		if m.Subject != SubjectAsync+"echo" {
+			t.Fatalf("event %s is under subject %s, want the function's", id, m.Subject)
 		}
 		if len(m.Header) != 0 {
 			t.Fatalf("event %s has NATS headers %v; its metadata belongs in the data", id, m.Header)
 		}
-		if ev, err := decodeEvent(m.Header, m.Data); err != nil || string(ev.Body) != "later" || ev.ID != id {
+		if ev, err := decodeEvent(m.Header, m.Data); err != nil || string(ev.Body) != "later" || ev.ID != stored || !ev.SeqSuffix {
 			t.Fatalf("event %s decodes to %+v, %v", id, ev, err)
 		}
 		if _, err := h.a.status.Get(ctx, statusKey(id)); !errors.Is(err, jetstream.ErrKeyNotFound) {

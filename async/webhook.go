@@ -247,7 +247,7 @@ func (a *Async) acceptWebhook(r *http.Request) (*Accepted, error) {
 		Method: http.MethodPost, Path: r.URL.Path, Query: r.URL.RawQuery, Header: header,
 		Trigger: "webhook", AcceptedAt: now, Body: body,
 	}
-	if err := a.store(ev, ""); err != nil {
+	if _, err := a.store(ev, ""); err != nil {
 		if replayKey != "" {
 			_ = a.idem.Delete(context.WithoutCancel(ctx), idemStoreKey(route.function, "webhook:"+route.hook.Path+":"+replayKey))
 		}

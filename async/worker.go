@@ -40,6 +40,17 @@ func (a *Async) handle(msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
+	if ev.SeqSuffix {
+		meta, err := msg.Metadata()
+		if err != nil {
+			// Without its sequence the event has no id to run under;
+			// another delivery will have one.
+			a.log.Warn("async event without metadata", "subject", msg.Subject(), "err", err)
+			_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay))
+			return
+		}
+		ev.ID, ev.SeqSuffix = seqInvocationID(ev.ID, meta.Sequence.Stream), false
+	}
 	log := a.log.With("invocation", ev.ID, "function", ev.Function)
 	dequeued := a.now()
 	ctx, cancel := opCtx()
