@@ -94,6 +94,9 @@ func (a *Async) accept(r *http.Request) (*Accepted, error) {
 		if err := ValidateCallbackURL(callback); err != nil {
 			return nil, err
 		}
+		if err := a.checkCallbackHost(callback); err != nil {
+			return nil, err
+		}
 	}
 	idemKey := r.Header.Get(HeaderIdempotencyKey)
 	if len(idemKey) > maxIdempotencyKey {

@@ -101,9 +101,12 @@ type Config struct {
 	ThrottleDelay    time.Duration // base wait of a throttled event (jittered up to 2×)
 	CallbackRetries  int           // attempts after the first
 	CallbackBackoff  time.Duration // first callback retry delay, doubling
-	CallbackClient   *http.Client  // default: 10s timeout, no redirects
-	ResyncEvery      time.Duration // trigger resync period
-	MaxList          int           // most dead letters listed or redriven per call
+	CallbackClient   *http.Client  // default: 10s timeout, no redirects, public addresses only
+	// CallbackAllowPrivate lets callbacks go to loopback, private,
+	// link-local and other non-public addresses (see callbackaddr.go).
+	CallbackAllowPrivate bool
+	ResyncEvery          time.Duration // trigger resync period
+	MaxList              int           // most dead letters listed or redriven per call
 	// PublishWindow bounds the events being stored at once (published,
 	// their acks awaited); an accept beyond it waits for a slot.
 	PublishWindow int
@@ -186,12 +189,7 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 		cfg.MaxList = DefaultMaxList
 	}
 	if cfg.CallbackClient == nil {
-		cfg.CallbackClient = &http.Client{
-			Timeout: 10 * time.Second,
-			// A callback target that redirects elsewhere is not followed:
-			// the URL the caller named is the only one we post to.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		cfg.CallbackClient = newCallbackClient(cfg.CallbackAllowPrivate)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -370,4 +371,51 @@ func TestValidateSpec(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// Callbacks go only to public addresses unless the node allows others: an
+// IP literal that is not public is refused at accept (400, nothing
+// stored), and a name resolving to one is refused when the callback
+// connects.
+func TestCallbackPrivateAddressRefused(t *testing.T) {
+	h := newHarness(t, "", func(c *Config) { c.CallbackAllowPrivate = false })
+	h.deploy("echo", gust.Spec{})
+	for _, u := range []string{"http://127.0.0.1:9/x", "http://[::1]/x", "http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data", "http://192.168.0.1/x", "http://100.64.0.1/x", "http://0.0.0.0/x", "http://[::ffff:127.0.0.1]/x"} {
+		r := h.post("/async/echo", nil, map[string]string{HeaderCallbackURL: u})
+		wantErr(t, r, 400, gust.EINVALID)
+		if !strings.Contains(string(r.body), "callbacks go only to public addresses") {
+			t.Errorf("callback %s: %s", u, r.body)
+		}
+	}
+	if n := h.streamMsgs(); n != 0 {
+		t.Fatalf("%d events stored by refused accepts", n)
+	}
+
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer cb.Close()
+	port := cb.URL[strings.LastIndex(cb.URL, ":")+1:]
+	_, err := newCallbackClient(false).Post("http://localhost:"+port+"/done", "application/json", nil)
+	if err == nil || !strings.Contains(err.Error(), "a loopback address") {
+		t.Fatalf("callback to localhost: %v, want it refused as a loopback address", err)
+	}
+	resp, err := newCallbackClient(true).Post(cb.URL+"/done", "application/json", nil)
+	if err != nil {
+		t.Fatalf("callback to 127.0.0.1 allowed: %v", err)
+	}
+	resp.Body.Close()
+	for _, ip := range []string{"8.8.8.8", "2001:4860:4860::8888", "1.1.1.1"} {
+		if kind := nonPublic(netip.MustParseAddr(ip)); kind != "" {
+			t.Errorf("%s counted as %s address", ip, kind)
+		}
+	}
+}
+
+// streamMsgs is how many events the async stream holds.
+func (h *harness) streamMsgs() uint64 {
+	h.t.Helper()
+	info, err := h.a.stream.Info(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return info.State.Msgs
 }

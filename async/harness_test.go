@@ -176,6 +176,8 @@ func testConfig(mod func(*Config)) Config {
 		CallbackBackoff: 20 * time.Millisecond,
 		ResyncEvery:     200 * time.Millisecond,
 		Logger:          testLogger(),
+		// The callback servers of the tests listen on 127.0.0.1.
+		CallbackAllowPrivate: true,
 	}
 	if mod != nil {
 		mod(&cfg)

@@ -46,14 +46,17 @@ var Version = "0.1.0-dev"
 
 // Config configures a node. Zero fields take defaults.
 type Config struct {
-	DataDir                 string // default ./gust-data
-	Listen                  string // default 127.0.0.1:8080; port 0 picks one
-	NATSURL                 string // external NATS; "" runs it embedded
-	SyncAlways              bool   // fsync every JetStream write (embedded NATS)
-	Replicas                int    // replicas of streams and buckets; 0: 3 on a NATS cluster of 3 or more servers, else 1
-	MemoryBudget            int    // MB for all instances on this node; default DefaultMemoryBudget()
-	MaxCodeBytes            int64  // largest accepted artifact; default api.DefaultMaxCodeBytes
-	Metering                *bool  // usage records and metrics; default on
+	DataDir      string // default ./gust-data
+	Listen       string // default 127.0.0.1:8080; port 0 picks one
+	NATSURL      string // external NATS; "" runs it embedded
+	SyncAlways   bool   // fsync every JetStream write (embedded NATS)
+	Replicas     int    // replicas of streams and buckets; 0: 3 on a NATS cluster of 3 or more servers, else 1
+	MemoryBudget int    // MB for all instances on this node; default DefaultMemoryBudget()
+	MaxCodeBytes int64  // largest accepted artifact; default api.DefaultMaxCodeBytes
+	Metering     *bool  // usage records and metrics; default on
+	// CallbackAllowPrivate lets async callbacks (X-Gust-Callback-Url) go
+	// to loopback, private and link-local addresses; off, only to public ones.
+	CallbackAllowPrivate    bool
 	PricePerGBSecond        float64
 	PricePerMillionRequests float64
 	ReconcileEvery          time.Duration // default 2s
@@ -259,7 +262,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.async, err = async.New(ctx, js, n.brk.Conn(), async.Config{
 		Invoker: n.inv, Registry: n.reg, Replicas: cfg.Replicas,
 		NewID: invoke.NewID, Logger: log.With("part", "async"), Secrets: n.secrets,
-		Tracer: n.tracer,
+		Tracer: n.tracer, CallbackAllowPrivate: cfg.CallbackAllowPrivate,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting async invocations: %w", err)

@@ -81,6 +81,7 @@ the same GUST_MASTER_KEY) before it first starts.`,
 	f.IntVar(&cfg.MemoryBudget, "memory-budget", node.DefaultMemoryBudget(), "MB of memory for function instances on this node")
 	f.Int64Var(&cfg.MaxCodeBytes, "max-code-bytes", 64<<20, "largest code artifact accepted at deploy, in bytes")
 	f.BoolVar(&metering, "metering", true, "record usage and Prometheus metrics for every invocation")
+	f.BoolVar(&cfg.CallbackAllowPrivate, "callback-allow-private", false, "let async callbacks (X-Gust-Callback-Url) reach loopback, private and link-local addresses (off: public addresses only, against request forgery into your network)")
 	f.Float64Var(&cfg.PricePerGBSecond, "price-gb-second", 0.0000166667, "price per GB-second for usage cost estimates")
 	f.Float64Var(&cfg.PricePerMillionRequests, "price-million-requests", 0.20, "price per million requests for usage cost estimates")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "keyring file of the secrets' master key (default DATA/master.key; env GUST_MASTER_KEY overrides)")

@@ -1,0 +1,106 @@
+package async
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"syscall"
+	"time"
+
+	"github.com/gustfaas/gust"
+)
+
+// A callback URL comes from whoever may invoke the function, and gust
+// POSTs to it from inside the machine: pointed at 127.0.0.1, a private
+// network or a cloud metadata address, it would reach services that are
+// not meant to be reachable from outside (server-side request forgery).
+// So callbacks go only to public addresses unless the operator allows
+// private ones (Config.CallbackAllowPrivate, gust serve
+// --callback-allow-private). The address is checked where the connection
+// is made, after name resolution, so a name that resolves to a private
+// address (or is made to, between a check and the connect) is refused too.
+
+// cgnat is the shared address space of RFC 6598, private in practice.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// nonPublic says why ip is not a public unicast address, or "" if it is.
+func nonPublic(ip netip.Addr) string {
+	ip = ip.Unmap()
+	switch {
+	case !ip.IsValid():
+		return "an invalid"
+	case ip.IsLoopback():
+		return "a loopback"
+	case ip.IsUnspecified():
+		return "an unspecified"
+	case ip.IsLinkLocalUnicast():
+		return "a link-local"
+	case ip.IsPrivate(), cgnat.Contains(ip):
+		return "a private"
+	case ip.IsMulticast(), ip.IsInterfaceLocalMulticast(), ip.IsLinkLocalMulticast():
+		return "a multicast"
+	}
+	return ""
+}
+
+// errPrivateCallback is the refusal of a callback to a non-public address.
+func errPrivateCallback(ip, kind string) error {
+	return gust.Errorf(gust.EINVALID, "%s %s is %s address: callbacks go only to public addresses (gust serve --callback-allow-private allows others)", HeaderCallbackURL, ip, kind)
+}
+
+// checkCallbackHost refuses, at accept, a callback URL whose host is a
+// non-public IP literal; a host name is checked when the callback connects.
+func (a *Async) checkCallbackHost(raw string) error {
+	if a.cfg.CallbackAllowPrivate {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil // ValidateCallbackURL has refused it already
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return nil
+	}
+	if kind := nonPublic(ip); kind != "" {
+		return errPrivateCallback(ip.String(), kind)
+	}
+	return nil
+}
+
+// newCallbackClient is the default Config.CallbackClient: a 10 s timeout,
+// redirects not followed (the URL the caller named is the only one posted
+// to), no proxy from the environment (a proxy would connect for us, past
+// the address check), and, unless allowPrivate, connections only to
+// public addresses.
+func newCallbackClient(allowPrivate bool) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	if !allowPrivate {
+		d.Control = func(network, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("callback address %q: %w", address, err)
+			}
+			if kind := nonPublic(ap.Addr()); kind != "" {
+				return errPrivateCallback(ap.Addr().String(), kind)
+			}
+			return nil
+		}
+	}
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return d.DialContext(ctx, network, addr)
+			},
+			ForceAttemptHTTP2:   true,
+			MaxIdleConns:        32,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
