@@ -12,9 +12,11 @@ const Route = Prefix + "{name}"
 
 // serveTraced serves r inside the gateway's server span. The span learns
 // the status and the resolved version through a tracedWriter, so the
-// untraced path pays nothing for it.
+// untraced path pays nothing for it. StartGateway, not StartServer: serve
+// builds each function request a header map of its own (forwardHeader),
+// which the tracer may then change in place.
 func (g *Gateway) serveTraced(w http.ResponseWriter, r *http.Request) {
-	ctx, span := g.cfg.Tracer.StartServer(r, Route)
+	ctx, span := g.cfg.Tracer.StartGateway(r, Route)
 	tw := &tracedWriter{ResponseWriter: w, status: http.StatusOK}
 	g.serve(tw, r.WithContext(ctx))
 	id := w.Header().Get(HeaderInvocationID)

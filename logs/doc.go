@@ -9,7 +9,9 @@
 // several sparse invocations of one function. Subjects name the function
 // and, for a batch of one invocation, the invocation, so reading one
 // function or one invocation stays a subject filter; reading splits the
-// batches back into lines, in the order they were written.
+// batches back into lines, in the order they were written. A batch is a
+// compact binary record (encode.go): the function named once, then per
+// line its time, version, stream, invocation id and message.
 //
 // It must not block a function: a write is an append to a bounded buffer,
 // published asynchronously; a full buffer drops lines and says so.

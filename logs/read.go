@@ -138,7 +138,8 @@ func (s *Store) Read(ctx context.Context, q Query, follow bool, fn func(Entry) e
 }
 
 // eachEntry calls fn for each entry of a batch not older than since and,
-// unless inv is "", of invocation inv; it skips lines that do not parse.
+// unless inv is "", of invocation inv. A batch that does not parse is
+// skipped from where it stops parsing; so is a line of an NDJSON batch.
 func eachEntry(data []byte, since time.Time, inv string, fn func(Entry) error) error {
 	// Most shared batches of a busy function lack the one invocation
 	// asked for: skip them unparsed. ("none" is the subject token of
@@ -146,6 +147,25 @@ func eachEntry(data []byte, since time.Time, inv string, fn func(Entry) error) e
 	if inv != "" && inv != "none" && !bytes.Contains(data, []byte(inv)) {
 		return nil
 	}
+	keep := func(e *Entry) bool {
+		if !since.IsZero() && e.Time.Before(since) {
+			return false
+		}
+		return inv == "" || e.Invocation == inv || (inv == "none" && e.Invocation == "")
+	}
+	if bytes.HasPrefix(data, []byte(batchMagic)) {
+		err := eachBatchEntry(data, func(e *Entry) error {
+			if !keep(e) {
+				return nil
+			}
+			return fn(*e)
+		})
+		if errors.Is(err, errBadBatch) {
+			return nil
+		}
+		return err
+	}
+	// An NDJSON batch of older gust: one Entry a line.
 	for len(data) > 0 {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -157,13 +177,7 @@ func eachEntry(data []byte, since time.Time, inv string, fn func(Entry) error) e
 			continue
 		}
 		var e Entry
-		if json.Unmarshal(line, &e) != nil {
-			continue
-		}
-		if !since.IsZero() && e.Time.Before(since) {
-			continue
-		}
-		if inv != "" && e.Invocation != inv && (inv != "none" || e.Invocation != "") {
+		if json.Unmarshal(line, &e) != nil || !keep(&e) {
 			continue
 		}
 		if err := fn(e); err != nil {

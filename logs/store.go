@@ -1,8 +1,8 @@
 package logs
 
 import (
-	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -15,13 +15,13 @@ import (
 	"github.com/gustfaas/gust/broker"
 )
 
-// Stream layout: a message is a batch of lines, NDJSON, one Entry per
-// line. Its subject is gust.logs.FUNCTION.INVOCATION when the lines are
+// Stream layout: a message is a batch of lines (the format is in
+// encode.go). Its subject is gust.logs.FUNCTION.INVOCATION when the lines are
 // of one invocation ("none" for an instance's start-up), so a query for
 // one invocation is a subject filter, not a scan; lines of several sparse
 // invocations of a function share gust.logs.FUNCTION.~shared, which such
-// a query also reads and filters. (A message of gust before batching holds
-// one Entry, which reads as a batch of one.)
+// a query also reads and filters. (Messages of older gust, an NDJSON
+// batch or a single JSON Entry, still read.)
 const (
 	StreamName    = "GUST_LOGS"
 	SubjectPrefix = "gust.logs."
@@ -92,7 +92,7 @@ type StoreConfig struct {
 // Writing costs the function an append under a mutex and nothing more: no
 // goroutine is woken per line. A publisher goroutine takes the buffered
 // lines every FlushInterval (sooner once flushBytes have gathered), packs
-// them into few NDJSON messages (see publishBatches) and publishes those
+// them into few messages (see publishBatches) and publishes those
 // asynchronously, a bounded number in flight. Paying the stream per batch
 // rather than per line is what keeps log capture cheap (issue 7). Lines
 // that find the buffer full are dropped and counted, and so are lines of
@@ -121,6 +121,8 @@ type Store struct {
 	reported   [2]uint64     // dropped and lost as last logged; publisher only
 	closeOnce  sync.Once
 	lastReport time.Time
+
+	groups map[string]*fnGroup // by function; publisher only
 }
 
 // NewStore creates (or updates) the log stream and starts the publisher.
@@ -156,6 +158,7 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*St
 	s := &Store{
 		cfg: cfg, js: js, log: cfg.Logger, nowFn: time.Now,
 		maxMsg:   maxMessageBytes(js.Conn()),
+		groups:   make(map[string]*fnGroup),
 		kick:     make(chan struct{}, 1),
 		flushReq: make(chan chan struct{}),
 		stop:     make(chan struct{}),
@@ -240,8 +243,8 @@ func (s *Store) echo(function string, version int, invocationID, stream, line st
 	s.cfg.Echo.Debug(line, "function", function, "version", version, "invocation", invocationID, "stream", stream)
 }
 
-// entryOverhead approximates what an entry adds to a batch besides its
-// message: the JSON keys, the time and the invocation id.
+// entryOverhead approximates what a buffered line holds besides its
+// message: the Entry and the invocation id.
 const entryOverhead = 160
 
 func (s *Store) putLocked(e Entry) {
@@ -331,6 +334,7 @@ type batch struct {
 	subject string
 	data    []byte
 	lines   int
+	prev    int64 // time of the last entry in data
 }
 
 // publishFlush publishes the batches of one flush. After a batch fails to
@@ -355,6 +359,39 @@ func (p *publishFlush) publish(b *batch) {
 	}
 }
 
+// fnGroup is one function's lines in a flush: how many each invocation
+// wrote, and the batches being built. Groups and their maps live from
+// flush to flush (the publisher's alone), so a flush allocates little
+// more than its batches.
+type fnGroup struct {
+	used   bool
+	inv    map[string]int32 // invocation id -> index in stats
+	stats  []invStat
+	bytes  int    // bound of the function's lines encoded
+	shared *batch // lines of sparse invocations
+}
+
+type invStat struct {
+	lines, bytes int
+	own          *batch // the batch of an invocation with a subject of its own
+}
+
+// groupOf returns function's group, ready for this flush.
+func (s *Store) groupOf(function string) *fnGroup {
+	g := s.groups[function]
+	if g == nil {
+		g = &fnGroup{inv: make(map[string]int32)}
+		s.groups[function] = g
+	}
+	if !g.used {
+		g.used = true
+		clear(g.inv)
+		clear(g.stats) // drop the last flush's batches
+		g.stats, g.bytes, g.shared = g.stats[:0], 0, nil
+	}
+	return g
+}
+
 // publishBatches publishes one flush's lines. Each invocation's lines go
 // to its own subject when they are many or the only ones of their
 // function; otherwise the lines of a function's sparse invocations share
@@ -364,84 +401,96 @@ func (p *publishFlush) publish(b *batch) {
 // second, not one per invocation; a chatty invocation keeps messages of
 // its own, found by subject.
 func (s *Store) publishBatches(chunks [][]Entry) {
-	n := 0
-	for _, c := range chunks {
-		n += len(c)
-	}
-	subjects := make([]string, 0, n)
-	lines := make(map[string]int) // by invocation subject
-	invs := make(map[string]int)  // distinct invocations by function
-	size := make(map[string]int)  // estimated bytes by invocation subject and by function
+	// First pass: lines and bytes of each invocation. Consecutive lines
+	// are mostly of one function, so its group is looked up once a run.
+	var g *fnGroup
+	fn := ""
 	for _, c := range chunks {
 		for i := range c {
-			subj := subject(c[i].Function, c[i].Invocation)
-			if lines[subj] == 0 {
-				invs[c[i].Function]++
+			e := &c[i]
+			if g == nil || e.Function != fn {
+				g, fn = s.groupOf(e.Function), e.Function
 			}
-			lines[subj]++
-			sz := len(c[i].Message) + len(c[i].Function) + len(c[i].Invocation) + entryOverhead
-			size[subj] += sz
-			size[c[i].Function] += sz
-			subjects = append(subjects, subj)
+			k, ok := g.inv[e.Invocation]
+			if !ok {
+				k = int32(len(g.stats))
+				g.inv[e.Invocation] = k
+				g.stats = append(g.stats, invStat{})
+			}
+			sz := batchEntrySize(e)
+			g.stats[k].lines++
+			g.stats[k].bytes += sz
+			g.bytes += sz
 		}
 	}
-	bt := &batcher{s: s, pub: &publishFlush{s: s}, bySubj: make(map[string]*batch)}
-	k := 0
+	// Second pass: encode the lines into their batches, in the order
+	// written, and publish the batches in the order of their first line.
+	pf := &publishFlush{s: s}
+	var order []*batch
+	g, fn = nil, ""
 	for _, c := range chunks {
 		for i := range c {
-			subj := subjects[k]
-			k++
-			est := size[subj]
-			if invs[c[i].Function] > 1 && lines[subj] < ownBatchLines {
-				subj = sharedSubject(c[i].Function)
-				est = size[c[i].Function] // an upper bound: some of it has subjects of its own
+			e := &c[i]
+			if g == nil || e.Function != fn {
+				g, fn = s.groups[e.Function], e.Function
 			}
-			bt.add(subj, est, &c[i])
+			if !storableTime(e.Time) {
+				s.lost.Add(1)
+				continue
+			}
+			st := &g.stats[g.inv[e.Invocation]]
+			var b *batch
+			if len(g.stats) > 1 && st.lines < ownBatchLines {
+				if g.shared == nil {
+					// g.bytes bounds it: some lines have subjects of their own.
+					g.shared = s.newBatch(sharedSubject(e.Function), e.Function, g.bytes)
+					order = append(order, g.shared)
+				}
+				b = g.shared
+			} else {
+				if st.own == nil {
+					st.own = s.newBatch(subject(e.Function, e.Invocation), e.Function, st.bytes)
+					order = append(order, st.own)
+				}
+				b = st.own
+			}
+			// A batch that would pass the limit goes now; one line alone
+			// is under it (MaxLine is far below maxMsg).
+			if b.lines > 0 && len(b.data)+batchEntrySize(e) > s.maxMsg {
+				pf.publish(b)
+				*b = *s.newBatch(b.subject, e.Function, s.maxMsg)
+			}
+			b.data, b.prev = appendBatchEntry(b.data, e, b.prev)
+			b.lines++
 		}
 	}
-	for _, b := range bt.order {
+	for _, b := range order {
 		if b.lines > 0 {
-			bt.pub.publish(b)
+			pf.publish(b)
 		}
 	}
+	for function, g := range s.groups {
+		if !g.used {
+			delete(s.groups, function) // a function quiet for a flush
+			continue
+		}
+		g.used = false
+	}
 }
 
-// batcher groups one flush's entries by subject, as NDJSON.
-type batcher struct {
-	s       *Store
-	pub     *publishFlush
-	order   []*batch // by first line
-	bySubj  map[string]*batch
-	scratch []byte
-}
-
-// add appends e to the batch of subj; est is what that batch's lines
-// will take, so its buffer is allocated once, not grown by doubling.
-func (bt *batcher) add(subj string, est int, e *Entry) {
-	b := bt.bySubj[subj]
-	if b == nil {
-		b = &batch{subject: subj, data: make([]byte, 0, min(est, bt.s.maxMsg))}
-		bt.bySubj[subj] = b
-		bt.order = append(bt.order, b)
-	}
-	if !jsonTimeOK(e.Time) {
-		bt.s.lost.Add(1)
-		return
-	}
-	bt.scratch = appendEntry(bt.scratch[:0], e)
-	// A batch that would pass the limit goes now; one line alone is
-	// under it (MaxLine, escaped, is far below maxMsg).
-	if len(b.data) > 0 && len(b.data)+len(bt.scratch) > bt.s.maxMsg {
-		bt.pub.publish(b)
-		b.data, b.lines = make([]byte, 0, min(est, bt.s.maxMsg)), 0
-	}
-	b.data = append(b.data, bt.scratch...)
-	b.lines++
+// newBatch starts a batch of function's lines on subject, with room for
+// est bytes of entries (at most a message's worth), so that its buffer is
+// allocated once, not grown by doubling.
+func (s *Store) newBatch(subject, function string, est int) *batch {
+	n := len(batchMagic) + binary.MaxVarintLen64 + len(function) + min(est, s.maxMsg)
+	return &batch{subject: subject, data: appendBatchHeader(make([]byte, 0, n), function)}
 }
 
 // publishFailed counts the lines of a batch the stream did not take.
 func (s *Store) publishFailed(_ jetstream.JetStream, msg *nats.Msg, err error) {
-	s.lost.Add(uint64(bytes.Count(msg.Data, []byte{'\n'})))
+	n := 0
+	_ = eachBatchEntry(msg.Data, func(*Entry) error { n++; return nil })
+	s.lost.Add(uint64(n))
 	s.log.Debug("function log batch not stored", "subject", msg.Subject, "err", err)
 }
 

@@ -284,19 +284,56 @@ func TestFullBufferDrops(t *testing.T) {
 	}
 }
 
-// Messages written before batching hold one entry without a newline.
-func TestReadsSingleEntryMessages(t *testing.T) {
+// Messages of older gust still read beside the binary batches: a single
+// JSON entry without a newline (before batching) and an NDJSON batch (one
+// entry a line, a shared subject's mixing invocations).
+func TestReadsOlderMessages(t *testing.T) {
 	js := testJS(t)
 	s := testStore(t, js, nil)
-	old, _ := json.Marshal(Entry{Time: time.Now(), Function: "fn", Version: 1, Invocation: "a", Stream: "stdout", Message: "old"})
+	at := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	old, _ := json.Marshal(Entry{Time: at, Function: "fn", Version: 1, Invocation: "a", Stream: "stdout", Message: "old"})
 	if _, err := js.PublishMsg(ctx(t), &nats.Msg{Subject: subject("fn", "a"), Data: old}); err != nil {
+		t.Fatal(err)
+	}
+	var nd []byte
+	for i, inv := range []string{"a", "b", ""} {
+		line, _ := json.Marshal(Entry{Time: at.Add(time.Duration(i+1) * time.Second), Function: "fn", Version: 1, Invocation: inv, Stream: "stderr", Message: "nd" + inv})
+		nd = append(append(nd, line...), '\n')
+	}
+	if _, err := js.PublishMsg(ctx(t), &nats.Msg{Subject: sharedSubject("fn"), Data: nd}); err != nil {
 		t.Fatal(err)
 	}
 	s.FunctionLog("fn", 1, "a", "stdout", []byte("new\n"))
 	if err := s.Flush(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if got := texts(read(t, s, Query{Function: "fn", Invocation: "a"})); got != "a/stdout:new\na/stdout:old\n" && got != "a/stdout:old\na/stdout:new\n" {
+	if got := texts(read(t, s, Query{Function: "fn", Invocation: "a"})); got != "a/stdout:old\na/stderr:nda\na/stdout:new\n" {
+		t.Fatalf("invocation a: %q", got)
+	}
+	if got := texts(read(t, s, Query{Function: "fn", Invocation: "none"})); got != "/stderr:nd\n" {
+		t.Fatalf("no invocation: %q", got)
+	}
+	if got := texts(read(t, s, Query{Function: "fn", Since: at.Add(2 * time.Second)})); got != "b/stderr:ndb\n/stderr:nd\na/stdout:new\n" {
+		t.Fatalf("since: %q", got)
+	}
+}
+
+// A batch that does not parse yields what it holds up to the damage, and
+// reading goes on with the next message.
+func TestDamagedBatch(t *testing.T) {
+	js := testJS(t)
+	s := testStore(t, js, nil)
+	e := Entry{Time: time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC), Function: "fn", Version: 1, Invocation: "a", Stream: "stdout", Message: "kept"}
+	b, _ := appendBatchEntry(appendBatchHeader(nil, "fn"), &e, 0)
+	b = append(b, 0x01, 0xff) // the start of a second entry, cut
+	if _, err := js.PublishMsg(ctx(t), &nats.Msg{Subject: subject("fn", "a"), Data: b}); err != nil {
+		t.Fatal(err)
+	}
+	s.FunctionLog("fn", 1, "a", "stdout", []byte("next\n"))
+	if err := s.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := texts(read(t, s, Query{Function: "fn"})); got != "a/stdout:kept\na/stdout:next\n" {
 		t.Fatalf("read %q", got)
 	}
 }

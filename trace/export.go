@@ -100,7 +100,7 @@ func (e *exporter) add(s *span) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		return
+		return // not recycled: a closed tracer's spans are few
 	}
 	if len(e.buf) >= maxQueuedSpans {
 		e.dropped++
@@ -183,10 +183,10 @@ func (e *exporter) export(ctx context.Context) error {
 			e.lastErr = err
 			e.lost += len(spans)
 		}
-		clear(spans[:n]) // let the spans go
+		recycle(spans[:n])
 		spans = spans[n:]
 	}
-	clear(spans)
+	recycle(spans)
 	if cap(all) <= 2*maxBatchSpans {
 		e.spare = all[:0] // a burst's larger buffer is not kept for ever
 	}
@@ -381,9 +381,11 @@ func sizeBytes(field protowire.Number, n int) int {
 }
 
 // appendSpan appends s as a length-delimited ScopeSpans.spans entry. The
-// span's own length is computed first, so nothing is copied twice.
+// span's own length is computed first, so nothing is copied twice; each
+// attribute's sizes are worked out once, for both.
 func appendSpan(b []byte, s *span) []byte {
-	n := spanSize(s)
+	var sz spanSizes
+	n := sz.of(s)
 	b = protowire.AppendTag(b, fScopeSpansSpans, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(n))
 
@@ -407,15 +409,15 @@ func appendSpan(b []byte, s *span) []byte {
 	b = protowire.AppendFixed64(b, uint64(max(0, s.start)))
 	b = protowire.AppendTag(b, fSpanEnd, protowire.Fixed64Type)
 	b = protowire.AppendFixed64(b, uint64(max(0, s.end)))
-	var num [20]byte
 	for i := range s.attrs[:s.nattrs] {
 		a := &s.attrs[i]
 		b = protowire.AppendTag(b, fSpanAttributes, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(kvSize(a, num[:0])))
+		b = protowire.AppendVarint(b, uint64(sz.kv[i]))
 		b = protowire.AppendTag(b, fKVKey, protowire.BytesType)
 		b = protowire.AppendString(b, a.key)
 		b = protowire.AppendTag(b, fKVValue, protowire.BytesType)
-		b = appendAnyValue(b, a, num[:0])
+		b = protowire.AppendVarint(b, uint64(sz.value[i]))
+		b = appendValue(b, a, sz.num[i][:sz.numLen[i]])
 	}
 	b = protowire.AppendTag(b, fSpanStatus, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(statusSize(s)))
@@ -431,15 +433,16 @@ func appendSpan(b []byte, s *span) []byte {
 	return protowire.AppendFixed32(b, spanFlags(s))
 }
 
-func spanFlags(s *span) uint32 {
-	f := uint32(s.sc.flags) | flagHasIsRemote
-	if s.parentRemote {
-		f |= flagIsRemote
-	}
-	return f
+// spanSizes holds the encoded sizes of one span's attributes (KeyValue
+// and AnyValue) and the decimal text of its int-as-string values.
+type spanSizes struct {
+	kv, value [maxAttrs]int
+	num       [maxAttrs][20]byte
+	numLen    [maxAttrs]uint8
 }
 
-func spanSize(s *span) int {
+// of fills sz for s and returns s's encoded size.
+func (sz *spanSizes) of(s *span) int {
 	n := sizeBytes(fSpanTraceID, 16) + sizeBytes(fSpanSpanID, 8)
 	if s.sc.traceState != "" {
 		n += sizeBytes(fSpanTraceState, len(s.sc.traceState))
@@ -450,13 +453,26 @@ func spanSize(s *span) int {
 	n += sizeBytes(fSpanName, len(s.name))
 	n += protowire.SizeTag(fSpanKind) + protowire.SizeVarint(uint64(s.kind))
 	n += 2 * (protowire.SizeTag(fSpanStart) + protowire.SizeFixed64())
-	var num [20]byte
 	for i := range s.attrs[:s.nattrs] {
-		n += sizeBytes(fSpanAttributes, kvSize(&s.attrs[i], num[:0]))
+		a := &s.attrs[i]
+		if a.kind == attrIntString {
+			sz.numLen[i] = uint8(len(strconv.AppendInt(sz.num[i][:0], a.num, 10)))
+		}
+		sz.value[i] = valueSize(a, sz.num[i][:sz.numLen[i]])
+		sz.kv[i] = sizeBytes(fKVKey, len(a.key)) + sizeBytes(fKVValue, sz.value[i])
+		n += sizeBytes(fSpanAttributes, sz.kv[i])
 	}
 	n += sizeBytes(fSpanStatus, statusSize(s))
 	n += protowire.SizeTag(fSpanFlags) + protowire.SizeFixed32()
 	return n
+}
+
+func spanFlags(s *span) uint32 {
+	f := uint32(s.sc.flags) | flagHasIsRemote
+	if s.parentRemote {
+		f |= flagIsRemote
+	}
+	return f
 }
 
 func statusSize(s *span) int {
@@ -470,26 +486,24 @@ func statusSize(s *span) int {
 	return n
 }
 
-func kvSize(a *attr, num []byte) int {
-	return sizeBytes(fKVKey, len(a.key)) + sizeBytes(fKVValue, anyValueSize(a, num))
-}
-
-func anyValueSize(a *attr, num []byte) int {
+// valueSize is the size of a's AnyValue; num is the decimal text of an
+// int sent as a string.
+func valueSize(a *attr, num []byte) int {
 	switch a.kind {
 	case attrInt:
 		return protowire.SizeTag(fAnyInt) + protowire.SizeVarint(uint64(a.num))
 	case attrBool:
 		return protowire.SizeTag(fAnyBool) + 1
 	case attrIntString:
-		return sizeBytes(fAnyString, len(strconv.AppendInt(num, a.num, 10)))
+		return sizeBytes(fAnyString, len(num))
 	default:
 		return sizeBytes(fAnyString, len(a.str))
 	}
 }
 
-// appendAnyValue appends a's value as a length-delimited AnyValue.
-func appendAnyValue(b []byte, a *attr, num []byte) []byte {
-	b = protowire.AppendVarint(b, uint64(anyValueSize(a, num)))
+// appendValue appends the fields of a's AnyValue (its length is the
+// caller's to write); num as for valueSize.
+func appendValue(b []byte, a *attr, num []byte) []byte {
 	switch a.kind {
 	case attrInt:
 		b = protowire.AppendTag(b, fAnyInt, protowire.VarintType)
@@ -499,7 +513,7 @@ func appendAnyValue(b []byte, a *attr, num []byte) []byte {
 		return protowire.AppendVarint(b, uint64(a.num))
 	case attrIntString:
 		b = protowire.AppendTag(b, fAnyString, protowire.BytesType)
-		return protowire.AppendBytes(b, strconv.AppendInt(num, a.num, 10))
+		return protowire.AppendBytes(b, num)
 	default:
 		b = protowire.AppendTag(b, fAnyString, protowire.BytesType)
 		return protowire.AppendString(b, a.str)
@@ -515,10 +529,12 @@ func appendScope(b []byte) []byte {
 // appendStringKV appends a KeyValue with a string value as field f.
 func appendStringKV(b []byte, f protowire.Number, key, value string) []byte {
 	a := attr{key: key, str: value}
+	vs := valueSize(&a, nil)
 	b = protowire.AppendTag(b, f, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(kvSize(&a, nil)))
+	b = protowire.AppendVarint(b, uint64(sizeBytes(fKVKey, len(key))+sizeBytes(fKVValue, vs)))
 	b = protowire.AppendTag(b, fKVKey, protowire.BytesType)
 	b = protowire.AppendString(b, key)
 	b = protowire.AppendTag(b, fKVValue, protowire.BytesType)
-	return appendAnyValue(b, &a, nil)
+	b = protowire.AppendVarint(b, uint64(vs))
+	return appendValue(b, &a, nil)
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	oteltrace "go.opentelemetry.io/otel/trace"
@@ -13,10 +14,14 @@ import (
 
 // spanContext is what W3C Trace Context carries from span to span.
 type spanContext struct {
-	traceID    [16]byte
-	spanID     [8]byte
-	flags      byte // W3C trace flags: sampled (0x01) and random (0x02)
-	remote     bool // came from a traceparent, not from a span of this process
+	traceID [16]byte
+	spanID  [8]byte
+	flags   byte // W3C trace flags: sampled (0x01) and random (0x02)
+	remote  bool // came from a traceparent, not from a span of this process
+	// ownHeaders marks the context of a front door's span whose requests
+	// each carry a header map built for them alone (see StartGateway):
+	// Acquired may write the function's traceparent into it in place.
+	ownHeaders bool
 	traceState string
 }
 
@@ -132,8 +137,30 @@ func fromContext(ctx context.Context) *spanContext {
 	return sc
 }
 
+// spanCtx is a context holding a span context: one allocation where
+// context.WithValue and a separate spanContext took two, on every traced
+// call's gateway and execution spans.
+type spanCtx struct {
+	context.Context
+	sc spanContext
+}
+
+func (c *spanCtx) Value(key any) any {
+	if key == (ctxKey{}) {
+		return &c.sc
+	}
+	return c.Context.Value(key)
+}
+
+// withSpanContext returns ctx holding a copy of sc.
 func withSpanContext(ctx context.Context, sc *spanContext) context.Context {
-	return context.WithValue(ctx, ctxKey{}, sc)
+	return &spanCtx{Context: ctx, sc: *sc}
+}
+
+// withSpan returns ctx holding a copy of s's context: span records are
+// reused once exported, and a context may outlive its span.
+func withSpan(ctx context.Context, s *span) context.Context {
+	return withSpanContext(ctx, &s.sc)
 }
 
 // Kinds of span, as OTLP numbers them.
@@ -166,7 +193,12 @@ const maxAttrs = 8
 
 // span is one span as recorded on the request's goroutine: a fixed-size
 // value with no per-attribute allocation. The exporter turns finished
-// spans into OTLP in its own goroutine, in batches.
+// spans into OTLP in its own goroutine, in batches, and then puts them
+// back in spanPool: at two spans a call, allocating a fresh half-KB
+// record each time was most of what tracing cost the garbage collector.
+// Nothing may use a span after finish but the exporter; a context gets a
+// copy of its spanContext (withSpan), and a handle (ServerSpan, ExecSpan)
+// is ended once.
 type span struct {
 	sc           spanContext
 	parentID     [8]byte // zero for a root span
@@ -186,7 +218,8 @@ type span struct {
 // nil). Ids come from math/rand/v2's per-thread
 // generator: no lock, no allocation.
 func (t *Tracer) start(p *spanContext, name string, kind int32, at time.Time) *span {
-	s := &span{name: name, kind: kind, start: at.UnixNano(), t: t}
+	s := spanPool.Get().(*span)
+	*s = span{name: name, kind: kind, start: at.UnixNano(), t: t}
 	if p != nil {
 		s.sc.traceID = p.traceID
 		s.sc.traceState = p.traceState
@@ -206,6 +239,18 @@ func (t *Tracer) start(p *spanContext, name string, kind int32, at time.Time) *s
 		putUint64(s.sc.spanID[:], rand.Uint64())
 	}
 	return s
+}
+
+// spanPool holds span records the exporter is done with.
+var spanPool = sync.Pool{New: func() any { return new(span) }}
+
+// recycle returns spans the exporter has sent (or dropped) to spanPool.
+func recycle(spans []*span) {
+	for i, s := range spans {
+		*s = span{} // let its strings go
+		spanPool.Put(s)
+		spans[i] = nil
+	}
 }
 
 func putUint64(b []byte, v uint64) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -214,6 +215,53 @@ func TestSpansOfAnInvocation(t *testing.T) {
 	}
 }
 
+// Under StartGateway the request's own header map gets the function's
+// traceparent, in place (the gateway builds one per request); spans and
+// their links are as under StartServer. Spans are recycled once
+// exported: a second invocation's spans must not show the first's.
+func TestGatewayWritesHeaderInPlace(t *testing.T) {
+	rcv := tracetest.New(t)
+	tr := mustNew(t, trace.Config{Endpoint: rcv.URL()})
+	defer tr.Shutdown(context.Background())
+	for i, id := range []string{"g1", "g2"} {
+		hr := httptest.NewRequest("GET", "/fn/hello", nil)
+		hr.Header.Set("Traceparent", callerTP)
+		ctx, server := tr.StartGateway(hr, "/fn/{name}")
+		now := time.Now()
+		inv := &gust.Invocation{ID: id, Function: "hello", Version: i + 1, Trigger: "http", Start: now}
+		req := &gust.Request{ID: id, Header: http.Header{"Traceparent": {callerTP}, "Tracestate": {"stale=1"}, "X-Other": {"1"}}}
+		_, fnReq, exec := tr.Acquired(ctx, req, inv, now, nil)
+		if fnReq != req {
+			t.Fatal("under StartGateway the request was copied")
+		}
+		exec.End(now, &gust.Response{Status: 200}, nil)
+		server.End(200, "hello", i+1, id)
+
+		var spans []*tracepb.Span
+		for _, s := range flushed(t, tr, rcv) {
+			if got, _ := tracetest.Attr(s, "faas.invocation_id"); got == id {
+				spans = append(spans, s)
+			}
+		}
+		if len(spans) != 2 {
+			t.Fatalf("call %s: spans %v, want gateway and execution", id, names(spans))
+		}
+		gw, ex := one(t, spans, "GET /fn/{name}"), one(t, spans, trace.SpanExecution)
+		if tracetest.ParentID(ex) != tracetest.SpanID(gw) || tracetest.ParentID(gw) != callerSpan {
+			t.Errorf("call %s: spans not linked caller -> gateway -> execution", id)
+		}
+		wantAttr(t, gw, "faas.invocation_id", id)
+		wantAttr(t, ex, "faas.invocation_id", id)
+		wantAttr(t, ex, "faas.version", strconv.Itoa(i+1))
+		if got, want := req.Header.Get("Traceparent"), "00-"+callerTrace+"-"+tracetest.SpanID(ex)+"-01"; got != want {
+			t.Errorf("call %s: traceparent in place = %q, want %q", id, got, want)
+		}
+		if req.Header.Get("Tracestate") != "" || req.Header.Get("X-Other") != "1" {
+			t.Errorf("call %s: headers = %v, want the caller's tracestate (none) and the rest kept", id, req.Header)
+		}
+	}
+}
+
 // An event that did not come through the gateway carries its context in
 // its headers; a call with none starts a trace of its own.
 func TestParentFromHeaderOrNew(t *testing.T) {
@@ -336,12 +384,14 @@ func BenchmarkInvocationSpans(b *testing.B) {
 			defer tr.Shutdown(context.Background())
 			hr := httptest.NewRequest("GET", "/fn/hello", nil)
 			hr.Header.Set("Traceparent", callerTP)
-			req := &gust.Request{ID: "i", Header: hr.Header}
+			// The gateway's request has a header map of its own, which
+			// Acquired changes in place under StartGateway.
+			req := &gust.Request{ID: "i", Header: hr.Header.Clone()}
 			b.ReportAllocs()
 			for b.Loop() {
 				now := time.Now()
 				inv := gust.Invocation{ID: "i", Function: "hello", Version: 1, Trigger: "http", Start: now}
-				ctx, server := tr.StartServer(hr, "/fn/{name}")
+				ctx, server := tr.StartGateway(hr, "/fn/{name}")
 				_, _, exec := tr.Acquired(ctx, req, &inv, now, nil)
 				exec.End(now, &gust.Response{Status: 200}, nil)
 				server.End(200, "hello", 1, "i")
@@ -389,7 +439,7 @@ func benchTraceCPU(b *testing.B, rcv *tracetest.Receiver) {
 	hr := httptest.NewRequest("GET", "/fn/hello", nil)
 	hr.Header.Set("Traceparent", callerTP)
 	hr.Header.Set("User-Agent", "bench")
-	req := &gust.Request{ID: "i", Header: hr.Header}
+	req := &gust.Request{ID: "i", Header: hr.Header.Clone()} // its own map, as the gateway's
 	runtime.GC()
 	before := cpuTime()
 	b.ReportAllocs()
@@ -397,7 +447,7 @@ func benchTraceCPU(b *testing.B, rcv *tracetest.Receiver) {
 	for i := range b.N {
 		now := time.Now()
 		inv := gust.Invocation{ID: "0f9da94dea306c4ecbbf11d3d777b2d0", Function: "hello", Version: 1, Trigger: "http", Start: now}
-		ctx, server := tr.StartServer(hr, "/fn/{name}")
+		ctx, server := tr.StartGateway(hr, "/fn/{name}")
 		_, _, exec := tr.Acquired(ctx, req, &inv, now, nil)
 		exec.End(now, &gust.Response{Status: 200}, nil)
 		server.End(200, "hello", 1, inv.ID)
