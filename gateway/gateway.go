@@ -62,10 +62,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveTraced(w, r)
 		return
 	}
-	g.serve(w, r)
+	g.serve(r.Context(), w, r)
 }
 
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
+// serve invokes the function r names under ctx: r's context, or one
+// derived from it (a traced request's), passed beside r so that tracing
+// does not copy the request.
+func (g *Gateway) serve(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get(HeaderInvocationID)
 	if id == "" || len(id) > 64 {
 		id = g.cfg.NewID()
@@ -80,7 +83,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, r, err)
 		return
 	}
-	v, err := g.cfg.Invoker.Resolve(r.Context(), name, ref)
+	v, err := g.cfg.Invoker.Resolve(ctx, name, ref)
 	if err != nil {
 		httperr.Write(w, r, err)
 		return
@@ -118,7 +121,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		Header: header,
 		Body:   body,
 	}
-	resp, err := g.cfg.Invoker.Invoke(r.Context(), v, req)
+	resp, err := g.cfg.Invoker.Invoke(ctx, v, req)
 	if err != nil {
 		httperr.Write(w, r, err)
 		return

@@ -18,7 +18,7 @@ const Route = Prefix + "{name}"
 func (g *Gateway) serveTraced(w http.ResponseWriter, r *http.Request) {
 	ctx, span := g.cfg.Tracer.StartGateway(r, Route)
 	tw := &tracedWriter{ResponseWriter: w, status: http.StatusOK}
-	g.serve(tw, r.WithContext(ctx))
+	g.serve(ctx, tw, r)
 	id := w.Header().Get(HeaderInvocationID)
 	if tw.v != nil {
 		span.End(tw.status, tw.v.Function, tw.v.Number, id)
