@@ -248,10 +248,24 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) (err error) {
 		}
 		return err
 	}
+	// Another deploy of the same files that failed meanwhile may have
+	// removed the archive (it was not in use yet): store it again before
+	// the version is committed and after, as the registry does for code.
+	if files != nil {
+		if _, err := a.cfg.Archives.PutArchive(r.Context(), files); err != nil {
+			a.cfg.Deployer.Discard(m)
+			return err
+		}
+	}
 	v, err := a.cfg.Registry.Deploy(r.Context(), name, spec, m.Shape(), code)
 	if err != nil {
 		a.cfg.Deployer.Discard(m)
 		return err
+	}
+	if files != nil {
+		if _, err := a.cfg.Archives.PutArchive(context.WithoutCancel(r.Context()), files); err != nil {
+			a.log.Error("could not store the files archive again after the deploy", "function", name, "version", v.Number, "digest", spec.Files.Digest, "err", err)
+		}
 	}
 	a.cfg.Deployer.Adopt(v, next, m)
 	a.cfg.Deployer.Reconcile(r.Context())

@@ -260,23 +260,10 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 		FilterSubject: SubjectAsync + ">",
 	})
 	if err != nil {
+		a.pub.close()
 		return nil, fmt.Errorf("async: create consumer %s: %w", ConsumerWorkers, err)
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		t := time.NewTicker(sweepEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-a.ctx.Done():
-				return
-			case <-t.C:
-				a.pub.sweep()
-			}
-		}
-	}()
 	if err := a.startWorkers(cons); err != nil {
 		a.cancel()
 		a.pub.close()
@@ -334,8 +321,8 @@ func (a *Async) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("async: close: %w", ctx.Err())
 		}
-		// Accepts still waiting for an ack fail (503) rather than wait
-		// for a sweep that no longer runs.
+		// Accepts still waiting for an ack fail (503) now; until here
+		// the publisher's sweep timed them out.
 		a.pub.close()
 	})
 	return err

@@ -403,9 +403,16 @@ func TestCallbackPrivateAddressRefused(t *testing.T) {
 		t.Fatalf("callback to 127.0.0.1 allowed: %v", err)
 	}
 	resp.Body.Close()
-	for _, ip := range []string{"8.8.8.8", "2001:4860:4860::8888", "1.1.1.1"} {
+	for _, ip := range []string{"8.8.8.8", "2001:4860:4860::8888", "1.1.1.1", "64:ff9b::808:808", "2002:808:808::1"} {
 		if kind := nonPublic(netip.MustParseAddr(ip)); kind != "" {
 			t.Errorf("%s counted as %s address", ip, kind)
+		}
+	}
+	// IPv6 addresses that carry a private IPv4 one (NAT64, 6to4,
+	// IPv4-compatible) are private too.
+	for _, ip := range []string{"64:ff9b::a00:5", "64:ff9b:1::1", "2002:7f00:1::1", "::a00:5", "::ffff:10.0.0.5"} {
+		if nonPublic(netip.MustParseAddr(ip)) == "" {
+			t.Errorf("%s counted as public", ip)
 		}
 	}
 }

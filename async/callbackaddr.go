@@ -26,9 +26,31 @@ import (
 // cgnat is the shared address space of RFC 6598, private in practice.
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
+// IPv6 prefixes that carry an IPv4 address a gateway may route to: NAT64
+// (RFC 6052; its local-use prefix of RFC 8215 is private outright), 6to4
+// (RFC 3056) and the deprecated IPv4-compatible addresses.
+var (
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")
+	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48")
+	sixToFour  = netip.MustParsePrefix("2002::/16")
+	v4compat   = netip.MustParsePrefix("::/96")
+)
+
 // nonPublic says why ip is not a public unicast address, or "" if it is.
+// An IPv6 address that embeds an IPv4 one is judged by that one.
 func nonPublic(ip netip.Addr) string {
 	ip = ip.Unmap()
+	if ip.Is6() {
+		b := ip.As16()
+		switch {
+		case nat64Local.Contains(ip):
+			return "a private"
+		case nat64.Contains(ip), v4compat.Contains(ip) && !ip.IsLoopback() && !ip.IsUnspecified():
+			return nonPublic(netip.AddrFrom4([4]byte(b[12:16])))
+		case sixToFour.Contains(ip):
+			return nonPublic(netip.AddrFrom4([4]byte(b[2:6])))
+		}
+	}
 	switch {
 	case !ip.IsValid():
 		return "an invalid"

@@ -29,9 +29,11 @@ import (
 // Slots are reused, most recently freed first, so the few reply subjects
 // in use stay in the server's subject match cache; a unique reply per
 // event cost the server a cache miss, insert and eviction per ack. A slot
-// whose wait ended without its ack (a timeout, a failed publish) is never
-// used again: a late ack to it must not be taken for another event's. A
-// new number replaces it.
+// whose wait ended without its ack (a timeout, a publish that may have
+// been written in part) is retired: a late ack to it must not be taken for
+// another event's. It is replaced by a slot retired more than
+// retireQuarantine ago, or by a new number, so that a NATS outage, which
+// times out a window of waits at a time, does not grow the slots for good.
 //
 // Concurrent callers still share the connection's writes: each publish
 // goes into nats.go's buffer and its flusher writes what has gathered.
@@ -48,11 +50,23 @@ type publisher struct {
 	timeoutTicks int64
 
 	mu      sync.Mutex
-	replies []string   // by slot number
-	waits   []*pubWait // by slot number; nil when free or retired
-	free    []uint32   // free slot numbers, the most recently freed last
+	replies []string      // by slot number
+	waits   []*pubWait    // by slot number; nil when free or retired
+	free    []uint32      // free slot numbers, the most recently freed last
+	retired []retiredSlot // oldest first
 	closed  bool
+	done    chan struct{} // closed by close: the sweep stops
 }
+
+// retiredSlot is a slot no longer used since tick at.
+type retiredSlot struct {
+	slot uint32
+	at   int64
+}
+
+// retireQuarantine is how long a retired slot stays unused: far beyond
+// any ack a stream still sends after a timeout.
+const retireQuarantine = 10 * time.Minute
 
 // sweepEvery is the timeout's resolution.
 const sweepEvery = time.Second
@@ -93,6 +107,7 @@ func newPublisher(nc *nats.Conn, window int, timeout time.Duration) (*publisher,
 		replies:      make([]string, 0, window),
 		waits:        make([]*pubWait, 0, window),
 		free:         make([]uint32, 0, window),
+		done:         make(chan struct{}),
 	}
 	// Pushed in reverse so that slot 0 is used first.
 	for range window {
@@ -110,7 +125,45 @@ func newPublisher(nc *nats.Conn, window int, timeout time.Duration) (*publisher,
 		return nil, fmt.Errorf("ack subscription limits: %w", err)
 	}
 	p.sub = sub
+	go p.sweepLoop()
 	return p, nil
+}
+
+// sweepLoop sweeps every sweepEvery until close. It is the publisher's
+// own, not tied to the node's other work: a publish waiting at shutdown
+// still times out until close fails it.
+func (p *publisher) sweepLoop() {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+			p.sweep()
+		}
+	}
+}
+
+// retireLocked takes slot out of use (see publisher) and frees another in
+// its place. p.mu is held.
+func (p *publisher) retireLocked(slot uint32) {
+	now := p.tick.Load()
+	p.retired = append(p.retired, retiredSlot{slot: slot, at: now})
+	if old := p.retired[0]; now-old.at > int64(retireQuarantine/sweepEvery) {
+		p.retired = p.retired[1:]
+		p.free = append(p.free, old.slot)
+		return
+	}
+	p.mint()
+}
+
+// unwritten reports whether a PublishMsg error means nothing was sent, so
+// no ack can come and the slot can be used again at once.
+func unwritten(err error) bool {
+	return errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionDraining) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrMaxPayload) ||
+		errors.Is(err, nats.ErrBadSubject)
 }
 
 // mint adds a new free slot. p.mu is held, or p is not shared yet.
@@ -167,10 +220,13 @@ func (p *publisher) once(m *nats.Msg) pubResult {
 		p.mu.Lock()
 		mine := p.waits[slot] == w
 		if mine {
-			// Whether any of it reached the server is unknown: retire
-			// the slot.
 			p.waits[slot] = nil
-			p.mint()
+			if unwritten(err) {
+				p.free = append(p.free, slot)
+			} else {
+				// Whether any of it reached the server is unknown.
+				p.retireLocked(slot)
+			}
 		}
 		p.mu.Unlock()
 		if mine {
@@ -217,7 +273,7 @@ func (p *publisher) sweep() {
 	for slot, w := range p.waits {
 		if w != nil && now-w.stamp > p.timeoutTicks {
 			p.waits[slot] = nil
-			p.mint()
+			p.retireLocked(uint32(slot))
 			w.ch <- pubResult{err: fmt.Errorf("%w after %s", errPublishTimeout, p.timeout)}
 		}
 	}
@@ -226,6 +282,9 @@ func (p *publisher) sweep() {
 // close fails every wait and every later publish, and stops taking acks.
 func (p *publisher) close() {
 	p.mu.Lock()
+	if !p.closed {
+		close(p.done)
+	}
 	p.closed = true
 	for slot, w := range p.waits {
 		if w != nil {

@@ -3,6 +3,8 @@ package async
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -200,5 +202,37 @@ func TestPublisherMsgID(t *testing.T) {
 	}
 	if info.State.Msgs != 1 || seqs[0] != seqs[1] {
 		t.Fatalf("two publishes with one message id: %d stored, sequences %v", info.State.Msgs, seqs)
+	}
+}
+
+// A retired slot comes back into use once its quarantine is over, in place
+// of a new one, so timeouts do not grow the slots for good; a publish that
+// failed before anything was written frees its slot at once.
+func TestPublisherReusesRetiredSlots(t *testing.T) {
+	b := startBroker(t)
+	p, err := newPublisher(b.Conn(), 4, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	take := func() uint32 {
+		s := p.free[len(p.free)-1]
+		p.free = p.free[:len(p.free)-1]
+		return s
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := take()
+	p.retireLocked(first)
+	if n := len(p.replies); n != 5 || slices.Contains(p.free, first) {
+		t.Fatalf("after a retirement: %d slots, free %v; want 5, without slot %d", n, p.free, first)
+	}
+	p.tick.Add(int64(retireQuarantine/sweepEvery) + 1)
+	p.retireLocked(take())
+	if n := len(p.replies); n != 5 || !slices.Contains(p.free, first) {
+		t.Fatalf("after the quarantine: %d slots, free %v; want 5, with slot %d again", n, p.free, first)
+	}
+	if !unwritten(fmt.Errorf("publish: %w", nats.ErrConnectionClosed)) || unwritten(errors.New("write tcp: broken pipe")) {
+		t.Error("unwritten misjudges which publish errors sent nothing")
 	}
 }

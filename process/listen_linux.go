@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -81,6 +83,12 @@ func notifyListens() (int, error) {
 	arch := auditArch()
 	if arch == 0 {
 		return -1, errors.New("no seccomp filter for " + runtime.GOARCH)
+	}
+	if !kernelAtLeast(5, 5) {
+		// Listeners exist since 5.0, but letting a call through
+		// (SECCOMP_USER_NOTIF_FLAG_CONTINUE) only since 5.5: before, every
+		// listen would wait for an answer that cannot be given.
+		return -1, errors.New("seccomp cannot let a notified call continue before Linux 5.5")
 	}
 	filter := []unix.SockFilter{
 		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 4}, // seccomp_data.arch
@@ -160,4 +168,31 @@ func dialWhenListening(addr string, wait time.Duration, listens <-chan struct{})
 			delay = min(2*delay, maxDelay)
 		}
 	}
+}
+
+// kernelAtLeast reports whether the running kernel's release is at least
+// major.minor.
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	maj, mnr, ok := parseRelease(unix.ByteSliceToString(u.Release[:]))
+	return ok && (maj > major || maj == major && mnr >= minor)
+}
+
+// parseRelease reads "MAJOR.MINOR" from the start of a kernel release
+// such as "6.18.44-fc-v782".
+func parseRelease(r string) (major, minor int, ok bool) {
+	a, rest, found := strings.Cut(r, ".")
+	if !found {
+		return 0, 0, false
+	}
+	i := 0
+	for i < len(rest) && '0' <= rest[i] && rest[i] <= '9' {
+		i++
+	}
+	maj, err1 := strconv.Atoi(a)
+	mnr, err2 := strconv.Atoi(rest[:i])
+	return maj, mnr, err1 == nil && err2 == nil
 }

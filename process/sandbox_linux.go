@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -52,6 +53,10 @@ type sandbox struct {
 	starts    int   // cold starts under way
 	preparing *proc // the spare being prepared, or nil
 	paused    bool  // preparing is stopped
+	// pausedAt is when preparing was last stopped; pausedFor how long it
+	// was stopped before that. Its preparation's time limit leaves both out.
+	pausedAt  time.Time
+	pausedFor time.Duration
 }
 
 func (s *sandbox) paths(task, runtimeDir, instTmp string) (string, string, string) {
@@ -256,11 +261,25 @@ func (s *sandbox) prestart(net bool, cg *cgroup, background bool) (*spare, error
 }
 
 // waitReady waits, up to limit, for the helper to report that it has
-// prepared.
-func (sp *spare) waitReady(limit time.Duration) error {
+// prepared. With paused, the time the helper was stopped (see
+// beginStart) does not count.
+func (sp *spare) waitReady(limit time.Duration, paused func() time.Duration) error {
 	c := sp.p.ctl
-	_ = c.SetReadDeadline(time.Now().Add(limit))
-	msg, fd, err := recvMsg(c)
+	start := time.Now()
+	var msg []byte
+	fd := -1
+	var err error
+	for {
+		deadline := start.Add(limit)
+		if paused != nil {
+			deadline = deadline.Add(paused())
+		}
+		_ = c.SetReadDeadline(deadline)
+		msg, fd, err = recvMsg(c)
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || paused == nil || !time.Now().Before(start.Add(limit+paused())) {
+			break
+		}
+	}
 	_ = c.SetReadDeadline(time.Time{})
 	if fd >= 0 {
 		unix.Close(fd)
@@ -291,6 +310,11 @@ func (s *sandbox) fillSpares() {
 	defer close(s.filled)
 	backoff := 100 * time.Millisecond
 	for {
+		select {
+		case <-s.closing:
+			return
+		default:
+		}
 		sp, err := s.prestartSpare()
 		if err != nil {
 			select {
@@ -368,8 +392,7 @@ func (s *sandbox) startDone() {
 		s.starts--
 	}
 	if s.starts == 0 && s.paused && s.preparing != nil {
-		_ = unix.Kill(-s.preparing.cmd.Process.Pid, unix.SIGCONT)
-		s.paused = false
+		s.resumeLocked()
 	}
 	s.startsMu.Unlock()
 	select {
@@ -382,21 +405,59 @@ func (s *sandbox) startDone() {
 // way. startsMu is held.
 func (s *sandbox) pauseLocked() {
 	if s.starts > 0 && !s.paused && s.preparing != nil {
-		// The whole process group: the helper is its leader.
-		_ = unix.Kill(-s.preparing.cmd.Process.Pid, unix.SIGSTOP)
-		s.paused = true
+		s.signalPreparingLocked(unix.SIGSTOP)
+		s.paused, s.pausedAt = true, time.Now()
 	}
 }
 
+// resumeLocked lets the stopped spare go on. startsMu is held.
+func (s *sandbox) resumeLocked() {
+	s.signalPreparingLocked(unix.SIGCONT)
+	s.paused = false
+	s.pausedFor += time.Since(s.pausedAt)
+}
+
+// signalPreparingLocked signals the process group of the spare being
+// prepared (the helper is its leader), unless the helper has been reaped:
+// its id may then be another process's. startsMu is held.
+func (s *sandbox) signalPreparingLocked(sig unix.Signal) {
+	select {
+	case <-s.preparing.exited:
+		return
+	default:
+	}
+	_ = unix.Kill(-s.preparing.cmd.Process.Pid, sig)
+}
+
+// pausedTime is how long the spare being prepared has been stopped.
+func (s *sandbox) pausedTime() time.Duration {
+	s.startsMu.Lock()
+	defer s.startsMu.Unlock()
+	d := s.pausedFor
+	if s.paused {
+		d += time.Since(s.pausedAt)
+	}
+	return d
+}
+
 // setPreparing records the spare being prepared (nil once it is ready or
-// given up), stopping it at once if a cold start is under way.
+// given up), stopping it at once if a cold start is under way, or killing
+// it if the sandbox is closing.
 func (s *sandbox) setPreparing(p *proc) {
 	s.startsMu.Lock()
 	defer s.startsMu.Unlock()
 	if p == nil && s.paused && s.preparing != nil {
-		_ = unix.Kill(-s.preparing.cmd.Process.Pid, unix.SIGCONT)
+		s.resumeLocked()
 	}
-	s.preparing, s.paused = p, false
+	s.preparing, s.paused, s.pausedFor = p, false, 0
+	if p != nil {
+		select {
+		case <-s.closing:
+			p.kill()
+			return
+		default:
+		}
+	}
 	s.pauseLocked()
 }
 
@@ -432,7 +493,7 @@ func (s *sandbox) prestartSpare() (*spare, error) {
 		}
 		return nil, err
 	}
-	err = sp.waitReady(spareReadyTimeout)
+	err = sp.waitReady(spareReadyTimeout, s.pausedTime)
 	s.setPreparing(nil)
 	if err != nil {
 		sp.discard()
@@ -536,7 +597,7 @@ func (s *sandbox) start(ctx context.Context, sp startSpec) (*proc, error) {
 		// The helper prepares, reports it and reads the config; the
 		// report must not be left for whoever reads the control socket
 		// next.
-		err = h.waitReady(spareReadyTimeout)
+		err = h.waitReady(spareReadyTimeout, nil)
 	}
 	if err != nil {
 		p.kill()
