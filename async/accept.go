@@ -40,8 +40,8 @@ type Accepted struct {
 const Route = Prefix + "{name}"
 
 func (a *Async) serveAccept(w http.ResponseWriter, r *http.Request) {
-	ctx, span := a.cfg.Tracer.StartServer(r, Route)
-	res, err := a.accept(r.WithContext(ctx))
+	r, span := a.cfg.Tracer.StartRequest(r, Route)
+	res, err := a.accept(r)
 	if err != nil {
 		httperr.Write(w, r, err)
 		span.End(httperr.Status(gust.ErrorCode(err)), "", 0, "")

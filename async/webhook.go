@@ -161,8 +161,8 @@ func (a *Async) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		httperr.WriteJSON(w, http.StatusMethodNotAllowed, httperr.Body{Error: "webhooks are delivered by POST", Code: gust.EINVALID})
 		return
 	}
-	ctx, span := a.cfg.Tracer.StartServer(r, WebhookRoute)
-	res, err := a.acceptWebhook(r.WithContext(ctx))
+	r, span := a.cfg.Tracer.StartRequest(r, WebhookRoute)
+	res, err := a.acceptWebhook(r)
 	if err != nil {
 		httperr.Write(w, r, err)
 		span.End(httperr.Status(gust.ErrorCode(err)), "", 0, "")

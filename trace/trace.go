@@ -216,6 +216,17 @@ func (t *Tracer) StartServer(r *http.Request, route string) (context.Context, Se
 	return t.startServer(r, route, false)
 }
 
+// StartRequest is StartServer for a handler that passes the span on in
+// the request: r itself when tracing is off (no copy of the request on
+// the untraced path), else r with the span's context.
+func (t *Tracer) StartRequest(r *http.Request, route string) (*http.Request, ServerSpan) {
+	if !t.Enabled() {
+		return r, ServerSpan{}
+	}
+	ctx, span := t.startServer(r, route, false)
+	return r.WithContext(ctx), span
+}
+
 // StartGateway is StartServer for a front door that gives each request it
 // invokes under the span a header map of its own, shared with nobody (the
 // gateway builds one per request): Acquired then writes the function's

@@ -382,19 +382,10 @@ func BenchmarkInvocationSpans(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer tr.Shutdown(context.Background())
-			hr := httptest.NewRequest("GET", "/fn/hello", nil)
-			hr.Header.Set("Traceparent", callerTP)
-			// The gateway's request has a header map of its own, which
-			// Acquired changes in place under StartGateway.
-			req := &gust.Request{ID: "i", Header: hr.Header.Clone()}
+			hr, req := benchRequests()
 			b.ReportAllocs()
 			for b.Loop() {
-				now := time.Now()
-				inv := gust.Invocation{ID: "i", Function: "hello", Version: 1, Trigger: "http", Start: now}
-				ctx, server := tr.StartGateway(hr, "/fn/{name}")
-				_, _, exec := tr.Acquired(ctx, req, &inv, now, nil)
-				exec.End(now, &gust.Response{Status: 200}, nil)
-				server.End(200, "hello", 1, "i")
+				tracedCall(tr, hr, req, "i")
 			}
 		})
 	}
@@ -436,21 +427,13 @@ func benchTraceCPU(b *testing.B, rcv *tracetest.Receiver) {
 		b.Fatal(err)
 	}
 	defer tr.Shutdown(context.Background())
-	hr := httptest.NewRequest("GET", "/fn/hello", nil)
-	hr.Header.Set("Traceparent", callerTP)
-	hr.Header.Set("User-Agent", "bench")
-	req := &gust.Request{ID: "i", Header: hr.Header.Clone()} // its own map, as the gateway's
+	hr, req := benchRequests()
 	runtime.GC()
 	before := cpuTime()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		now := time.Now()
-		inv := gust.Invocation{ID: "0f9da94dea306c4ecbbf11d3d777b2d0", Function: "hello", Version: 1, Trigger: "http", Start: now}
-		ctx, server := tr.StartGateway(hr, "/fn/{name}")
-		_, _, exec := tr.Acquired(ctx, req, &inv, now, nil)
-		exec.End(now, &gust.Response{Status: 200}, nil)
-		server.End(200, "hello", 1, inv.ID)
+		tracedCall(tr, hr, req, "0f9da94dea306c4ecbbf11d3d777b2d0")
 		if i%16 == 15 {
 			time.Sleep(time.Millisecond) // a busy function's pace, not a flood
 		}
@@ -468,6 +451,27 @@ func benchTraceCPU(b *testing.B, rcv *tracetest.Receiver) {
 	if got := rcv.Received(); got != 2*b.N {
 		b.Fatalf("receiver got %d spans, want %d", got, 2*b.N)
 	}
+}
+
+// benchRequests returns a caller's request to the gateway and the
+// function's request made from it, with a header map of its own, which
+// Acquired changes in place under StartGateway (as the gateway's does).
+func benchRequests() (*http.Request, *gust.Request) {
+	hr := httptest.NewRequest("GET", "/fn/hello", nil)
+	hr.Header.Set("Traceparent", callerTP)
+	hr.Header.Set("User-Agent", "bench")
+	return hr, &gust.Request{ID: "i", Header: hr.Header.Clone()}
+}
+
+// tracedCall traces one warm invocation as the gateway and invoker do:
+// the gateway's span, then the queue-wait and execution spans.
+func tracedCall(tr *trace.Tracer, hr *http.Request, req *gust.Request, id string) {
+	now := time.Now()
+	inv := gust.Invocation{ID: id, Function: "hello", Version: 1, Trigger: "http", Start: now}
+	ctx, server := tr.StartGateway(hr, "/fn/{name}")
+	_, _, exec := tr.Acquired(ctx, req, &inv, now, nil)
+	exec.End(now, &gust.Response{Status: 200}, nil)
+	server.End(200, "hello", 1, id)
 }
 
 func cpuTime() time.Duration {
