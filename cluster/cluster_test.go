@@ -28,6 +28,7 @@ type local struct {
 	version *gust.Version
 	release chan struct{} // calls block until it is closed
 	full    bool          // every call is refused for want of memory
+	queued  bool          // every call is throttled, as a pool queue whose caller left
 	unknown bool          // the registry here has not seen the version yet
 	mu      sync.Mutex
 	ran     []string // invocation ids run here
@@ -44,6 +45,9 @@ func (l *local) Resolve(context.Context, string, string) (*gust.Version, error) 
 func (l *local) Invoke(ctx context.Context, v *gust.Version, req *gust.Request) (*gust.Response, error) {
 	if l.full {
 		return nil, gust.Errorf(gust.ECAPACITY, "node %s is full", l.name)
+	}
+	if l.queued {
+		return nil, gust.WrapError(gust.ETHROTTLED, ctx.Err(), "request ended while queued on %s", l.name)
 	}
 	l.mu.Lock()
 	l.ran = append(l.ran, req.ID)
@@ -298,5 +302,52 @@ func TestForwardSkipsNodesThatCannotRun(t *testing.T) {
 	}
 	if ms[1].l.count() != 0 || ms[2].l.count() != 5 {
 		t.Fatalf("runs: n1 %d, n2 %d", ms[1].l.count(), ms[2].l.count())
+	}
+}
+
+// A call whose caller has gone while it queued here is not forwarded:
+// another node would run it for nobody (forwarding drops the caller's
+// cancellation so that a call, once sent, finishes).
+func TestGoneCallerIsNotForwarded(t *testing.T) {
+	ns := clustertest.Start(t, 2)
+	release := make(chan struct{})
+	defer close(release)
+	v := &gust.Version{Function: "f", Number: 1, Spec: gust.Spec{
+		MaxConcurrency: 4, QueueTimeout: gust.Duration(50 * time.Millisecond), Timeout: gust.Duration(5 * time.Second),
+	}}
+	ms := startMembers(t, ns, v, release)
+	eventually(t, "two live nodes", allLive(ms, 2))
+	ms[0].l.queued = true
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := ms[0].c.Invoke(ctx, v, &gust.Request{ID: "gone", Method: "GET", Path: "/"})
+	if gust.ErrorCode(err) != gust.ETHROTTLED {
+		t.Fatalf("err = %v, want the local throttle", err)
+	}
+	if n := ms[1].l.count(); n != 0 {
+		t.Fatalf("the other node ran %d calls for a caller that had gone", n)
+	}
+}
+
+// A node whose NATS connection is down does not forward: nats.go would
+// hold the request and deliver it after the caller's timeout, so a
+// retrying client would run it twice. The call stays here instead.
+func TestNoForwardWhileDisconnected(t *testing.T) {
+	ns := clustertest.Start(t, 2)
+	release := make(chan struct{})
+	defer close(release)
+	v := &gust.Version{Function: "f", Number: 1, Spec: gust.Spec{
+		MaxConcurrency: 4, QueueTimeout: gust.Duration(50 * time.Millisecond), Timeout: gust.Duration(5 * time.Second),
+	}}
+	ms := startMembers(t, ns, v, release)
+	eventually(t, "two live nodes", allLive(ms, 2))
+	ms[0].l.full = true
+	ms[0].nc.Close()
+	_, err := ms[0].c.Invoke(context.Background(), v, &gust.Request{ID: "offline", Method: "GET", Path: "/"})
+	if code := gust.ErrorCode(err); code != gust.ECAPACITY {
+		t.Fatalf("err = %v (code %s), want this node's own answer (full)", err, code)
+	}
+	if n := ms[1].l.count(); n != 0 {
+		t.Fatalf("the other node ran %d calls", n)
 	}
 }

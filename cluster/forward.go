@@ -79,7 +79,9 @@ func (c *Cluster) Invoke(ctx context.Context, v *gust.Version, req *gust.Request
 	share := Share(spec.MaxConcurrency, len(peers)+1)
 	if c.gate.tryAcquire(k, share) {
 		resp, err := c.runLocal(ctx, k, v, req)
-		if code := gust.ErrorCode(err); code != gust.ECAPACITY && code != gust.ETHROTTLED {
+		if code := gust.ErrorCode(err); code != gust.ECAPACITY && code != gust.ETHROTTLED || ctx.Err() != nil {
+			// A caller that has gone (its context ended while the call
+			// queued here) is not run on another node for nobody.
 			return resp, err
 		}
 	}
@@ -114,6 +116,12 @@ func (c *Cluster) isRunning() bool {
 // false when no peer took the call; err is then non-nil only if the
 // request could not be sent at all (over NATS max payload).
 func (c *Cluster) forward(ctx context.Context, v *gust.Version, req *gust.Request, peers []Member, share int) (_ *gust.Response, _ error, handled bool) {
+	if c.nc.Status() != nats.CONNECTED {
+		// While NATS reconnects, nats.go would buffer the request and
+		// deliver it later, after this caller got its timeout: a client
+		// that retried would then run it twice. Queue here instead.
+		return nil, nil, false
+	}
 	k := keyOf(v.Function, v.Number).String()
 	spec := v.Spec.WithDefaults()
 	room := func(m Member) bool {
