@@ -70,7 +70,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // does not copy the request.
 func (g *Gateway) serve(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get(HeaderInvocationID)
-	if id == "" || len(id) > 64 {
+	if !ClientInvocationID(id) {
 		id = g.cfg.NewID()
 	}
 	// One slice for both the response's header and the function's: neither
@@ -239,4 +239,22 @@ func isHopHeader(k string) bool {
 // to set, and the invocation id is the gateway's.
 func returned(k string) bool {
 	return !isHopHeader(k) && k != "Content-Length" && k != HeaderInvocationID
+}
+
+// ClientInvocationID reports whether id, sent by a client in
+// X-Gust-Invocation-Id, may name the invocation: 1 to 64 letters, digits,
+// '_' or '-'. The id becomes a NATS subject token (the function's logs) and
+// a key in usage records and traces, so anything else (a '.', a space, a
+// wildcard) is replaced by a fresh id rather than passed on.
+func ClientInvocationID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
