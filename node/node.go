@@ -112,6 +112,7 @@ type Node struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	dataLock  *os.File // held from Start to the end of Close
 }
 
 // Start starts a node and returns once it serves HTTP and /healthz is 200.
@@ -136,7 +137,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
-	n = &Node{cfg: cfg, log: log}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, log: log, dataLock: lock}
 	// started, not n: a failing "return nil, err" has set n to nil by the
 	// time this runs, and what did start must still be stopped.
 	started := n
@@ -541,6 +546,9 @@ func (n *Node) Close(ctx context.Context) {
 		}
 		if n.brk != nil {
 			n.brk.Close()
+		}
+		if n.dataLock != nil {
+			_ = n.dataLock.Close() // releases the flock
 		}
 	})
 }
