@@ -213,11 +213,60 @@ func (pr *proxyResponse) toResponse() (*gust.Response, error) {
 	return &gust.Response{Status: status, Header: h, Body: body}, nil
 }
 
-// lambdaError is Lambda's shape of a function error.
+// lambdaError is Lambda's shape of a function error, as gust logs it.
 type lambdaError struct {
 	ErrorMessage string   `json:"errorMessage"`
 	ErrorType    string   `json:"errorType"`
 	StackTrace   []string `json:"stackTrace,omitempty"`
+	// rawStack is stackTrace as the runtime posted it (strings, or
+	// aws-lambda-go's frame objects), or nil.
+	rawStack json.RawMessage
+}
+
+// FunctionError is an error a function reported through the Lambda
+// Runtime API (its handler raised, or its initialization failed), in
+// Lambda's shape. Invoke and NewInstance return it inside a *gust.Error
+// of code EFUNCTION whose message says the same in one line; after a
+// handler error it also wraps gust.ErrInstanceHealthy. ErrorFields gives
+// the fields a Lambda caller expects in the error's JSON body, to be
+// written beside gust's "error" and "code" (see httperr).
+type FunctionError struct {
+	ErrorMessage string
+	ErrorType    string
+	// StackTrace is the stackTrace the runtime posted, as it posted it,
+	// or nil.
+	StackTrace json.RawMessage
+	healthy    bool
+}
+
+func newFunctionError(le lambdaError, healthy bool) *FunctionError {
+	return &FunctionError{ErrorMessage: le.ErrorMessage, ErrorType: le.ErrorType, StackTrace: le.rawStack, healthy: healthy}
+}
+
+func (e *FunctionError) Error() string {
+	if e.healthy {
+		return "reported through the Runtime API; " + gust.ErrInstanceHealthy.Error()
+	}
+	return "reported through the Runtime API"
+}
+
+// Unwrap returns gust.ErrInstanceHealthy after a handler error: the
+// runtime caught it and lives on.
+func (e *FunctionError) Unwrap() error {
+	if e.healthy {
+		return gust.ErrInstanceHealthy
+	}
+	return nil
+}
+
+// ErrorFields returns errorMessage, errorType and, when the runtime gave
+// one, stackTrace: AWS Lambda's body for a function error.
+func (e *FunctionError) ErrorFields() map[string]any {
+	f := map[string]any{"errorMessage": e.ErrorMessage, "errorType": e.ErrorType}
+	if len(e.StackTrace) > 0 {
+		f["stackTrace"] = e.StackTrace
+	}
+	return f
 }
 
 // parseLambdaError reads an error the function reported. Runtimes differ
@@ -234,6 +283,9 @@ func parseLambdaError(body []byte, headerType string) lambdaError {
 		le.ErrorMessage = strings.TrimSpace(string(body))
 	} else {
 		le.ErrorMessage, le.ErrorType = raw.ErrorMessage, raw.ErrorType
+		if len(raw.StackTrace) > 0 && string(raw.StackTrace) != "null" {
+			le.rawStack = raw.StackTrace
+		}
 		var lines []string
 		if json.Unmarshal(raw.StackTrace, &lines) == nil {
 			le.StackTrace = lines

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,8 +24,9 @@ type cgroups struct {
 }
 
 // setupCgroups finds the cgroup hierarchy and creates the driver's base
-// cgroup. It returns a nil *cgroups and the reason when it cannot.
-func setupCgroups() (*cgroups, error) {
+// cgroup, after reaping those of gust processes that are gone (see
+// reapStale). It returns a nil *cgroups and the reason when it cannot.
+func setupCgroups(log *slog.Logger) (*cgroups, error) {
 	mounts, err := cgroupMounts()
 	if err != nil {
 		return nil, err
@@ -33,8 +35,13 @@ func setupCgroups() (*cgroups, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := fmt.Sprintf("gust-%d", os.Getpid())
+	name := ownerCgroupName()
 	if mem, ok := mounts["memory"]; ok {
+		parents := []string{filepath.Join(mem, own["memory"])}
+		if pids, ok := mounts["pids"]; ok {
+			parents = append(parents, filepath.Join(pids, own["pids"]))
+		}
+		reapStale(parents, false, log)
 		c := &cgroups{memBase: filepath.Join(mem, own["memory"], name)}
 		if err := os.Mkdir(c.memBase, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("cgroup v1: create %s: %w", c.memBase, err)
@@ -49,6 +56,7 @@ func setupCgroups() (*cgroups, error) {
 	}
 	if v2, ok := mounts[""]; ok {
 		parent := filepath.Join(v2, own[""])
+		reapStale([]string{parent}, true, log)
 		ctrl, err := os.ReadFile(filepath.Join(parent, "cgroup.controllers"))
 		if err != nil {
 			return nil, fmt.Errorf("cgroup v2: %w", err)

@@ -30,7 +30,9 @@
 // headers, multiValueHeaders, cookies, body, isBase64Encoded) becomes the
 // HTTP response; any other JSON value is a 200 application/json body. An
 // error it reports is EFUNCTION with Lambda's {errorMessage, errorType,
-// stackTrace} written to its log; an init error fails the cold start. One
+// stackTrace} written to its log and carried up in the error as a
+// *FunctionError, whose ErrorFields an error's JSON body adds beside
+// "error" and "code"; an init error fails the cold start. One
 // event is in flight per instance. A reported error leaves the process
 // running, as on Lambda: the error wraps gust.ErrInstanceHealthy, so the
 // pool keeps the instance warm, inside its memory budget.
@@ -99,6 +101,17 @@
 // (EFUNCTION); without a cgroup RLIMIT_AS bounds memory instead. Only fds
 // 0-2 reach the function. The process group, the pid namespace and the
 // cgroup are killed on timeout (ETIMEOUT), on any failure, and on Close.
+//
+// Instances die with gust, even with a gust killed by SIGKILL that had no
+// time to stop them: the helper has a parent-death signal (re-armed after
+// it becomes the function's user, since changing users clears it), and
+// exits when gust's end of its control socket closes; as the pid
+// namespace's init it takes the instance's every process with it. The
+// driver's cgroups are named for their owner (gust-PID-START, START the
+// process's start time in clock ticks after boot), so that New can tell
+// the cgroups of a gust that is gone from those of a live one (another
+// node on this machine): it kills whatever is left in the former, removes
+// them and logs what it reaped, before it hands out any user id again.
 //
 // # Network
 //

@@ -221,17 +221,40 @@ func runHelper() (int, error) {
 			_ = syscall.Kill(child, syscall.SIGKILL)
 			return 125, err
 		}
+		dieWithGust()
 	}
 	if ctl != nil {
-		h := &helper{cfg: cfg, mounts: prep.Mounts, ctl: ctl, listens: listens}
-		if cfg.HTTP > 0 || cfg.Pool {
-			go h.serveControl()
-		}
+		h := &helper{cfg: cfg, mounts: prep.Mounts, ctl: ctl, listens: listens, child: child}
+		// Always read the control socket, if only to see gust go.
+		go h.serveControl()
 		if apiLn != nil {
 			go h.bridgeAPI(apiLn)
 		}
 	}
 	return reap(child), nil
+}
+
+// dieWithGust re-arms the helper's parent-death signal, which the kernel
+// clears whenever a process's credentials change (dropPrivileges): without
+// it a helper that had become its function's user outlived a gust killed
+// with SIGKILL, and so did its function, as a user gust hands out again.
+// The signal follows the thread of gust that started the helper; gust's
+// threads only end with gust (it never leaves a goroutine locked to one
+// to exit). Should gust have died before this call, the helper still sees
+// the control socket close (see serveControl).
+func dieWithGust() {
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+}
+
+// gustGone ends the instance once gust's end of the control socket has
+// closed: gust is gone, and nothing will ever use or stop the instance.
+// As the pid namespace's init the helper takes every process of the
+// instance with it; without that namespace the function follows by its
+// own parent-death signal, and what it forked is left to the next
+// driver's reaping of gust's cgroups.
+func (h *helper) gustGone() {
+	_ = syscall.Kill(h.child, syscall.SIGKILL)
+	os.Exit(128 + int(syscall.SIGKILL))
 }
 
 // restrictCapabilities sets no_new_privs and empties the capability
@@ -497,6 +520,7 @@ type helper struct {
 	mounts  bool
 	ctl     *net.UnixConn
 	listens chan struct{} // the function called listen (nil: not watched)
+	child   int           // the function's pid
 }
 
 // controlConn is the control socket gust passed as fd 4, if any.
@@ -515,11 +539,14 @@ func controlConn() *net.UnixConn {
 }
 
 // serveControl handles gust's messages: connections to bridge to the
-// function's $PORT, and a pool worker's specialization.
+// function's $PORT, and a pool worker's specialization. Only gust holds
+// the other end of the socket, and it closes it only once the instance
+// has exited: the end of the socket is gust's end, and the instance's.
 func (h *helper) serveControl() {
 	for {
 		msg, fd, err := recvMsg(h.ctl)
 		if err != nil {
+			h.gustGone()
 			return
 		}
 		switch {
@@ -571,7 +598,10 @@ func (h *helper) specialize(fd, uid int) error {
 		}
 	}
 	if uid > 0 {
-		return dropPrivileges(uid)
+		if err := dropPrivileges(uid); err != nil {
+			return err
+		}
+		dieWithGust()
 	}
 	return nil
 }

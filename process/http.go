@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -183,21 +184,15 @@ func (hi *httpInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.Re
 	defer hi.coldStartOver()
 	hi.out.begin(req.ID)
 	defer hi.out.end(req.ID)
-	target := "http://" + hi.addr + req.Path
-	if !strings.HasPrefix(req.Path, "/") {
-		target = "http://" + hi.addr + "/" + req.Path
-	}
-	if req.Query != "" {
-		target += "?" + req.Query
-	}
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet
 	}
-	hr, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(req.Body))
+	hr, err := http.NewRequestWithContext(ctx, method, "http://"+hi.addr+"/", bytes.NewReader(req.Body))
 	if err != nil {
 		return nil, gust.WrapError(gust.EINVALID, err, "cannot build the request to the function")
 	}
+	setTarget(hr.URL, req)
 	for k, vs := range req.Header {
 		hr.Header[k] = append([]string(nil), vs...)
 	}
@@ -239,6 +234,18 @@ func (hi *httpInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.Re
 	}
 	h.Del("Content-Length")
 	return &gust.Response{Status: resp.StatusCode, Header: h, Body: body}, nil
+}
+
+// setTarget sets the path and query the function is asked for. The
+// path is set, not parsed: req.Path is decoded (see gust.Request), and a
+// '%', '?' or '#' in it is part of the path, which url.URL escapes again
+// on the wire. The query goes as the client sent it.
+func setTarget(u *url.URL, req *gust.Request) {
+	p := req.Path
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	u.Path, u.RawPath, u.RawQuery = p, "", req.Query
 }
 
 func (hi *httpInstance) Close(ctx context.Context) error {

@@ -170,3 +170,32 @@ func TestHTTPListenAfterReady(t *testing.T) {
 		t.Fatalf("got %d", resp.Status)
 	}
 }
+
+// The function is asked for the path it was invoked with: a '%', '?' or
+// '#' in the (decoded) path stays in the path, escaped again on the wire,
+// and the query goes as the client sent it.
+func TestHTTPPathAsSent(t *testing.T) {
+	d := newDriver(t)
+	m := load(t, d, "uri", gust.Spec{Runtime: gust.RuntimeProcess, Protocol: gust.ProtocolHTTP}, httpFn(t), nil)
+	in := start(t, m)
+	for _, tc := range []struct{ path, query, wantURI string }{
+		{"/uri/plain", "a=1&b=%2F", "/uri/plain?a=1&b=%2F"},
+		{"/uri/100%", "", "/uri/100%25"},
+		{"/uri/a?b", "q=1", "/uri/a%3Fb?q=1"},
+		{"/uri/a#b", "", "/uri/a%23b"},
+		{"/uri/a b", "", "/uri/a%20b"},
+	} {
+		resp, err := invoke(t, in, 10*time.Second, &gust.Request{Path: tc.path, Query: tc.query})
+		if err != nil {
+			t.Errorf("%q: %v", tc.path, err)
+			continue
+		}
+		var got map[string]string
+		if err := json.Unmarshal(resp.Body, &got); err != nil {
+			t.Fatalf("%q: %v: %s", tc.path, err, resp.Body)
+		}
+		if got["path"] != tc.path || got["query"] != tc.query || got["requestURI"] != tc.wantURI {
+			t.Errorf("%q?%s reached the function as %v, want URI %q", tc.path, tc.query, got, tc.wantURI)
+		}
+	}
+}

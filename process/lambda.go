@@ -266,7 +266,7 @@ func (li *lambdaInstance) waitReady(ctx context.Context) error {
 		le := parseLambdaError(body, "")
 		li.logError("", "init", le)
 		li.p.kill()
-		return gust.Errorf(gust.EFUNCTION, "function initialization failed: %s: %s", le.ErrorType, le.ErrorMessage)
+		return gust.WrapError(gust.EFUNCTION, newFunctionError(le, false), "function initialization failed: %s: %s", le.ErrorType, le.ErrorMessage)
 	case <-li.p.exited:
 		return li.exitedError("during start")
 	case <-ctx.Done():
@@ -346,7 +346,7 @@ func (li *lambdaInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.
 		// process stays, as on Lambda, and the pool keeps it warm.
 		le := parseLambdaError(res.body, res.errType)
 		li.logError(req.ID, "function", le)
-		return nil, gust.WrapError(gust.EFUNCTION, gust.ErrInstanceHealthy, "function error: %s: %s", le.ErrorType, le.ErrorMessage)
+		return nil, gust.WrapError(gust.EFUNCTION, newFunctionError(le, true), "function error: %s: %s", le.ErrorType, le.ErrorMessage)
 	}
 	resp, err := mapResponse(res.body)
 	if err != nil {

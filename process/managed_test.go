@@ -131,10 +131,13 @@ func TestManagedHandlers(t *testing.T) {
 // still discard it.
 func TestHandlerErrorKeepsInstance(t *testing.T) {
 	d := newDriver(t)
-	for _, tc := range []struct{ name, runtime, handler, fail string }{
-		{"python3", gust.RuntimePython3, "handler.handler", "/fail"},
-		{"nodejs", gust.RuntimeNodejs, "index.handler", "/fail"},
-		{"go-lambda", gust.RuntimeProcess, "", "/error"},
+	for _, tc := range []struct {
+		name, runtime, handler, fail, errType string
+		stack                                 bool
+	}{
+		{"python3", gust.RuntimePython3, "handler.handler", "/fail", "ValueError", true},
+		{"nodejs", gust.RuntimeNodejs, "index.handler", "/fail", "TypeError", true},
+		{"go-lambda", gust.RuntimeProcess, "", "/error", "errorString", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			requireInterpreter(t, d, tc.runtime)
@@ -179,6 +182,7 @@ func TestHandlerErrorKeepsInstance(t *testing.T) {
 			if !errors.Is(err, gust.ErrInstanceHealthy) {
 				t.Errorf("handler error %v does not say the instance is healthy", err)
 			}
+			checkLambdaErrorBody(t, err, tc.errType, tc.stack)
 			if !cold {
 				t.Error("the first call was not a cold start")
 			}
@@ -208,5 +212,44 @@ func TestHandlerErrorKeepsInstance(t *testing.T) {
 				t.Errorf("after a timeout the call ran in pid %d (cold %v), want a new instance", third, cold)
 			}
 		})
+	}
+}
+
+// checkLambdaErrorBody checks that a handler's error gives the 502 body
+// both promises ask for: gust's {"error", "code"} and Lambda's
+// errorMessage, errorType and stackTrace (when the runtime sent one), in
+// one JSON object, built as the gateway builds it.
+func checkLambdaErrorBody(t *testing.T, err error, errType string, stack bool) {
+	t.Helper()
+	var fe interface{ ErrorFields() map[string]any }
+	if !errors.As(err, &fe) {
+		t.Fatalf("error %v carries no Lambda error fields", err)
+	}
+	body := fe.ErrorFields()
+	body["error"], body["code"] = gust.ErrorMessage(err), gust.ErrorCode(err)
+	b, mErr := json.Marshal(body)
+	if mErr != nil {
+		t.Fatal(mErr)
+	}
+	var got struct {
+		Error        string          `json:"error"`
+		Code         string          `json:"code"`
+		ErrorMessage string          `json:"errorMessage"`
+		ErrorType    string          `json:"errorType"`
+		StackTrace   json.RawMessage `json:"stackTrace"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Code != gust.EFUNCTION || got.Error != "function error: "+errType+": asked to fail" ||
+		got.ErrorMessage != "asked to fail" || got.ErrorType != errType {
+		t.Errorf("error body %s", b)
+	}
+	var lines []string
+	if stack && (json.Unmarshal(got.StackTrace, &lines) != nil || len(lines) == 0) {
+		t.Errorf("error body %s: want a stackTrace of lines", b)
+	}
+	if !stack && got.StackTrace != nil {
+		t.Errorf("error body %s: the runtime sent no stackTrace", b)
 	}
 }

@@ -86,7 +86,7 @@ func newSandbox(cfg Config, workDir string) *sandbox {
 		s.notes = append(s.notes, "gust is not root: functions run as gust's own user, without namespaces, network isolation or cgroups")
 		return s
 	}
-	if cg, err := setupCgroups(); err != nil {
+	if cg, err := setupCgroups(cfg.Logger); err != nil {
 		s.notes = append(s.notes, fmt.Sprintf("no cgroup for memory and pid limits (%v): memory is limited with RLIMIT_AS instead, pids not at all", err))
 	} else {
 		s.cg = cg

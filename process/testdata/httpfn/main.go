@@ -31,6 +31,10 @@ func main() {
 		w.WriteHeader(201)
 		w.Write(b)
 	})
+	// /uri/... reports the request's target as the function received it.
+	mux.HandleFunc("/uri/", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{"requestURI": r.RequestURI, "path": r.URL.Path, "query": r.URL.RawQuery})
+	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(os.Environ())
 	})
