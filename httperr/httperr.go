@@ -2,6 +2,7 @@ package httperr
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -67,8 +68,23 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("WWW-Authenticate", `Bearer realm="gust"`)
 	}
 	w.WriteHeader(status)
+	var f fielder
+	if code != gust.EINTERNAL && errors.As(err, &f) {
+		body := map[string]any{}
+		for k, v := range f.ErrorFields() {
+			body[k] = v
+		}
+		body["error"], body["code"] = gust.ErrorMessage(err), code
+		_ = json.NewEncoder(w).Encode(body)
+		return
+	}
 	_ = json.NewEncoder(w).Encode(Body{Error: gust.ErrorMessage(err), Code: code})
 }
+
+// fielder is an error that adds fields to its JSON body beside "error"
+// and "code": a Lambda function's errorMessage, errorType and stackTrace
+// (see process.FunctionError), as a Lambda caller expects them.
+type fielder interface{ ErrorFields() map[string]any }
 
 // WriteJSON answers v as JSON with status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {

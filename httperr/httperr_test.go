@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 
 	"github.com/gustfaas/gust"
@@ -52,5 +53,30 @@ func TestWrite(t *testing.T) {
 	}
 	if Status("") != http.StatusOK {
 		t.Fatal("empty code is not OK")
+	}
+}
+
+// lambdaErr is an error with fields of its own, as process.FunctionError.
+type lambdaErr struct{}
+
+func (lambdaErr) Error() string { return "ValueError: bad" }
+func (lambdaErr) ErrorFields() map[string]any {
+	return map[string]any{"errorMessage": "bad", "errorType": "ValueError", "error": "not this"}
+}
+
+// An error that brings fields of its own (a Lambda handler's errorMessage,
+// errorType, stackTrace) gets them beside gust's "error" and "code", which
+// it cannot override.
+func TestWriteAddsErrorFields(t *testing.T) {
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/fn/x", nil)
+	Write(rec, r, gust.WrapError(gust.EFUNCTION, lambdaErr{}, "function error: ValueError: bad"))
+	var got map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"error": "function error: ValueError: bad", "code": string(gust.EFUNCTION), "errorMessage": "bad", "errorType": "ValueError"}
+	if rec.Code != http.StatusBadGateway || !reflect.DeepEqual(got, want) {
+		t.Fatalf("%d %v, want 502 %v", rec.Code, got, want)
 	}
 }
