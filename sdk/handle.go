@@ -13,7 +13,7 @@ import (
 // Call it from init (see the package doc).
 func Handle(h http.Handler) {
 	a := &adapter{h: h}
-	abi.SetHandler(a.serve)
+	abi.SetHostLiftingHandler(a.serve)
 }
 
 // HandleFunc registers f as the function's handler.
@@ -42,10 +42,12 @@ func (a *adapter) serve(r *abi.Request) *abi.Response {
 	}
 	// net/http moves Host out of the header map into Request.Host; do the
 	// same so handlers written for a real server behave alike.
-	var host string
-	if v := hdr["Host"]; len(v) > 0 {
-		host = v[0]
-		delete(hdr, "Host")
+	host, lifted := abi.LiftedHost(r)
+	if !lifted {
+		if v := hdr["Host"]; len(v) > 0 {
+			host = v[0]
+			delete(hdr, "Host")
+		}
 	}
 	var body io.ReadCloser = http.NoBody
 	if len(r.Body) > 0 {

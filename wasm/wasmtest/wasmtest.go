@@ -3,10 +3,10 @@
 // examples/hello, ready to hand to a driver or to deploy.
 //
 // Builds are cached under os.TempDir()/gust-wasmtest, keyed by a hash of
-// their sources (and of the SDK and toolchain), and happen at most once per
-// process: a repeated `go test` finds them built. A failed build fails the
-// test; the project's toolchain (Go, and clang with wasi-libc for C) is a
-// requirement, not an option.
+// their sources (and of the SDK, the build flags and the toolchain), and
+// happen at most once per process: a repeated `go test` finds them built.
+// A failed build fails the test; the project's toolchain (Go, and clang
+// with wasi-libc for C) is a requirement, not an option.
 //
 // It is for tests only: nothing in the server may import it.
 package wasmtest
@@ -89,7 +89,7 @@ func HelloC(t testing.TB) string {
 func GoGuest(t testing.TB, mainGo string) string {
 	t.Helper()
 	sdkDir := filepath.Join(Root(), "sdk")
-	key := hashOf(t, "go-guest", mainGo, toolchain(), treeHash(t, sdkDir))
+	key := hashOf(t, "go-guest", mainGo, toolchain(), buildFlags(t), treeHash(t, sdkDir))
 	return cached(t, key, func(out string) error {
 		dir, err := os.MkdirTemp(Dir(), "guest-*")
 		if err != nil {
@@ -145,7 +145,7 @@ func Code(t testing.TB, path string) []byte {
 func goExample(t testing.TB, name string) string {
 	t.Helper()
 	dir := filepath.Join(Root(), "examples", name)
-	key := hashOf(t, "go-example", name, toolchain(), treeHash(t, dir), treeHash(t, filepath.Join(Root(), "sdk")))
+	key := hashOf(t, "go-example", name, toolchain(), buildFlags(t), treeHash(t, dir), treeHash(t, filepath.Join(Root(), "sdk")))
 	return cached(t, key, func(out string) error { return buildGo(dir, out) })
 }
 
@@ -217,6 +217,17 @@ func toolchain() string {
 		return goruntime.Version()
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// buildFlags returns the source of wasm.BuildGo, which holds the flags Go
+// guests are built with, so a change of flags makes new builds.
+func buildFlags(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(Root(), "wasm", "build.go"))
+	if err != nil {
+		t.Fatalf("wasmtest: %v", err)
+	}
+	return string(b)
 }
 
 // treeHash hashes the source files under dir (not built artifacts).

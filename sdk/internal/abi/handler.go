@@ -9,7 +9,30 @@ var handler func(*Request) *Response
 
 // SetHandler registers h as the function's handler, replacing any earlier
 // one. Call it from init.
-func SetHandler(h func(*Request) *Response) { handler = h }
+func SetHandler(h func(*Request) *Response) {
+	handler = h
+	dec.liftHost = false
+}
+
+// SetHostLiftingHandler is SetHandler for a handler that wants the Host
+// header apart, as net/http keeps it in Request.Host: Serve leaves Host out
+// of the request's Header and LiftedHost returns its first value. Taking it
+// out while decoding spares the handler a lookup and a delete in the map.
+func SetHostLiftingHandler(h func(*Request) *Response) {
+	handler = h
+	dec.liftHost = true
+}
+
+// LiftedHost returns the Host header that Serve took out of r, if r is the
+// request Serve is serving to a handler registered with
+// SetHostLiftingHandler; ok is false for any other request, whose Host is
+// still in its Header.
+func LiftedHost(r *Request) (host string, ok bool) {
+	if r != &current || !dec.liftHost {
+		return "", false
+	}
+	return dec.host, true
+}
 
 // The state of the warm request path, reused from call to call: the guest
 // runs one call at a time, and every heap allocation inside a warm call

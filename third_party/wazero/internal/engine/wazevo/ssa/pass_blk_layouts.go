@@ -277,6 +277,12 @@ func (b *builder) splitCriticalEdge(pred, succ *basicBlock, predInfo *basicBlock
 	newBranch := b.AllocateInstruction()
 	newBranch.opcode = originalBranch.opcode
 	newBranch.rValue = Value(trampoline.ID())
+	// gust: newBranch takes originalBranch's place in pred, so it belongs to
+	// the same instruction group (assigned by passDeadCodeEliminationOpt
+	// before this pass). Without this it stays in group 0 and the backend
+	// never fuses a compare into it (setcc, movzx, test, jcc instead of cmp,
+	// jcc) for any conditional branch whose edge was split.
+	newBranch.gid = originalBranch.gid
 	switch originalBranch.opcode {
 	case OpcodeJump:
 	case OpcodeBrz, OpcodeBrnz:
