@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gust "github.com/gustfaas/gust"
@@ -22,11 +23,16 @@ const maxReclaims = 1000
 // limit.
 //
 // Its mutex is never held while a pool's is (see the package doc).
+// Returning memory takes no lock, so a pool returns an instance's memory
+// under its own lock the moment it takes the instance out of service.
 type Budget struct {
 	total int
+	// used only grows under mu (reserve checks and adds as one step) and
+	// shrinks without it: a release racing a reserve only makes the check
+	// stricter than it needed to be, never lets it pass the total.
+	used atomic.Int64
 
 	mu    sync.Mutex
-	used  int
 	pools []*Pool
 }
 
@@ -53,7 +59,7 @@ func (b *Budget) Stats() BudgetStats {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return BudgetStats{TotalMB: b.total, UsedMB: b.used, Pools: len(b.pools)}
+	return BudgetStats{TotalMB: b.total, UsedMB: int(b.used.Load()), Pools: len(b.pools)}
 }
 
 func (b *Budget) register(p *Pool) {
@@ -76,13 +82,12 @@ func (b *Budget) unregister(p *Pool) {
 	b.mu.Unlock()
 }
 
+// release returns mb; it takes no lock (see Budget).
 func (b *Budget) release(mb int) {
 	if b == nil || mb <= 0 {
 		return
 	}
-	b.mu.Lock()
-	b.used -= mb
-	b.mu.Unlock()
+	b.used.Add(-int64(mb))
 }
 
 // reserve takes mb for an instance of requester, reclaiming idle instances
@@ -97,12 +102,12 @@ func (b *Budget) reserve(ctx context.Context, requester *Pool, mb int) error {
 	used := 0
 	for attempt := 0; attempt < maxReclaims; attempt++ {
 		b.mu.Lock()
-		if b.total == 0 || b.used+mb <= b.total {
-			b.used += mb
+		if cur := int(b.used.Load()); b.total == 0 || cur+mb <= b.total {
+			b.used.Add(int64(mb))
 			b.mu.Unlock()
 			return nil
 		}
-		used = b.used
+		used = int(b.used.Load())
 		pools := slices.Clone(b.pools)
 		b.mu.Unlock()
 		if err := ctx.Err(); err != nil {

@@ -17,22 +17,27 @@
 //  1. Reserve: its pool's MemoryMB is reserved from the Budget, which may
 //     first reclaim idle instances of other pools.
 //  2. Start: Module.NewInstance, outside every lock, for a call (a cold
-//     start, Lease.Cold) or to reach MinInstances (Prewarm, Reconcile).
+//     start, Lease.Cold) or to reach MinInstances (Prewarm, Reconcile),
+//     bounded by StartTimeout (ETIMEOUT past it). A start for a call
+//     outlives a caller who leaves: the instance joins the pool warm.
 //  3. Serve: each Acquire leases it to one caller (PerInstanceConcurrency
 //     callers at once where the driver allows); Release(nil) makes it
 //     available again, handing it first to the oldest waiter, and so does
 //     Release(err) when err wraps gust.ErrInstanceHealthy (the call failed,
 //     the instance did not).
 //  4. Discard: Release(err) for any other failed call, idle reaping, a
-//     Budget reclaim or a Drain closes it and frees its memory; a
-//     discarded instance is never handed out again.
+//     Budget reclaim or a Drain takes it out of service, returns its
+//     memory to the Budget at once and then closes it; a discarded
+//     instance is never handed out again.
 //  5. Drain: the pool stops accepting, lets leases in flight finish, closes
 //     every instance and then the module.
 //
 // Locks: a Pool and the Budget each have one mutex, and no goroutine ever
 // holds two of them at once. The Budget asks pools for reclaimable
-// instances and the pools reserve and free memory only with their own lock
-// released, so there is no lock order to get wrong. Drivers
+// instances and the pools reserve memory only with their own lock
+// released, so there is no lock order to get wrong; returning memory
+// takes no lock at all (an atomic counter), so a pool does it under its
+// own. Drivers
 // (NewInstance, Close) are never called with a lock held.
 //
 // It must not invoke functions, know about HTTP, export metrics or read the

@@ -27,7 +27,9 @@ type fakeModule struct {
 	failNext int           // NewInstance calls still to fail
 	gate     chan struct{} // if set, NewInstance waits for it to close
 	entered  chan struct{} // if set, NewInstance signals it started waiting
-	all      []*fakeInstance
+	// closeGate, if set, makes Close of an instance wait for it to close.
+	closeGate chan struct{}
+	all       []*fakeInstance
 }
 
 func newFakeModule(t *testing.T) *fakeModule { return &fakeModule{t: t} }
@@ -113,6 +115,12 @@ func (in *fakeInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.Re
 }
 
 func (in *fakeInstance) Close(ctx context.Context) error {
+	in.m.mu.Lock()
+	gate := in.m.closeGate
+	in.m.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	if in.closed.Swap(true) {
 		in.m.t.Errorf("instance %d closed twice", in.id)
 		return nil

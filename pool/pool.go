@@ -32,6 +32,11 @@ type Config struct {
 	// QueueTimeout is how long a call waits for capacity before
 	// ETHROTTLED. 0 or less: no waiting, throttle at once.
 	QueueTimeout time.Duration
+	// StartTimeout bounds a start (NewInstance): an instance that has not
+	// finished starting by then is abandoned and its call gets ETIMEOUT.
+	// 0 or less: DefaultStartTimeout. ConfigFor gives the function's
+	// timeout if that is longer.
+	StartTimeout time.Duration
 	// PerInstanceConcurrency is how many leases one instance carries at
 	// once (1 for wasm). Below 1: 1.
 	PerInstanceConcurrency int
@@ -48,6 +53,12 @@ type Config struct {
 	Interval time.Duration
 }
 
+// DefaultStartTimeout is Lambda's limit on a function's initialization:
+// without a bound, a guest whose initialization never returns would hold
+// its caller, a concurrency slot and its memory for good, and a Prewarm
+// (and so a Drain waiting for it) would never end.
+const DefaultStartTimeout = 10 * time.Second
+
 // ConfigFor returns the pool config of version v (its spec with defaults
 // applied), sharing budget and logging to logger.
 func ConfigFor(v *gust.Version, budget *Budget, logger *slog.Logger) Config {
@@ -61,6 +72,7 @@ func ConfigFor(v *gust.Version, budget *Budget, logger *slog.Logger) Config {
 		IdleTimeout:            s.IdleTimeout.D(),
 		QueueTimeout:           s.QueueTimeout.D(),
 		PerInstanceConcurrency: s.PerInstanceConcurrency,
+		StartTimeout:           max(DefaultStartTimeout, s.Timeout.D()),
 		Budget:                 budget,
 		Logger:                 logger,
 	}
@@ -139,6 +151,9 @@ func New(m gust.Module, cfg Config) *Pool {
 	}
 	if cfg.QueueTimeout < 0 {
 		cfg.QueueTimeout = 0
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
 	}
 	if cfg.MemoryMB < 0 {
 		cfg.MemoryMB = 0
@@ -228,12 +243,16 @@ func (p *Pool) newLease(in *instance, cold bool, wait time.Duration) *Lease {
 	return l
 }
 
-// Acquire leases an instance: a warm available one (most recently used
-// first); else, below MaxConcurrency, a newly started one (a cold start,
-// budget permitting); else it waits in a FIFO queue up to QueueTimeout or
-// until ctx is done. Errors: ETHROTTLED when no capacity came in time,
-// ECAPACITY when the node memory budget refuses a start, EUNAVAILABLE once
-// the pool is draining, and the driver's error when a cold start fails.
+// Acquire leases an instance, below MaxConcurrency leases in flight: a
+// warm available one (most recently used first), else a newly started one
+// (a cold start, budget permitting); else it waits in a FIFO queue up to
+// QueueTimeout or until ctx is done. A cold start is not cut short by
+// ctx: if the caller leaves, the instance joins the pool warm and Acquire
+// returns EUNAVAILABLE. Errors: ETHROTTLED when no capacity came in time,
+// ECAPACITY when the node memory budget refuses a start, ETIMEOUT when a
+// start passes StartTimeout, EUNAVAILABLE once the pool is draining or
+// when ctx ended during a cold start, and the driver's error when a cold
+// start fails.
 func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 	p.mu.Lock()
 	switch admit(p.loadLocked(p.waiters.n)) {
@@ -370,11 +389,16 @@ func (p *Pool) giveBack(g grant) {
 }
 
 // coldStart starts an instance for a lease already counted in flight and
-// starting.
+// starting. The start outlives a caller who leaves: the instance is
+// released into the pool, warm for the next call (or the oldest waiter).
 func (p *Pool) coldStart(ctx context.Context, wait time.Duration) (*Lease, error) {
 	in, err := p.start(ctx, true)
 	if err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		p.release(in, nil)
+		return nil, gust.WrapError(gust.EUNAVAILABLE, err, "request ended while an instance of function %s version %d was starting", p.cfg.Function, p.cfg.Version)
 	}
 	return p.newLease(in, true, wait), nil
 }
@@ -383,19 +407,29 @@ func (p *Pool) coldStart(ctx context.Context, wait time.Duration) (*Lease, error
 // caller has counted it in p.starting (and, for a lease, in p.inflight).
 // For a lease the instance comes back leased once; otherwise it is made
 // available.
+//
+// A start is bounded by StartTimeout and cancelled by a forced Close. A
+// start for a lease is detached from its caller's cancellation: a client
+// that hangs up must not waste a start the pool can keep warm. A start to
+// reach MinInstances keeps ctx's, which is the background loop's (Drain
+// stops it: nobody will use the instance).
 func (p *Pool) start(ctx context.Context, forLease bool) (*instance, error) {
+	if forLease {
+		ctx = context.WithoutCancel(ctx)
+	}
+	sctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
+	defer cancel()
+	stop := context.AfterFunc(p.abort, cancel)
+	defer stop()
 	mb := p.cfg.MemoryMB
-	if err := p.budget.reserve(ctx, p, mb); err != nil {
+	if err := p.budget.reserve(sctx, p, mb); err != nil {
 		p.startFailed(forLease)
 		return nil, err
 	}
 	p.reservedMB.Add(int64(mb))
-	sctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(p.abort, cancel)
 	gi, err := p.m.NewInstance(sctx)
-	stop()
-	cancel()
 	if err != nil {
+		timedOut := errors.Is(sctx.Err(), context.DeadlineExceeded)
 		p.freeMemory()
 		aborted := p.abort.Err() != nil
 		p.startFailed(forLease)
@@ -403,6 +437,9 @@ func (p *Pool) start(ctx context.Context, forLease bool) (*instance, error) {
 			return nil, p.errUnavailable()
 		}
 		p.log.Warn("instance failed to start", "error", err)
+		if timedOut {
+			return nil, gust.WrapError(gust.ETIMEOUT, err, "function %s version %d: the instance did not finish starting within %s", p.cfg.Function, p.cfg.Version, p.cfg.StartTimeout)
+		}
 		return nil, fmt.Errorf("start an instance of %s version %d: %w", p.cfg.Function, p.cfg.Version, err)
 	}
 	in := &instance{inst: gi, lastUsed: p.now()}
@@ -414,8 +451,8 @@ func (p *Pool) start(ctx context.Context, forLease bool) (*instance, error) {
 		if forLease {
 			p.inflight--
 		}
-		in.dead, in.claimed = true, true
-		p.closing++
+		in.dead = true
+		p.takeForCloseLocked(in)
 		p.mu.Unlock()
 		p.closeInstance(in)
 		return nil, p.errUnavailable()
@@ -507,17 +544,26 @@ func (p *Pool) claimLocked(in *instance) bool {
 	if !in.dead || in.claimed || in.leases > 0 {
 		return false
 	}
-	in.claimed = true
-	p.closing++
+	p.takeForCloseLocked(in)
 	return true
 }
 
-// closeInstance closes a claimed instance and frees its memory.
+// takeForCloseLocked claims the dead instance in for closing and returns
+// its memory to the budget now, before its Close runs: Close can take a
+// while (a process being killed), and a caller handed the place it freed
+// (the oldest waiter, served before the lock is released) must not be
+// refused ECAPACITY for memory already on its way back.
+func (p *Pool) takeForCloseLocked(in *instance) {
+	in.claimed = true
+	p.closing++
+	p.freeMemory()
+}
+
+// closeInstance closes an instance claimed by takeForCloseLocked.
 func (p *Pool) closeInstance(in *instance) {
 	if err := in.inst.Close(context.Background()); err != nil {
 		p.log.Warn("closing an instance failed", "error", err)
 	}
-	p.freeMemory()
 	p.mu.Lock()
 	p.closing--
 	fin := p.finishLocked()
@@ -527,6 +573,8 @@ func (p *Pool) closeInstance(in *instance) {
 	}
 }
 
+// freeMemory returns one instance's memory; it takes no lock, so it may
+// be called with the pool's held.
 func (p *Pool) freeMemory() {
 	p.reservedMB.Add(-int64(p.cfg.MemoryMB))
 	p.budget.release(p.cfg.MemoryMB)
@@ -558,9 +606,10 @@ func (p *Pool) finish() {
 	close(p.drained)
 }
 
-// Prewarm starts instances until MinInstances are live or starting. It is
-// called after a deploy and at server start; the background loop also
-// restores MinInstances. It returns the first start error.
+// Prewarm starts instances until MinInstances are live or starting, each
+// bounded by StartTimeout. It is called after a deploy and at server
+// start; the background loop also restores MinInstances. It returns the
+// first start error.
 func (p *Pool) Prewarm(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -732,8 +781,7 @@ func (p *Pool) Close(ctx context.Context) error {
 		in := p.all[len(p.all)-1]
 		p.killLocked(in)
 		if !in.claimed {
-			in.claimed = true
-			p.closing++
+			p.takeForCloseLocked(in)
 			busy = append(busy, in)
 		}
 	}

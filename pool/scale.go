@@ -117,7 +117,9 @@ type load struct {
 // admit decides what one call does. Waiters ahead of it keep their turn
 // even if capacity looks free, so the queue is strictly first come, first
 // served; the pool hands freed capacity to the head waiter itself (asking
-// admit with Waiting 0 on its behalf).
+// admit with Waiting 0 on its behalf). MaxConcurrency bounds the leases in
+// flight, so a free slot on a shared instance (PerInstanceConcurrency > 1)
+// is used only below it too.
 func admit(l load) admission {
 	switch {
 	case l.Closed:
@@ -127,9 +129,10 @@ func admit(l load) admission {
 			return admitQueue
 		}
 		return admitThrottle
-	case l.Available > 0:
-		return admitIdle
 	case l.InFlight < l.MaxConcurrency:
+		if l.Available > 0 {
+			return admitIdle
+		}
 		return admitStart
 	case l.CanWait:
 		return admitQueue

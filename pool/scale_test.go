@@ -107,7 +107,8 @@ func TestAdmit(t *testing.T) {
 	}{
 		{"closed wins over everything", load{Closed: true, Available: 3, MaxConcurrency: 10, CanWait: true}, admitClosed},
 		{"warm instance", load{Available: 1, InFlight: 5, MaxConcurrency: 10}, admitIdle},
-		{"warm instance even at max (a shared instance)", load{Available: 1, InFlight: 10, MaxConcurrency: 10}, admitIdle},
+		{"free slot on a shared instance at max queues", load{Available: 1, InFlight: 10, MaxConcurrency: 10, CanWait: true}, admitQueue},
+		{"free slot on a shared instance at max without a queue", load{Available: 1, InFlight: 10, MaxConcurrency: 10}, admitThrottle},
 		{"cold start below max", load{InFlight: 9, MaxConcurrency: 10}, admitStart},
 		{"queue at max", load{InFlight: 10, MaxConcurrency: 10, CanWait: true}, admitQueue},
 		{"throttle at max without a queue", load{InFlight: 10, MaxConcurrency: 10}, admitThrottle},
