@@ -66,6 +66,10 @@ type Invocation struct {
 	Status    string        `json:"status"`
 	Error     string        `json:"error,omitempty"`
 	HTTPCode  int           `json:"httpStatus,omitempty"`
+	// NotRun says no instance ran the call (none could be had: the
+	// function failed to load or start, or it was throttled): the call is
+	// recorded, with its latency in Duration, but nothing is billed.
+	NotRun bool `json:"notRun,omitempty"`
 }
 
 // Recorder receives the record of every finished invocation (including

@@ -73,9 +73,12 @@ func (g *Gateway) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if !ClientInvocationID(id) {
 		id = g.cfg.NewID()
 	}
-	// One slice for both the response's header and the function's: neither
-	// is changed in place. The name is canonical already.
-	idValue := []string{id}
+	// One allocation for the request and the one-value slices its header
+	// shares: the id's (also the response's: neither is changed in place;
+	// the name is canonical already) and the host's.
+	blk := new(requestBlock)
+	blk.id[0] = id
+	idValue := blk.id[:]
 	w.Header()[HeaderInvocationID] = idValue
 
 	name, ref, path, err := parsePath(r.URL.Path)
@@ -105,7 +108,7 @@ func (g *Gateway) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if finish != nil {
 		extra += guardHeaders
 	}
-	header := forwardHeader(r, extra)
+	header := forwardHeader(r, extra, blk.host[:])
 	header[HeaderInvocationID] = idValue
 	if finish != nil {
 		if err := finish(body, header); err != nil {
@@ -113,7 +116,8 @@ func (g *Gateway) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			return
 		}
 	}
-	req := &gust.Request{
+	req := &blk.req
+	*req = gust.Request{
 		ID:     id,
 		Method: r.Method,
 		Path:   path,
@@ -127,6 +131,13 @@ func (g *Gateway) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return
 	}
 	writeResponse(w, resp)
+}
+
+// requestBlock is what serve allocates for a request, in one piece.
+type requestBlock struct {
+	req  gust.Request
+	id   [1]string
+	host [1]string
 }
 
 // parsePath splits "/fn/NAME[@REF][/rest]" into its parts. rest always
@@ -209,7 +220,9 @@ const guardHeaders = 4
 // more. The value slices are r's own, shared: nothing changes them in place.
 // net/http hands over canonical names (a name it cannot canonicalize is kept
 // as sent, and matches none of the names dropped here, as with Header.Del).
-func forwardHeader(r *http.Request, extra int) http.Header {
+// host, if not nil, is a one-value slice to hold Host's value (net/http
+// keeps it out of r.Header, so it is added on nearly every request).
+func forwardHeader(r *http.Request, extra int, host []string) http.Header {
 	header := make(http.Header, len(r.Header)+1+extra)
 	for k, vs := range r.Header {
 		if isHopHeader(k) || k == "Authorization-Gust" || isAuthHeader(k) {
@@ -218,7 +231,11 @@ func forwardHeader(r *http.Request, extra int) http.Header {
 		header[k] = vs
 	}
 	if v := header["Host"]; (len(v) == 0 || v[0] == "") && r.Host != "" {
-		header["Host"] = []string{r.Host}
+		if len(host) != 1 {
+			host = make([]string, 1)
+		}
+		host[0] = r.Host
+		header["Host"] = host
 	}
 	return header
 }

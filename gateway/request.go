@@ -29,7 +29,7 @@ func ReadBody(r *http.Request, limit int64) (body []byte, release func(), err er
 // ForwardHeader returns the headers a function is given for r: a copy
 // without hop-by-hop headers, the reserved Authorization-Gust and any
 // X-Gust-Auth-* (only a Guard may set those), with Host set.
-func ForwardHeader(r *http.Request) http.Header { return forwardHeader(r, 0) }
+func ForwardHeader(r *http.Request) http.Header { return forwardHeader(r, 0, nil) }
 
 type resolvedKey struct{}
 

@@ -42,7 +42,11 @@ type key struct {
 // entry is the pool of one version, created once; ready is closed when the
 // module has loaded (or failed to).
 type entry struct {
-	ready    chan struct{}
+	ready chan struct{}
+	// created is the CreatedAt of the version the pool runs: a function
+	// removed and deployed again numbers its versions from 1 again, and
+	// its version 1 must not be served by the pool of the old one.
+	created  time.Time
 	pool     *pool.Pool
 	module   gust.Module
 	err      error
@@ -77,6 +81,12 @@ type Invoker struct {
 	mu     sync.RWMutex
 	pools  map[key]*entry
 	closed bool
+
+	// Pools taken out of the map drain in the background; Close waits
+	// for them, and forces them once its context ends.
+	retiring     sync.WaitGroup
+	retireCtx    context.Context
+	retireCancel context.CancelFunc
 }
 
 // New returns an Invoker.
@@ -88,6 +98,7 @@ func New(cfg Config) *Invoker {
 		cfg.Now = time.Now
 	}
 	iv := &Invoker{cfg: cfg, log: cfg.Logger, drivers: map[string]gust.Driver{}, pools: map[key]*entry{}}
+	iv.retireCtx, iv.retireCancel = context.WithCancel(context.Background())
 	for _, d := range cfg.Drivers {
 		iv.drivers[d.Runtime()] = d
 	}
@@ -95,11 +106,26 @@ func New(cfg Config) *Invoker {
 }
 
 // NewID returns a new invocation id: 32 hex digits of randomness.
+//
+// The digits come from ChaCha8 generators (cryptographically strong, as
+// crypto/rand's own generator is) seeded from crypto/rand and kept in a
+// pool: reading crypto/rand for every request cost about half a
+// microsecond of a warm call.
 func NewID() string {
+	g := idSources.Get().(*mrand.ChaCha8)
 	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	_, _ = g.Read(b[:])
+	idSources.Put(g)
+	var out [32]byte
+	hex.Encode(out[:], b[:])
+	return string(out[:])
 }
+
+var idSources = sync.Pool{New: func() any {
+	var seed [32]byte
+	_, _ = rand.Read(seed[:])
+	return mrand.NewChaCha8(seed)
+}}
 
 // viewer is a registry that can hand out its cached records without
 // copying them (registry.Registry does); Resolve prefers it, since it runs
@@ -188,6 +214,24 @@ func isDigits(s string) bool {
 // not kill a warm instance mid-call, as on Lambda) but bounded by the
 // version's timeout.
 func (iv *Invoker) Invoke(ctx context.Context, v *gust.Version, req *gust.Request) (*gust.Response, error) {
+	return iv.run(ctx, v, req, nil)
+}
+
+// InvokeStarted is Invoke for a caller that keeps its own queue (async,
+// whose events stay "queued" and cancellable until they have an instance):
+// started is called once, on the caller's goroutine, when an instance has
+// been leased and before the function runs. If started returns an error
+// the instance goes back unused, the function does not run, and that error
+// is returned. A call that never starts, because no instance was free
+// within the queue timeout (ETHROTTLED, ECAPACITY), the version is shutting
+// down (EUNAVAILABLE) or started refused it, is not recorded and raises no
+// event: it has not run, and its caller will try it again, so it is
+// neither an invocation nor a throttle a client saw.
+func (iv *Invoker) InvokeStarted(ctx context.Context, v *gust.Version, req *gust.Request, started func() error) (*gust.Response, error) {
+	return iv.run(ctx, v, req, started)
+}
+
+func (iv *Invoker) run(ctx context.Context, v *gust.Version, req *gust.Request, started func() error) (*gust.Response, error) {
 	if req.ID == "" {
 		req.ID = NewID()
 	}
@@ -200,7 +244,10 @@ func (iv *Invoker) Invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 		ID: req.ID, Function: v.Function, Version: v.Number, Trigger: req.Trigger,
 		Start: start, MemoryMB: v.Spec.MemoryMB,
 	}
-	resp, err := iv.invoke(ctx, v, req, inv)
+	resp, unrecorded, err := iv.invoke(ctx, v, req, inv, started)
+	if unrecorded {
+		return nil, err
+	}
 	inv.Status = gust.StatusOf(err)
 	if err != nil {
 		inv.Error = gust.ErrorMessage(err)
@@ -221,20 +268,38 @@ func (iv *Invoker) Invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 	return resp, err
 }
 
-func (iv *Invoker) invoke(ctx context.Context, v *gust.Version, req *gust.Request, inv *gust.Invocation) (*gust.Response, error) {
+// invoke runs req; unrecorded reports a call with started that never
+// started (see InvokeStarted).
+func (iv *Invoker) invoke(ctx context.Context, v *gust.Version, req *gust.Request, inv *gust.Invocation, started func() error) (_ *gust.Response, unrecorded bool, _ error) {
 	var lease *pool.Lease
 	var err error
 	// A pool retired by Reconcile between lookup and Acquire answers
 	// EUNAVAILABLE; the next lookup makes a fresh one.
 	for attempt := 0; attempt < 3; attempt++ {
 		var p *pool.Pool
-		p, err = iv.pool(ctx, v)
+		p, err = iv.pool(ctx, v, inv.Start)
 		if err != nil {
-			return nil, err
+			inv.NotRun = true
+			return nil, started != nil && gust.ErrorCode(err) == gust.EUNAVAILABLE, err
 		}
 		lease, err = p.Acquire(ctx)
-		if gust.ErrorCode(err) != gust.EUNAVAILABLE || iv.isClosed() {
+		// A caller gone (a hang-up during a cold start) is not retried:
+		// it would run the function for nobody.
+		if gust.ErrorCode(err) != gust.EUNAVAILABLE || iv.isClosed() || ctx.Err() != nil {
 			break
+		}
+	}
+	if started != nil {
+		switch code := gust.ErrorCode(err); {
+		case err == nil:
+			// Before the clock starts: the caller's bookkeeping is not
+			// the function's time.
+			if err := started(); err != nil {
+				lease.Release(nil)
+				return nil, true, err
+			}
+		case code == gust.ETHROTTLED || code == gust.ECAPACITY || code == gust.EUNAVAILABLE:
+			return nil, true, err
 		}
 	}
 	acquired := iv.cfg.Now()
@@ -247,11 +312,10 @@ func (iv *Invoker) invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 	ctx, req, span := iv.cfg.Tracer.Acquired(ctx, req, inv, acquired, err)
 	if err != nil {
 		inv.Duration = acquired.Sub(inv.Start)
-		return nil, err
+		inv.NotRun = true
+		return nil, false, err
 	}
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.Spec.Timeout.D())
-	resp, err := lease.Instance().Invoke(callCtx, req)
-	cancel()
+	resp, err := callInstance(ctx, lease.Instance(), v.Spec.Timeout.D(), req)
 	end := iv.cfg.Now()
 	inv.Duration = end.Sub(acquired)
 	span.End(end, resp, err)
@@ -259,37 +323,76 @@ func (iv *Invoker) invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 	if err != nil {
 		iv.log.Warn("invocation failed", "function", v.Function, "version", v.Number,
 			"invocation", req.ID, "code", gust.ErrorCode(err), "err", err)
-		return nil, err
+		return nil, false, err
 	}
-	return resp, nil
+	return resp, false, nil
+}
+
+// timedInstance is an instance that bounds a call by a timeout itself,
+// without a context made for the call (the wasm driver's reactors keep
+// one per instance, re-armed for each call). ctx gives the call its values
+// only: its cancellation is not passed on.
+type timedInstance interface {
+	InvokeTimeout(ctx context.Context, timeout time.Duration, req *gust.Request) (*gust.Response, error)
+}
+
+// callInstance runs req on inst, detached from ctx's cancellation and
+// bounded by timeout.
+func callInstance(ctx context.Context, inst gust.Instance, timeout time.Duration, req *gust.Request) (*gust.Response, error) {
+	if t, ok := inst.(timedInstance); ok {
+		return t.InvokeTimeout(ctx, timeout, req)
+	}
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	return inst.Invoke(callCtx, req)
 }
 
 // pool returns the pool of version v, loading its module on first use.
-// Concurrent first calls share one load.
-func (iv *Invoker) pool(ctx context.Context, v *gust.Version) (*pool.Pool, error) {
+// Concurrent first calls share one load. now is when the call began (the
+// pool's last use, for retiring it).
+func (iv *Invoker) pool(ctx context.Context, v *gust.Version, now time.Time) (*pool.Pool, error) {
 	k := key{v.Function, v.Number}
 	iv.mu.RLock()
 	e, ok := iv.pools[k]
 	iv.mu.RUnlock()
-	if !ok {
+	if !ok || v.CreatedAt.After(e.created) {
 		iv.mu.Lock()
 		if iv.closed {
 			iv.mu.Unlock()
 			return nil, gust.Errorf(gust.EUNAVAILABLE, "gust is shutting down")
 		}
 		e, ok = iv.pools[k]
+		if ok && v.CreatedAt.After(e.created) {
+			// The pool of an earlier function of this name, removed
+			// and deployed again. (A call holding an older record than
+			// the pool's is one that raced the redeploy: it runs on
+			// the newer pool, as the next call would.)
+			delete(iv.pools, k)
+			iv.retireLocked(e)
+			ok = false
+		}
 		if !ok {
-			e = &entry{ready: make(chan struct{})}
+			e = &entry{ready: make(chan struct{}), created: v.CreatedAt}
 			iv.pools[k] = e
 			go iv.load(v, e, nil)
 		}
 		iv.mu.Unlock()
 	}
-	e.lastUsed.Store(iv.cfg.Now().UnixNano())
+	e.lastUsed.Store(now.UnixNano())
 	select {
 	case <-e.ready:
-	case <-ctx.Done():
-		return nil, gust.WrapError(gust.EUNAVAILABLE, ctx.Err(), "request ended while function %q version %d was loading", v.Function, v.Number)
+	default:
+		// Only a call that finds the module loading asks for ctx's Done:
+		// a request context makes its channel on first use.
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			return nil, gust.WrapError(gust.EUNAVAILABLE, ctx.Err(), "request ended while function %q version %d was loading", v.Function, v.Number)
+		}
+		// Used as of now, when it is ready: a load slower than
+		// RetireAfter must not let Reconcile retire the pool its
+		// callers are about to use.
+		e.lastUsed.Store(iv.cfg.Now().UnixNano())
 	}
 	if e.err != nil {
 		return nil, e.err
@@ -402,13 +505,19 @@ func (iv *Invoker) Adopt(v *gust.Version, predicted int, m gust.Module) {
 	}
 	k := key{v.Function, v.Number}
 	iv.mu.Lock()
-	_, exists := iv.pools[k]
+	old, exists := iv.pools[k]
+	if exists && v.CreatedAt.After(old.created) {
+		// An earlier function of this name had this version number.
+		delete(iv.pools, k)
+		iv.retireLocked(old)
+		exists = false
+	}
 	if predicted != v.Number || exists || iv.closed {
 		iv.mu.Unlock()
 		_ = m.Close(context.Background())
 		return
 	}
-	e := &entry{ready: make(chan struct{})}
+	e := &entry{ready: make(chan struct{}), created: v.CreatedAt}
 	e.lastUsed.Store(iv.cfg.Now().UnixNano())
 	iv.pools[k] = e
 	iv.mu.Unlock()
@@ -490,35 +599,46 @@ func (iv *Invoker) Reconcile(ctx context.Context) {
 			wanted[key{fn.Name, fn.Live}] = true
 		}
 	}
-	var drop []*entry
 	now := iv.cfg.Now().UnixNano()
 	iv.mu.Lock()
 	for k, e := range iv.pools {
-		if !wanted[k] && now-e.lastUsed.Load() > int64(RetireAfter) {
-			drop = append(drop, e)
-			delete(iv.pools, k)
+		if wanted[k] || now-e.lastUsed.Load() <= int64(RetireAfter) {
+			continue
 		}
+		select {
+		case <-e.ready:
+		default:
+			continue // still loading: callers are waiting for it
+		}
+		delete(iv.pools, k)
+		iv.retireLocked(e)
 	}
 	iv.mu.Unlock()
-	for _, e := range drop {
-		go func() {
-			<-e.ready
-			if e.pool != nil {
-				s := e.pool.Stats()
-				iv.log.Info("draining version no alias points at", "function", s.Function, "version", s.Version)
-				_ = e.pool.Close(context.Background())
-			}
-		}()
-	}
 	for k := range wanted {
 		v, err := iv.cfg.Registry.Version(ctx, k.fn, k.ver)
 		if err != nil || v.Spec.MinInstances == 0 {
 			continue
 		}
-		if _, err := iv.pool(ctx, v); err != nil {
+		if _, err := iv.pool(ctx, v, iv.cfg.Now()); err != nil {
 			iv.log.Warn("reconcile: preparing provisioned instances failed", "function", k.fn, "version", k.ver, "err", err)
 		}
 	}
+}
+
+// retireLocked drains e, already out of the map, in the background: its
+// calls in flight finish on the version they started on, then its
+// instances and module close. iv.mu is held.
+func (iv *Invoker) retireLocked(e *entry) {
+	iv.retiring.Add(1)
+	go func() {
+		defer iv.retiring.Done()
+		<-e.ready
+		if e.pool != nil {
+			s := e.pool.Stats()
+			iv.log.Info("draining version no alias points at", "function", s.Function, "version", s.Version)
+			_ = e.pool.Close(iv.retireCtx)
+		}
+	}()
 }
 
 func (iv *Invoker) isClosed() bool {
@@ -547,6 +667,20 @@ func (iv *Invoker) Close(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	// And the pools already retired: until ctx ends, then forced, so
+	// that no module stays open under a driver closed after this.
+	retired := make(chan struct{})
+	go func() {
+		iv.retiring.Wait()
+		close(retired)
+	}()
+	select {
+	case <-retired:
+	case <-ctx.Done():
+		iv.retireCancel()
+		<-retired
+	}
+	iv.retireCancel()
 	return nil
 }
 

@@ -39,6 +39,8 @@ func TestNewRecordBilling(t *testing.T) {
 		{"errors bill", gust.Invocation{Duration: 2500 * time.Microsecond, MemoryMB: 512, Status: gust.StatusError}, 3, 0.0015, 2500},
 		{"timeout bills", gust.Invocation{Duration: time.Second, MemoryMB: 2048, Status: gust.StatusTimeout}, 1000, 2, 1000000},
 		{"throttled bills nothing", gust.Invocation{Duration: time.Second, MemoryMB: 128, Status: gust.StatusThrottled}, 0, 0, 1000000},
+		{"a call no instance ran bills nothing", gust.Invocation{Duration: time.Second, MemoryMB: 128, Status: gust.StatusError, NotRun: true}, 0, 0, 1000000},
+		{"a failed start bills nothing", gust.Invocation{Duration: 3 * time.Second, MemoryMB: 128, Status: gust.StatusError, NotRun: true}, 0, 0, 3000000},
 		{"negative duration is 0", gust.Invocation{Duration: -time.Second, MemoryMB: 128, Status: gust.StatusOK}, 1, 0.000125, 0},
 	}
 	for _, tt := range tests {

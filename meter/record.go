@@ -39,7 +39,9 @@ func NewRecord(inv *gust.Invocation) Record {
 	if r.Status == "" {
 		r.Status = gust.StatusOK
 	}
-	if r.Status != gust.StatusThrottled {
+	// Only time an instance spent on the call is billed: not a throttled
+	// call's wait, nor a call that never reached an instance.
+	if r.Status != gust.StatusThrottled && !inv.NotRun {
 		r.BilledMs = BilledMs(inv.Duration)
 		r.GBSeconds = gbSeconds(r.BilledMs * int64(r.MemoryMB))
 	}

@@ -118,13 +118,22 @@ func decodeResponse(b []byte) (*gust.Response, error) {
 	if status < 100 || status > 999 {
 		return nil, fmt.Errorf("invalid status %d", status)
 	}
-	resp := &gust.Response{Status: int(status), Header: make(http.Header, n)}
+	var resp *gust.Response
+	var vals []string
+	if n <= uint32(len(responseBlock{}.vals)) {
+		// The usual few headers: the response and its value strings in
+		// one allocation.
+		blk := new(responseBlock)
+		resp, vals = &blk.resp, blk.vals[:n]
+	} else {
+		resp, vals = new(gust.Response), make([]string, n)
+	}
+	resp.Status, resp.Header = int(status), make(http.Header, n)
 	if size+len(body) == 0 {
 		return resp, nil
 	}
 	block := make([]byte, 0, size+len(body))
 	if len(spans) > 0 {
-		vals := make([]string, len(spans))
 		for i, kv := range spans {
 			at := len(block)
 			block = append(block, kv[0]...)
@@ -150,6 +159,13 @@ func decodeResponse(b []byte) (*gust.Response, error) {
 		resp.Body = block[at:len(block):len(block)]
 	}
 	return resp, nil
+}
+
+// responseBlock is a decoded response with room for the value strings of
+// up to eight headers, allocated as one.
+type responseBlock struct {
+	resp gust.Response
+	vals [8]string
 }
 
 type decoder struct {

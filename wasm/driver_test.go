@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -266,6 +267,32 @@ func TestReactorTimeout(t *testing.T) {
 	if string(resp.Body) != "calls=1\n" {
 		t.Fatalf("fresh instance: %q", resp.Body)
 	}
+}
+
+// InvokeTimeout is the invoker's way in: the instance keeps one context
+// for its calls. A call after many others with a longer timeout (whose
+// timer is still pending) still stops at its own deadline.
+func TestReactorInvokeTimeout(t *testing.T) {
+	d := newDriver(t)
+	m := load(t, d, wasmtest.GoGuest(t, misbehave), gust.Spec{Timeout: gust.Duration(100 * time.Millisecond)}, nil)
+	inst := start(t, m).(interface {
+		InvokeTimeout(ctx context.Context, timeout time.Duration, req *gust.Request) (*gust.Response, error)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the caller's cancellation is not the call's
+	for i := 1; i <= 50; i++ {
+		resp, err := inst.InvokeTimeout(ctx, time.Minute, get("/", ""))
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if want := fmt.Sprintf("calls=%d\n", i); string(resp.Body) != want {
+			t.Fatalf("call %d: %q, want %q", i, resp.Body, want)
+		}
+	}
+	_, err := inst.InvokeTimeout(context.Background(), 100*time.Millisecond, get("/loop", ""))
+	wantCode(t, err, gust.ETIMEOUT, "function timed out after 100ms")
+	_, err = inst.InvokeTimeout(context.Background(), time.Second, get("/", ""))
+	wantCode(t, err, gust.EINTERNAL, "discarded")
 }
 
 func TestReactorOutOfMemory(t *testing.T) {

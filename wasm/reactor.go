@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -34,6 +35,9 @@ type reactor struct {
 	// records after its first call (see hotPages), nil once done.
 	smem  restorableMemory
 	learn *image
+	// calls is the context of InvokeTimeout's calls, made on first use
+	// (see callContext).
+	calls *callContext
 }
 
 func (m *module) newReactor(ctx context.Context) (*reactor, error) {
@@ -227,6 +231,11 @@ func (r *reactor) Invoke(ctx context.Context, req *gust.Request) (*gust.Response
 		return nil, gust.Errorf(gust.EINTERNAL, "instance already in use")
 	}
 	defer r.busy.Store(false)
+	return r.invokeOnce(ctx, req)
+}
+
+// invokeOnce runs req on the instance, which the caller has marked busy.
+func (r *reactor) invokeOnce(ctx context.Context, req *gust.Request) (*gust.Response, error) {
 	if r.dead {
 		return nil, gust.Errorf(gust.EINTERNAL, "instance failed earlier and must be discarded")
 	}
@@ -238,6 +247,30 @@ func (r *reactor) Invoke(ctx context.Context, req *gust.Request) (*gust.Response
 		r.learnHotPages(err == nil)
 	}
 	return resp, err
+}
+
+// InvokeTimeout runs req as Invoke does, under ctx's values but not its
+// cancellation, stopped after timeout. It is what the invoker calls: a
+// warm call then makes no context or timer of its own (see callContext).
+func (r *reactor) InvokeTimeout(ctx context.Context, timeout time.Duration, req *gust.Request) (*gust.Response, error) {
+	if r.m.importsHost {
+		// Host functions make outbound requests with the context, which
+		// may outlive the call in a transport's bookkeeping: they get a
+		// context of their own.
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		return r.Invoke(callCtx, req)
+	}
+	if !r.busy.CompareAndSwap(false, true) {
+		return nil, gust.Errorf(gust.EINTERNAL, "instance already in use")
+	}
+	defer r.busy.Store(false)
+	if r.calls == nil {
+		r.calls = newCallContext()
+	}
+	r.calls.arm(ctx, timeout)
+	defer r.calls.disarm()
+	return r.invokeOnce(r.calls, req)
 }
 
 func (r *reactor) invoke(ctx context.Context, req *gust.Request) (*gust.Response, error) {
@@ -285,6 +318,9 @@ func (r *reactor) invoke(ctx context.Context, req *gust.Request) (*gust.Response
 }
 
 func (r *reactor) Close(ctx context.Context) error {
+	if r.calls != nil {
+		r.calls.stop()
+	}
 	if r.learn != nil {
 		r.learn.learning.Store(false)
 		r.learn = nil

@@ -1,0 +1,54 @@
+package invoke
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gustfaas/gust"
+)
+
+type records struct {
+	mu  sync.Mutex
+	got []gust.Invocation
+}
+
+func (r *records) Record(inv *gust.Invocation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, *inv)
+}
+
+// A call that no instance ran (its start failed) is recorded as not run,
+// so the meter bills nothing for it; a call that ran is not.
+func TestRecordSaysWhetherTheCallRan(t *testing.T) {
+	ctx := context.Background()
+	reg := testRegistry(t)
+	rec := &records{}
+	d := textDriver{release: make(chan struct{}), closed: new(atomic.Int32)}
+	iv := New(Config{Registry: reg, Drivers: []gust.Driver{d}, Recorder: rec, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer iv.Close(ctx)
+	spec := gust.Spec{Runtime: gust.RuntimeWasm}
+	for _, name := range []string{"broken", "fine"} {
+		v, err := reg.Deploy(ctx, name, spec, "reactor", []byte(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = iv.Invoke(ctx, v, &gust.Request{Method: "GET", Path: "/"})
+		if (err != nil) != (name == "broken") {
+			t.Fatalf("%s: err = %v", name, err)
+		}
+	}
+	if len(rec.got) != 2 {
+		t.Fatalf("%d records, want 2", len(rec.got))
+	}
+	if r := rec.got[0]; !r.NotRun || r.Status != gust.StatusError {
+		t.Errorf("failed start recorded as %+v, want notRun and error", r)
+	}
+	if r := rec.got[1]; r.NotRun || r.Status != gust.StatusOK {
+		t.Errorf("a call that ran recorded as %+v", r)
+	}
+}
