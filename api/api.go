@@ -58,6 +58,12 @@ type Config struct {
 	// Require returns the middleware that admits a request whose token
 	// has scope (and, on routes with {name}, may act on that function).
 	Require func(scope string) func(http.Handler) http.Handler
+	// Permits reports whether the principal Require admitted (found in
+	// the request's context) has scope on function: nil, or EFORBIDDEN
+	// naming what is missing. A deploy asks it for admin scope before it
+	// gives a function a secret its previous version did not have. nil:
+	// nobody has, so deploys may only keep the secrets a function had.
+	Permits func(ctx context.Context, scope, function string) error
 	// OnDelete runs after a function is deleted, to drop what belongs to
 	// it elsewhere (its API keys ...).
 	OnDelete []func(ctx context.Context, name string) error
@@ -216,6 +222,9 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) (err error) {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
+	if err := a.checkSecrets(r.Context(), name, spec); err != nil {
+		return err
+	}
 	if err := a.storeFiles(r.Context(), &spec, files); err != nil {
 		return err
 	}
@@ -269,10 +278,135 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) (err error) {
 	}
 	a.cfg.Deployer.Adopt(v, next, m)
 	a.cfg.Deployer.Reconcile(r.Context())
+	out := Deployed{Version: v, Live: true, LiveVersion: v.Number}
+	// Concurrent deploys of one function all store their versions, but a
+	// deploy that finishes after a newer one leaves live on the newer.
+	if fn, err := a.cfg.Registry.Function(r.Context(), name); err == nil {
+		out.Live, out.LiveVersion = routesTo(fn.Aliases[gust.AliasLive], v.Number), fn.Live
+	}
 	a.log.Info("function deployed", "function", name, "version", v.Number, "runtime", spec.Runtime,
-		"shape", v.Shape, "digest", v.CodeDigest, "bytes", v.CodeSize)
-	httperr.WriteJSON(w, http.StatusCreated, v)
+		"shape", v.Shape, "digest", v.CodeDigest, "bytes", v.CodeSize, "live", out.Live, "live_version", out.LiveVersion)
+	httperr.WriteJSON(w, http.StatusCreated, out)
 	return nil
+}
+
+// Deployed is the answer to a deploy: the new version, and whether the
+// live alias routes to it. It does not when a concurrent deploy of a newer
+// version finished first: LiveVersion is then that version.
+type Deployed struct {
+	*gust.Version
+	Live        bool `json:"live"`
+	LiveVersion int  `json:"liveVersion"`
+}
+
+func routesTo(a gust.Alias, version int) bool {
+	for _, t := range a.Targets {
+		if t.Version == version {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSecrets refuses a spec that names a secret the function's previous
+// version did not have, unless the principal has admin scope. A function
+// that gets a secret hands its value to whoever writes its code (it can
+// echo its environment), and only an admin may set secrets; a deploy token
+// may still redeploy with the secrets an admin's deploy gave the function.
+// A secret that only checks signatures (a webhook's or a jwt route's key)
+// is held to the same rule, since the function's routes would then answer
+// as an oracle for it. Errors: EFORBIDDEN naming the secret and the scope.
+func (a *API) checkSecrets(ctx context.Context, name string, spec gust.Spec) error {
+	env, keys := secretRefs(spec)
+	if len(env) == 0 && len(keys) == 0 {
+		return nil
+	}
+	var why error = gust.Errorf(gust.EFORBIDDEN, "no authenticated token; this needs %q", ScopeAdmin)
+	if a.cfg.Permits != nil {
+		if why = a.cfg.Permits(ctx, ScopeAdmin, name); why == nil {
+			return nil
+		}
+		if gust.ErrorCode(why) != gust.EFORBIDDEN {
+			return why
+		}
+	}
+	prevEnv, prevKeys, err := a.previousSecrets(ctx, name)
+	if err != nil {
+		return err
+	}
+	refuse := func(secret string) error {
+		return gust.Errorf(gust.EFORBIDDEN, "%s to give function %q secret %q (without it a deploy may only keep the secrets the function's previous version had)",
+			gust.ErrorMessage(why), name, secret)
+	}
+	for _, s := range env {
+		if !prevEnv[s] {
+			return refuse(s)
+		}
+	}
+	// A key the function already gets as an env variable reveals nothing
+	// new when its routes check signatures with it.
+	for _, s := range keys {
+		if !prevEnv[s] && !prevKeys[s] {
+			return refuse(s)
+		}
+	}
+	return nil
+}
+
+// previousSecrets returns the secrets the function's latest version and
+// the versions its live alias routes to had, as env variables and as
+// signature keys. A function that does not exist has none.
+func (a *API) previousSecrets(ctx context.Context, name string) (env, keys map[string]bool, err error) {
+	env, keys = map[string]bool{}, map[string]bool{}
+	fn, err := a.cfg.Registry.Function(ctx, name)
+	if gust.ErrorCode(err) == gust.ENOTFOUND {
+		return env, keys, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	numbers := []int{fn.LatestVersion}
+	for _, t := range fn.Aliases[gust.AliasLive].Targets {
+		numbers = append(numbers, t.Version)
+	}
+	for _, n := range numbers {
+		v, err := a.cfg.Registry.Version(ctx, name, n)
+		if gust.ErrorCode(err) == gust.ENOTFOUND {
+			continue // a deploy that never finished left a gap
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		e, k := secretRefs(v.Spec)
+		for _, s := range e {
+			env[s] = true
+		}
+		for _, s := range k {
+			keys[s] = true
+		}
+	}
+	return env, keys, nil
+}
+
+// secretRefs lists the secrets spec names: those the function gets as env
+// variables, and those that only check signatures of its events.
+func secretRefs(spec gust.Spec) (env, keys []string) {
+	env = spec.Secrets
+	for _, t := range spec.Triggers {
+		if t.Webhook != nil && t.Webhook.Secret != "" {
+			keys = append(keys, t.Webhook.Secret)
+		}
+	}
+	for _, rt := range spec.Routes {
+		if rt.JWT != nil {
+			for _, s := range []string{rt.JWT.Secret, rt.JWT.JWKS} {
+				if s != "" {
+					keys = append(keys, s)
+				}
+			}
+		}
+	}
+	return env, keys
 }
 
 // storeFiles stores the uploaded files archive and records its digest in

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -40,9 +41,20 @@ type Accepted struct {
 const Route = Prefix + "{name}"
 
 func (a *Async) serveAccept(w http.ResponseWriter, r *http.Request) {
+	// As on /fn, every answer names an invocation id, an error's too (it
+	// names nothing stored, but ties the answer to the logs).
+	id := a.cfg.NewID()
+	if r.Method != http.MethodPost {
+		h := w.Header()
+		h.Set(HeaderInvocationID, id)
+		h.Set("Allow", http.MethodPost)
+		httperr.WriteJSON(w, http.StatusMethodNotAllowed, httperr.Body{Error: "async invocations are made by POST", Code: gust.EINVALID})
+		return
+	}
 	r, span := a.cfg.Tracer.StartRequest(r, Route)
-	res, err := a.accept(r)
+	res, err := a.accept(r, id)
 	if err != nil {
+		w.Header().Set(HeaderInvocationID, id)
 		httperr.Write(w, r, err)
 		span.End(httperr.Status(gust.ErrorCode(err)), "", 0, "")
 		return
@@ -75,7 +87,8 @@ func writeAccepted(w http.ResponseWriter, res *Accepted) {
 	_, _ = w.Write(b)
 }
 
-func (a *Async) accept(r *http.Request) (*Accepted, error) {
+// accept stores the event of r under id (or id and its stream sequence).
+func (a *Async) accept(r *http.Request, id string) (*Accepted, error) {
 	ctx := r.Context()
 	name, ref, path, err := gateway.ParsePath(Prefix, r.URL.Path)
 	if err != nil {
@@ -102,21 +115,12 @@ func (a *Async) accept(r *http.Request) (*Accepted, error) {
 	if len(idemKey) > maxIdempotencyKey {
 		return nil, gust.Errorf(gust.EINVALID, "%s is longer than %d bytes", HeaderIdempotencyKey, maxIdempotencyKey)
 	}
-	limit := v.Spec.MaxBodyBytes
-	if limit <= 0 {
-		limit = gust.DefaultMaxBodyBytes
-	}
-	// An event must fit in one NATS message.
-	if room := a.maxPayload - headroom; room > 0 && limit > room {
-		limit = room
-	}
-	body, release, err := gateway.ReadBody(r, limit)
+	body, release, err := a.readBody(r, v, Prefix)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 
-	id := a.cfg.NewID()
 	if idemKey != "" {
 		first, claimed, err := a.claimIdempotencyKey(ctx, name, idemKey, id)
 		if err != nil {
@@ -159,6 +163,37 @@ func (a *Async) accept(r *http.Request) (*Accepted, error) {
 		id = seqInvocationID(id, seq)
 	}
 	return &Accepted{ID: id, Status: StatusQueued, function: name, version: v.Number}, nil
+}
+
+// readBody reads r's body for an event of v, up to the function's limit
+// or, if that is lower, the most that fits one NATS message with the
+// event's metadata. Over the second, the error says which limit it is and
+// what to do: door is where r came in ("/async/", "/hooks/").
+func (a *Async) readBody(r *http.Request, v *gust.Version, door string) ([]byte, func(), error) {
+	fnLimit := v.Spec.MaxBodyBytes
+	if fnLimit <= 0 {
+		fnLimit = gust.DefaultMaxBodyBytes
+	}
+	limit := fnLimit
+	if room := a.maxPayload - headroom; room > 0 && limit > room {
+		limit = room
+	}
+	body, release, err := gateway.ReadBody(r, limit)
+	if err == nil || limit == fnLimit || gust.ErrorCode(err) != gust.ETOOLARGE {
+		return body, release, err
+	}
+	what := "request body"
+	if r.ContentLength > 0 {
+		what = fmt.Sprintf("request body of %d bytes", r.ContentLength)
+	}
+	instead := ""
+	if door == Prefix {
+		instead = fmt.Sprintf("; /fn/%s takes up to the function's limit of %d bytes", v.Function, fnLimit)
+	}
+	return nil, release, gust.Errorf(gust.ETOOLARGE,
+		"%s is over the async limit of %d bytes: an async event must fit in one NATS message, whose max_payload is %d bytes (%d of them kept for the event's metadata)%s; "+
+			"for larger events raise max_payload on the NATS servers (gust serve --nats)",
+		what, limit, a.maxPayload, headroom, instead)
 }
 
 // repeated answers a request whose idempotency key names invocation first.
@@ -220,7 +255,7 @@ func (a *Async) store(ev *Event, msgID string) (uint64, error) {
 	}
 	*buf = data[:0]
 	if size := int64(len(data) + 256); size > a.maxPayload {
-		return 0, gust.Errorf(gust.ETOOLARGE, "event of %d bytes (body and headers) is over the async limit of %d bytes", size, a.maxPayload)
+		return 0, gust.Errorf(gust.ETOOLARGE, "event of %d bytes (body and headers) does not fit in one NATS message, whose max_payload is %d bytes; send fewer or smaller headers, or raise max_payload on the NATS servers (gust serve --nats)", size, a.maxPayload)
 	}
 	m := &nats.Msg{Subject: ev.subject(), Data: data}
 	if msgID != "" {

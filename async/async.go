@@ -68,6 +68,26 @@ type Invoker interface {
 	Invoke(ctx context.Context, v *gust.Version, req *gust.Request) (*gust.Response, error)
 }
 
+// StartInvoker is an Invoker that tells its caller when an invocation has
+// an instance. With it a worker keeps an event "queued", so cancellable,
+// while the event waits for a free instance, and marks it "running" only
+// once it has one; with a plain Invoker the event is marked running before
+// the call and put back to queued if the call is throttled, and each such
+// wait is recorded by the invoker as a throttled invocation.
+type StartInvoker interface {
+	Invoker
+	// InvokeStarted is Invoke, except that started is called once, before
+	// InvokeStarted returns, when an instance has been leased and before
+	// the function runs. If started returns an error the instance goes
+	// back unused, the function does not run and that error is returned.
+	// A call that never starts, because no instance was free within the
+	// queue timeout (ETHROTTLED, ECAPACITY), the version is shutting down
+	// (EUNAVAILABLE) or started refused it, is not recorded: the caller
+	// puts the event back, and it is neither an invocation nor a throttle
+	// that a client saw.
+	InvokeStarted(ctx context.Context, v *gust.Version, req *gust.Request, started func() error) (*gust.Response, error)
+}
+
 // Notifier is implemented by a registry that reports changes
 // (registry.Registry). Without it triggers follow the registry by the
 // periodic resync only.
@@ -123,6 +143,8 @@ type Async struct {
 	log *slog.Logger
 	js  jetstream.JetStream
 	nc  *nats.Conn
+	// starter is cfg.Invoker if it is a StartInvoker, else nil.
+	starter StartInvoker
 	// pub publishes events asynchronously, sharing the connection's round
 	// trips between concurrent accepts (see store).
 	pub *publisher
@@ -195,6 +217,7 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 		cfg.Now = time.Now
 	}
 	a := &Async{cfg: cfg, log: cfg.Logger.With("component", "async"), js: js, nc: nc, hooks: newHookTable()}
+	a.starter, _ = cfg.Invoker.(StartInvoker)
 	var err error
 	a.stream, err = broker.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:        StreamAsync,
@@ -278,17 +301,19 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 	return a, nil
 }
 
-// Routes registers `POST /async/` (public, like /fn/) and the admin routes
-// (see AdminRoutes) behind require.
+// Routes registers `/async/` (public, like /fn/; POST accepts, another
+// method is answered 405) and the admin routes (see AdminRoutes) behind
+// require.
 func (a *Async) Routes(mux *http.ServeMux, require func(http.Handler) http.Handler) {
-	mux.Handle("POST "+Prefix, a.AcceptHandler())
+	mux.Handle(Prefix, a.AcceptHandler())
 	for pattern, h := range a.AdminRoutes() {
 		mux.Handle(pattern, require(h))
 	}
 }
 
 // AcceptHandler serves `POST /async/NAME[@REF][/...]`. It is public, like
-// /fn/.
+// /fn/. Another method is answered 405 in the JSON error shape, with
+// Allow: POST, so mount it for every method.
 func (a *Async) AcceptHandler() http.Handler { return http.HandlerFunc(a.serveAccept) }
 
 // AdminRoutes maps the admin route patterns to their handlers, for a

@@ -175,8 +175,9 @@ func TestCancel(t *testing.T) {
 	h.deploy("held", gust.Spec{})
 	h.cnt.setHold("held", true)
 	id := h.accept("/async/held", []byte("x"), nil)
-	// A held event is "running" for the moment a worker tries it, and
-	// only queued ones can be canceled: retry over those moments.
+	// With a plain Invoker a held event is "running" for the moment a
+	// worker tries it, and only queued ones can be canceled: retry over
+	// those moments. (A StartInvoker's never are.)
 	var s *client.InvocationStatus
 	var err error
 	eventually(t, "the cancel", func() bool {

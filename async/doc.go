@@ -9,7 +9,9 @@
 // The life of an async invocation:
 //
 //  1. Accept: the function is resolved (404 if unknown), the body bounded
-//     (413), an X-Gust-Callback-Url checked (400), an Idempotency-Key
+//     (413: by the function's limit, or lower by what fits one NATS message
+//     with the event's metadata, and the answer says which), an
+//     X-Gust-Callback-Url checked (400), an Idempotency-Key
 //     claimed with a KV Create (a repeat within the window answers the
 //     first id). The event is published to GUST_ASYNC: the accept's one
 //     durable write; 202 follows its own PubAck, never before. The message
@@ -31,12 +33,19 @@
 //     (a worker records a status before it acks, so one of the two always
 //     exists). A cron tick, whose id every node computes alike, writes its
 //     "queued" record first, with KV Create, so that it is enqueued once.
+//     Every answer carries X-Gust-Invocation-Id, as on /fn: an error's
+//     names nothing stored. Another method than POST is 405 with Allow.
 //  2. Run: a worker takes the event, resolves NAME@REF again (so a redrive
-//     after a fix runs the fixed version), moves the status to "running"
-//     with a revision check, or creates it if none exists (so a concurrent
-//     cancel, which creates or updates the record too, wins or loses cleanly)
-//     and invokes with Trigger "async" (or "cron", ...). The function sees
-//     X-Gust-Invocation-Id and X-Gust-Attempt (1 for the first attempt).
+//     after a fix runs the fixed version) and invokes with Trigger "async"
+//     (or "cron", ...). It moves the status to "running" with a revision
+//     check, or creates it if none exists (so a concurrent cancel, which
+//     creates or updates the record too, wins or loses cleanly): with an
+//     Invoker that is also a StartInvoker, only once an instance is
+//     leased, so that an event waiting for a free instance stays
+//     "queued" and cancellable and its waits are neither attempts nor
+//     recorded throttles; with a plain Invoker, before the call. The
+//     function sees X-Gust-Invocation-Id and X-Gust-Attempt (1 for the
+//     first attempt).
 //     While it runs the worker tells JetStream the message is in progress,
 //     so a crashed node's events return to the queue after AckWait, not
 //     after the longest timeout.

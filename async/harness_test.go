@@ -91,11 +91,26 @@ func newCounter(inv Invoker) *counter {
 }
 
 func (c *counter) Invoke(ctx context.Context, v *gust.Version, req *gust.Request) (*gust.Response, error) {
-	c.mu.Lock()
-	if c.hold[v.Function] {
-		c.mu.Unlock()
-		return nil, gust.Errorf(gust.ETHROTTLED, "held by the test")
+	if err := c.held(v); err != nil {
+		return nil, err
 	}
+	c.enter(req)
+	return c.Invoker.Invoke(ctx, v, req)
+}
+
+// held refuses a call of a held function.
+func (c *counter) held(v *gust.Version) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hold[v.Function] {
+		return gust.Errorf(gust.ETHROTTLED, "held by the test")
+	}
+	return nil
+}
+
+// enter counts a call and waits for the gate.
+func (c *counter) enter(req *gust.Request) {
+	c.mu.Lock()
 	c.calls[req.ID]++
 	c.trig[req.Trigger]++
 	c.last[req.Trigger] = req.Header.Clone()
@@ -104,7 +119,59 @@ func (c *counter) Invoke(ctx context.Context, v *gust.Version, req *gust.Request
 	if gate != nil {
 		<-gate
 	}
-	return c.Invoker.Invoke(ctx, v, req)
+}
+
+// invoker is c as Async's Invoker: a StartInvoker if what it wraps is one.
+func (c *counter) invoker() Invoker {
+	if _, ok := c.Invoker.(StartInvoker); ok {
+		return startCounter{c}
+	}
+	return c
+}
+
+// startCounter counts a call once it has started, and holds it at the
+// gate as it would be held running.
+type startCounter struct{ *counter }
+
+func (c startCounter) InvokeStarted(ctx context.Context, v *gust.Version, req *gust.Request, started func() error) (*gust.Response, error) {
+	if err := c.held(v); err != nil {
+		return nil, err
+	}
+	return c.Invoker.(StartInvoker).InvokeStarted(ctx, v, req, func() error {
+		if err := started(); err != nil {
+			return err
+		}
+		c.enter(req)
+		return nil
+	})
+}
+
+// records keeps the invoker's invocation records.
+type records struct {
+	mu   sync.Mutex
+	list []gust.Invocation
+}
+
+func (r *records) Record(inv *gust.Invocation) {
+	r.mu.Lock()
+	r.list = append(r.list, *inv)
+	r.mu.Unlock()
+}
+
+// of returns the records of invocation id and the count of throttled
+// records of any invocation.
+func (r *records) of(id string) (mine []gust.Invocation, throttled int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, inv := range r.list {
+		if inv.ID == id {
+			mine = append(mine, inv)
+		}
+		if inv.Status == gust.StatusThrottled {
+			throttled++
+		}
+	}
+	return mine, throttled
 }
 
 func (c *counter) setHold(fn string, on bool) {
@@ -153,6 +220,7 @@ type harness struct {
 	drv   *wasm.Driver
 	inv   *invoke.Invoker
 	cnt   *counter
+	rec   *records
 	a     *Async
 	srv   *httptest.Server
 	c     *client.Client
@@ -187,12 +255,19 @@ func testConfig(mod func(*Config)) Config {
 
 func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 	t.Helper()
+	return newHarnessWrapped(t, dir, mod, nil)
+}
+
+// newHarnessWrapped is newHarness whose Async calls wrap(the counter)
+// instead of the counter, if wrap is set.
+func newHarnessWrapped(t testing.TB, dir string, mod func(*Config), wrap func(Invoker) Invoker) *harness {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h := &harness{t: t, dir: dir}
+	h := &harness{t: t, dir: dir, rec: &records{}}
 	var err error
 	h.brk, err = broker.Start(ctx, broker.Config{DataDir: dir, Logger: testLogger()})
 	if err != nil {
@@ -216,9 +291,12 @@ func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 	}
 	cfg := testConfig(mod)
 	// A test that traces async work traces the invocations too.
-	h.inv = invoke.New(invoke.Config{Registry: h.reg, Drivers: []gust.Driver{h.drv}, Budget: pool.NewBudget(2048), Tracer: cfg.Tracer, Logger: testLogger()})
+	h.inv = invoke.New(invoke.Config{Registry: h.reg, Drivers: []gust.Driver{h.drv}, Budget: pool.NewBudget(2048), Tracer: cfg.Tracer, Recorder: h.rec, Logger: testLogger()})
 	h.cnt = newCounter(h.inv)
-	cfg.Invoker, cfg.Registry = h.cnt, h.reg
+	cfg.Invoker, cfg.Registry = h.cnt.invoker(), h.reg
+	if wrap != nil {
+		cfg.Invoker = wrap(cfg.Invoker)
+	}
 	if cfg.Secrets == nil {
 		cfg.Secrets = h.sec
 	}
@@ -239,7 +317,7 @@ func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 func (h *harness) another(mod func(*Config)) *Async {
 	h.t.Helper()
 	cfg := testConfig(mod)
-	cfg.Invoker, cfg.Registry = h.cnt, h.reg
+	cfg.Invoker, cfg.Registry = h.cnt.invoker(), h.reg
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, err := New(ctx, h.brk.JetStream(), h.brk.Conn(), cfg)

@@ -182,14 +182,7 @@ func (a *Async) acceptWebhook(r *http.Request) (*Accepted, error) {
 	if err != nil {
 		return nil, err
 	}
-	limit := v.Spec.MaxBodyBytes
-	if limit <= 0 {
-		limit = gust.DefaultMaxBodyBytes
-	}
-	if room := a.maxPayload - headroom; room > 0 && limit > room {
-		limit = room
-	}
-	body, release, err := gateway.ReadBody(r, limit)
+	body, release, err := a.readBody(r, v, WebhookPrefix)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package async
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
@@ -100,40 +101,61 @@ func (a *Async) handle(msg jetstream.Msg) {
 	if st.NextAttemptAt != nil && st.NextAttemptAt.After(queued) {
 		queued = *st.NextAttemptAt
 	}
-	// queued -> running, unless a cancel got there first.
-	now := a.now()
-	st.Status, st.Version = StatusRunning, v.Number
-	st.Attempts++
-	st.StartedAt, st.NextAttemptAt = &now, nil
-	rev, err = a.updateStatus(ctx, st, rev)
-	if err != nil {
-		if gust.ErrorCode(err) != gust.ECONFLICT {
-			log.Warn("marking running", "err", err)
+	// queued -> running, unless a cancel got there first: at once with a
+	// plain Invoker; with a StartInvoker only once an instance is leased,
+	// so that an event waiting for one stays queued and cancellable, and
+	// its waits are not attempts.
+	attempt := st.Attempts + 1
+	started := false
+	var startErr error
+	markRunning := func() error {
+		r, err := a.markRunning(st, rev, v.Number)
+		if err != nil {
+			startErr = err
+			return err
 		}
-		// Canceled meanwhile, or another delivery of this event; either
-		// way the next look settles it.
-		_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay / 5))
+		rev, started = r, true
+		return nil
+	}
+	var onStart func() error
+	if a.starter != nil {
+		onStart = markRunning
+	} else if markRunning() != nil {
+		a.notRunning(log, msg, startErr)
 		return
 	}
 
 	tctx := a.cfg.Tracer.Dequeued(context.Background(), traceHeader(ev.Header), ev.ID, queued, dequeued)
-	resp, err := a.run(tctx, msg, v, ev, st.Attempts)
+	resp, err := a.run(tctx, msg, v, ev, attempt, onStart)
 	ctx2, cancel2 := opCtx()
 	defer cancel2()
 	switch code := gust.ErrorCode(err); {
 	case err == nil:
 		a.finish(ctx2, msg, ev, st, rev, StatusSucceeded, nil, resp)
+	case startErr != nil:
+		// Refused when the instance was leased: canceled meanwhile.
+		a.notRunning(log, msg, startErr)
 	case code == gust.ETHROTTLED || code == gust.ECAPACITY || code == gust.EUNAVAILABLE:
 		// Not an attempt: the function never ran.
-		st.Status, st.Attempts, st.StartedAt = StatusQueued, st.Attempts-1, nil
 		delay := a.jitter(a.cfg.ThrottleDelay)
-		next := a.now().Add(delay)
-		st.NextAttemptAt = &next
-		if _, err := a.updateStatus(ctx2, st, rev); err != nil {
-			log.Warn("marking throttled event queued", "err", err)
+		if started {
+			// Marked running before the call (a plain Invoker): back to
+			// queued. Waiting for an instance with a StartInvoker
+			// changed nothing, and writes nothing.
+			st.Status, st.Attempts, st.StartedAt = StatusQueued, st.Attempts-1, nil
+			next := a.now().Add(delay)
+			st.NextAttemptAt = &next
+			if _, err := a.updateStatus(ctx2, st, rev); err != nil {
+				log.Warn("marking throttled event queued", "err", err)
+			}
 		}
 		_ = msg.NakWithDelay(delay)
 	default:
+		if !started {
+			// It failed before it ran (its instance did not start): an
+			// attempt all the same.
+			st.Attempts = attempt
+		}
 		retries := *spec.Retries
 		delay := a.backoff(spec.RetryBackoff.D(), st.Attempts)
 		expires := ev.AcceptedAt.Add(spec.MaxEventAge.D())
@@ -152,9 +174,11 @@ func (a *Async) handle(msg jetstream.Msg) {
 	}
 }
 
-// run invokes the function once, telling JetStream the event is in
-// progress while it runs. ctx carries the trace the invocation continues.
-func (a *Async) run(ctx context.Context, msg jetstream.Msg, v *gust.Version, ev *Event, attempt int) (*gust.Response, error) {
+// run invokes the function once as the given attempt, telling JetStream
+// the event is in progress while it runs (and while it waits for an
+// instance). ctx carries the trace the invocation continues. A non-nil
+// started goes to the StartInvoker.
+func (a *Async) run(ctx context.Context, msg jetstream.Msg, v *gust.Version, ev *Event, attempt int, started func() error) (*gust.Response, error) {
 	header := ev.Header.Clone()
 	if header == nil {
 		header = http.Header{}
@@ -167,7 +191,42 @@ func (a *Async) run(ctx context.Context, msg jetstream.Msg, v *gust.Version, ev 
 	}
 	stop := a.heartbeat(msg)
 	defer stop()
+	if started != nil {
+		return a.starter.InvokeStarted(ctx, v, req, started)
+	}
 	return a.cfg.Invoker.Invoke(ctx, v, req)
+}
+
+// markRunning moves st, read at revision rev, to running as its next
+// attempt on version, and returns the new revision. st is changed only if
+// the write succeeds. Errors: ECONFLICT if the record changed meanwhile
+// (canceled, or another delivery got there first).
+func (a *Async) markRunning(st *Status, rev uint64, version int) (uint64, error) {
+	// A fresh bound: with a StartInvoker this runs after the wait for an
+	// instance, which may be longer than the dequeue's opCtx.
+	ctx, cancel := opCtx()
+	defer cancel()
+	next := *st
+	now := a.now()
+	next.Status, next.Version = StatusRunning, version
+	next.Attempts++
+	next.StartedAt, next.NextAttemptAt = &now, nil
+	r, err := a.updateStatus(ctx, &next, rev)
+	if err != nil {
+		return 0, err
+	}
+	*st = next
+	return r, nil
+}
+
+// notRunning puts back an event whose move to running failed: canceled
+// meanwhile, or another delivery of it; either way the next look settles
+// it.
+func (a *Async) notRunning(log *slog.Logger, msg jetstream.Msg, err error) {
+	if gust.ErrorCode(err) != gust.ECONFLICT {
+		log.Warn("marking running", "err", err)
+	}
+	_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay / 5))
 }
 
 // heartbeat resets msg's AckWait every third of it until stop is called.

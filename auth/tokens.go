@@ -296,7 +296,7 @@ func (t *Tokens) Authenticate(ctx context.Context, r *http.Request) (*Principal,
 // Require returns middleware that lets a request through only with a token
 // whose scope covers scope and, for routes with a {name} path value, that
 // may act on that function: 401 without a valid token, 403 with one that
-// may not.
+// may not. The route it admits finds the Principal with PrincipalFrom.
 func (t *Tokens) Require(scope string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -309,9 +309,36 @@ func (t *Tokens) Require(scope string) func(http.Handler) http.Handler {
 				httperr.Write(w, r, err)
 				return
 			}
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 		})
 	}
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p, as Require passes it on to the
+// route it admits.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal Require admitted, nil if ctx carries
+// none.
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// Permits is Allows for the principal in ctx: a route whose own scope is
+// narrower asks it before doing what needs more (a deploy that gives a
+// function a new secret needs admin). Errors: EFORBIDDEN, also when ctx
+// carries no principal, so a route mounted without Require refuses.
+func Permits(ctx context.Context, scope, function string) error {
+	p := PrincipalFrom(ctx)
+	if p == nil {
+		return gust.Errorf(gust.EFORBIDDEN, "no authenticated token; this needs %q", scope)
+	}
+	return p.Allows(scope, function)
 }
 
 // Routes are the token routes (admin scope): POST /v1/tokens,

@@ -13,6 +13,11 @@
 // compact binary record (encode.go): the function named once, then per
 // line its time, version, stream, invocation id and message.
 //
+// Given the registry (StoreConfig.Functions), the endpoint answers 404 for
+// a function that does not exist and has no lines stored, so that a typo
+// does not look like a quiet function; the lines of a deleted function stay
+// readable while the stream keeps them.
+//
 // It must not block a function: a write is an append to a bounded buffer,
 // published asynchronously; a full buffer drops lines and says so.
 package logs

@@ -236,6 +236,10 @@ func (s *Store) Handler() http.Handler {
 			httperr.Write(w, r, gust.Errorf(gust.EINVALID, "invalid invocation id %q", q.Invocation))
 			return
 		}
+		if err := s.known(r.Context(), q.Function); err != nil {
+			httperr.Write(w, r, err)
+			return
+		}
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.Header().Set("Cache-Control", "no-store")
 		flusher, _ := w.(http.Flusher)
@@ -265,6 +269,29 @@ func (s *Store) Handler() http.Handler {
 			s.log.Debug("log stream ended", "err", err)
 		}
 	})
+}
+
+// known returns ENOTFOUND for a function that does not exist and has no
+// lines stored. The lines of a deleted function stay readable for as long
+// as the stream keeps them; a function that exists but never wrote a line
+// has an empty log.
+func (s *Store) known(ctx context.Context, function string) error {
+	if s.cfg.Functions == nil {
+		return nil
+	}
+	_, err := s.cfg.Functions.Function(ctx, function)
+	if gust.ErrorCode(err) != gust.ENOTFOUND {
+		// It exists, or the registry cannot say: the log can.
+		return nil
+	}
+	_, err = s.stream.GetLastMsgForSubject(ctx, SubjectPrefix+function+".*")
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return gust.Errorf(gust.ENOTFOUND, "function %q not found, and no logs of it are stored", function)
+	}
+	if err != nil {
+		return fmt.Errorf("looking for logs of %s: %w", function, err)
+	}
+	return nil
 }
 
 func parseSince(v string, now time.Time) (time.Time, error) {

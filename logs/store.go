@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/broker"
 )
 
@@ -84,6 +85,17 @@ type StoreConfig struct {
 	// Echo, if set, also receives every line (gust's own log, at Debug).
 	Echo   *slog.Logger
 	Logger *slog.Logger
+	// Functions, if set, lets Handler answer 404 for a function that does
+	// not exist and has no lines stored, so that a typo does not look like
+	// a quiet function; a gust.Registry will do. Without it such a query
+	// answers an empty log.
+	Functions Functions
+}
+
+// Functions finds functions (gust.Registry has this method). Errors:
+// ENOTFOUND.
+type Functions interface {
+	Function(ctx context.Context, name string) (*gust.Function, error)
 }
 
 // Store keeps function logs in a JetStream stream. It implements
@@ -101,6 +113,7 @@ type Store struct {
 	cfg    StoreConfig
 	js     jetstream.JetStream
 	pub    jetstream.JetStream // own context: PublishAsyncComplete waits for the store's batches only
+	stream jetstream.Stream
 	log    *slog.Logger
 	nowFn  func() time.Time
 	maxMsg int
@@ -142,7 +155,7 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*St
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	_, err := broker.EnsureStream(ctx, js, jetstream.StreamConfig{
+	stream, err := broker.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:      StreamName,
 		Subjects:  []string{SubjectPrefix + ">"},
 		Storage:   jetstream.FileStorage,
@@ -156,7 +169,7 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*St
 		return nil, fmt.Errorf("log stream: %w", err)
 	}
 	s := &Store{
-		cfg: cfg, js: js, log: cfg.Logger, nowFn: time.Now,
+		cfg: cfg, js: js, stream: stream, log: cfg.Logger, nowFn: time.Now,
 		maxMsg:   maxMessageBytes(js.Conn()),
 		groups:   make(map[string]*fnGroup),
 		kick:     make(chan struct{}, 1),

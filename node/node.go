@@ -220,6 +220,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.logs, err = logs.NewStore(ctx, js, logs.StoreConfig{
 		Replicas: cfg.Replicas, Echo: log.With("part", "function"), Logger: log.With("part", "logs"),
+		Functions: n.reg, // logs of a function that never existed: 404
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting log store: %w", err)
@@ -343,6 +344,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			guard.ValidateSpec,
 		},
 		Require:      tokens.Require,
+		Permits:      auth.Permits,
 		Archives:     n.reg,
 		MaxCodeBytes: cfg.MaxCodeBytes,
 		Version:      Version,
@@ -363,6 +365,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	mux.Handle("/v1/", n.api)
 	mux.Handle(gateway.Prefix, gw)
 	mux.Handle("POST "+async.Prefix, guard.Guard(async.Prefix, n.inv, n.async.AcceptHandler()))
+	mux.Handle(async.Prefix, n.async.AcceptHandler()) // other methods: a JSON 405
 	mux.Handle(async.WebhookPrefix, n.async.WebhookHandler())
 	mux.Handle(console.Prefix, console.Handler())
 	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
@@ -496,9 +499,14 @@ func (n *Node) Stats() *stats.Stats { return n.stats }
 // Tracer returns the node's tracer (a no-op without an OTLP endpoint).
 func (n *Node) Tracer() *trace.Tracer { return n.tracer }
 
+// meterCloseTimeout bounds storing the usage records buffered at Close,
+// apart from Close's ctx.
+const meterCloseTimeout = 5 * time.Second
+
 // Close stops the node: it stops accepting requests, lets in-flight ones
-// finish (bounded by ctx), drains instances, flushes usage records, and
-// shuts the broker down.
+// finish (bounded by ctx), drains instances, flushes usage records (for
+// up to meterCloseTimeout more, even once ctx is done), and shuts the
+// broker down.
 func (n *Node) Close(ctx context.Context) {
 	n.closeOnce.Do(func() {
 		if n.srv != nil {
@@ -528,9 +536,14 @@ func (n *Node) Close(ctx context.Context) {
 			n.log.Warn("closing tracer", "err", err)
 		}
 		if n.meter != nil {
-			if err := n.meter.Close(ctx); err != nil {
+			// A bound of its own: the steps above may have used up ctx,
+			// and records the meter still buffers are lost once the
+			// broker below closes.
+			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), meterCloseTimeout)
+			if err := n.meter.Close(mctx); err != nil {
 				n.log.Warn("closing meter", "err", err)
 			}
+			cancel()
 		}
 		if n.logs != nil {
 			n.logs.Close()
@@ -552,3 +565,8 @@ func (n *Node) Close(ctx context.Context) {
 		}
 	})
 }
+
+// The async workers learn from the invoker when an instance takes an
+// event (so a waiting event stays queued and cancellable); keep the two
+// in step.
+var _ async.StartInvoker = (*invoke.Invoker)(nil)

@@ -27,7 +27,9 @@ const maxAttempts = 100
 // deploys never get the same number), write the version, then point live at
 // it (another compare-and-set). A deploy that dies between steps leaves a
 // gap in the numbers or a version that is not live, never a live alias
-// pointing at nothing.
+// pointing at nothing. A deploy whose last step finds live already on a
+// newer version (a concurrent deploy that reserved after it finished
+// before it) leaves live there: its version is stored but not live.
 //
 // Errors: EINVALID, ECONFLICT.
 func (r *Registry) Deploy(ctx context.Context, name string, spec gust.Spec, shape string, code []byte) (*gust.Version, error) {
@@ -94,14 +96,7 @@ func (r *Registry) Deploy(ctx context.Context, name string, spec gust.Spec, shap
 	}
 	r.applyPut(key, rev, data)
 
-	_, err = r.update(ctx, name, func(f *gust.Function) error {
-		if !f.CreatedAt.Equal(createdAt) {
-			return gust.Errorf(gust.ECONFLICT, "function %q was deleted while version %d was being deployed", name, n)
-		}
-		f.Live = n
-		f.Aliases[gust.AliasLive] = gust.Alias{Name: gust.AliasLive, Targets: []gust.AliasTarget{{Version: n, Weight: 100}}}
-		return nil
-	})
+	live, err := r.makeLive(ctx, name, n, createdAt)
 	if err != nil {
 		if c := gust.ErrorCode(err); c == gust.ENOTFOUND || c == gust.ECONFLICT {
 			// Deleted under us (or lost every race): the version must not
@@ -125,8 +120,39 @@ func (r *Registry) Deploy(ctx context.Context, name string, spec gust.Spec, shap
 	if err := r.putCode(ctx, hexSum, code); err != nil {
 		return nil, fmt.Errorf("deploy %s: %w", name, err)
 	}
-	r.log.Info("deployed", "function", name, "version", n, "digest", v.CodeDigest, "size", v.CodeSize, "runtime", spec.Runtime)
+	r.log.Info("deployed", "function", name, "version", n, "live", live, "digest", v.CodeDigest, "size", v.CodeSize, "runtime", spec.Runtime)
 	return cloneVersion(v), nil
+}
+
+// errNewerLive stops makeLive's update without writing.
+var errNewerLive = errors.New("a newer version is live")
+
+// makeLive points live wholly at version n of the incarnation of name
+// created at createdAt, unless live already routes to a newer version:
+// of concurrent deploys the newest wins, whichever finishes last. It
+// reports whether live now routes to n. A rollback moves live back on
+// purpose and is not a deploy, so the next deploy moves it forward again.
+// Errors: ENOTFOUND, ECONFLICT.
+func (r *Registry) makeLive(ctx context.Context, name string, n int, createdAt time.Time) (bool, error) {
+	_, err := r.update(ctx, name, func(f *gust.Function) error {
+		if !f.CreatedAt.Equal(createdAt) {
+			return gust.Errorf(gust.ECONFLICT, "function %q was deleted while version %d was being deployed", name, n)
+		}
+		newest := f.Live
+		for _, t := range f.Aliases[gust.AliasLive].Targets {
+			newest = max(newest, t.Version)
+		}
+		if newest > n {
+			return errNewerLive
+		}
+		f.Live = n
+		f.Aliases[gust.AliasLive] = gust.Alias{Name: gust.AliasLive, Targets: []gust.AliasTarget{{Version: n, Weight: 100}}}
+		return nil
+	})
+	if errors.Is(err, errNewerLive) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // reserve raises the function's LatestVersion by one, creating the function
@@ -283,11 +309,15 @@ func (r *Registry) Rollback(ctx context.Context, name string, number int) (*gust
 }
 
 // SetAlias creates or replaces an alias. Setting live also moves
-// Function.Live to the target with the most traffic. Errors: ENOTFOUND,
-// EINVALID.
+// Function.Live to the target with the most traffic. An alias named with
+// digits only is refused: a reference would take it for a version.
+// Errors: ENOTFOUND, EINVALID.
 func (r *Registry) SetAlias(ctx context.Context, name string, alias gust.Alias) (*gust.Function, error) {
 	if err := alias.Validate(); err != nil {
 		return nil, err
+	}
+	if digitsOnly(alias.Name) {
+		return nil, gust.Errorf(gust.EINVALID, "invalid alias name %q: a name of digits only reads as a version number (NAME@%s is version %s); put a letter in it", alias.Name, alias.Name, alias.Name)
 	}
 	for _, t := range alias.Targets {
 		if err := r.versionExists(ctx, name, t.Version); err != nil {
@@ -312,6 +342,17 @@ func (r *Registry) SetAlias(ctx context.Context, name string, alias gust.Alias) 
 	}
 	r.log.Info("alias set", "function", name, "alias", alias.Name, "targets", alias.Targets)
 	return f, nil
+}
+
+// digitsOnly reports whether name would be taken for a version number
+// where a reference names a version or an alias (NAME@REF).
+func digitsOnly(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] < '0' || name[i] > '9' {
+			return false
+		}
+	}
+	return name != ""
 }
 
 // heaviest returns the version that gets the most traffic from a valid
