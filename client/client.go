@@ -281,6 +281,29 @@ func (c *Client) Deploy(ctx context.Context, name string, spec gust.Spec, codeNa
 // "files" part. The server records the archive's digest in the version's
 // spec. A nil files is Deploy.
 func (c *Client) DeployWithFiles(ctx context.Context, name string, spec gust.Spec, codeName string, code io.Reader, files []byte) (*gust.Version, error) {
+	d, err := c.DeployDetailed(ctx, name, spec, codeName, code, files)
+	if err != nil {
+		return nil, err
+	}
+	return &d.Version, nil
+}
+
+// Deployed is the answer to a deploy: the version made, and whether it is
+// live (of concurrent deploys, the newest version ends up live).
+type Deployed struct {
+	gust.Version
+	// Live is nil when the server does not say (one older than this
+	// client): it made the version live.
+	Live        *bool `json:"live,omitempty"`
+	LiveVersion int   `json:"liveVersion,omitempty"`
+}
+
+// IsLive reports whether the deploy made its version live.
+func (d *Deployed) IsLive() bool { return d.Live == nil || *d.Live }
+
+// DeployDetailed is DeployWithFiles, answering also whether the version
+// is live.
+func (c *Client) DeployDetailed(ctx context.Context, name string, spec gust.Spec, codeName string, code io.Reader, files []byte) (*Deployed, error) {
 	u, err := c.url("v1", "functions", name, "versions")
 	if err != nil {
 		return nil, err
@@ -318,7 +341,7 @@ func (c *Client) DeployWithFiles(ctx context.Context, name string, spec gust.Spe
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var v gust.Version
+	var v Deployed
 	if err := decode(resp, &v); err != nil {
 		return nil, err
 	}

@@ -167,11 +167,15 @@ deploy), and a key-value store of its own only with --kv.`,
 			if err != nil {
 				return err
 			}
-			v, err := c.DeployWithFiles(cmd.Context(), spec.Name, spec.Spec, codeName, code, files)
+			v, err := c.DeployDetailed(cmd.Context(), spec.Name, spec.Spec, codeName, code, files)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deployed %s version %d (live)\n", v.Function, v.Number)
+			if v.IsLive() {
+				fmt.Fprintf(cmd.OutOrStdout(), "deployed %s version %d (live)\n", v.Function, v.Number)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "deployed %s version %d (not live: version %d, deployed meanwhile, is)\n", v.Function, v.Number, v.LiveVersion)
+			}
 			return nil
 		},
 	}

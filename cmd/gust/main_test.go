@@ -78,6 +78,10 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		writeJSON(w, 200, map[string]any{"versions": vs})
 	})
 	mux.HandleFunc("POST /v1/functions/{name}/versions", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("name") == "late" { // a deploy that lost a race
+			writeJSON(w, 201, map[string]any{"function": "late", "version": 3, "live": false, "liveVersion": 4})
+			return
+		}
 		writeJSON(w, 201, gust.Version{Function: r.PathValue("name"), Number: 3})
 	})
 	mux.HandleFunc("POST /v1/functions/{name}/rollback", func(w http.ResponseWriter, r *http.Request) {
@@ -613,5 +617,18 @@ func TestDeployZipsADirectory(t *testing.T) {
 	}
 	if api.count() != before+1 {
 		t.Fatal("no upload")
+	}
+}
+
+// A deploy that a newer concurrent deploy overtook says so.
+func TestDeployNotLive(t *testing.T) {
+	api := newFakeAPI(t)
+	code := writeFile(t, filepath.Join(t.TempDir(), "bin", "handler"), "#!/bin/sh\n")
+	r := runCLI(t, api.URL, "", "deploy", "late", "--runtime", "process", "--code", code)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if want := "deployed late version 3 (not live: version 4, deployed meanwhile, is)\n"; r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
 	}
 }
