@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/gateway"
 	"github.com/gustfaas/gust/httperr"
 )
 
@@ -88,18 +89,7 @@ func newResult(resp *gust.Response, limit int) *Result {
 
 // validID reports whether id is 1 to 64 letters, digits, '_' and '-': what
 // an invocation id may be (a KV key and a subject token, never a path).
-func validID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validID(id string) bool { return gateway.ClientInvocationID(id) }
 
 func statusKey(id string) string { return id }
 

@@ -309,14 +309,7 @@ func TestForwardSkipsNodesThatCannotRun(t *testing.T) {
 // another node would run it for nobody (forwarding drops the caller's
 // cancellation so that a call, once sent, finishes).
 func TestGoneCallerIsNotForwarded(t *testing.T) {
-	ns := clustertest.Start(t, 2)
-	release := make(chan struct{})
-	defer close(release)
-	v := &gust.Version{Function: "f", Number: 1, Spec: gust.Spec{
-		MaxConcurrency: 4, QueueTimeout: gust.Duration(50 * time.Millisecond), Timeout: gust.Duration(5 * time.Second),
-	}}
-	ms := startMembers(t, ns, v, release)
-	eventually(t, "two live nodes", allLive(ms, 2))
+	ms, v := twoMembers(t)
 	ms[0].l.queued = true
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -333,14 +326,7 @@ func TestGoneCallerIsNotForwarded(t *testing.T) {
 // hold the request and deliver it after the caller's timeout, so a
 // retrying client would run it twice. The call stays here instead.
 func TestNoForwardWhileDisconnected(t *testing.T) {
-	ns := clustertest.Start(t, 2)
-	release := make(chan struct{})
-	defer close(release)
-	v := &gust.Version{Function: "f", Number: 1, Spec: gust.Spec{
-		MaxConcurrency: 4, QueueTimeout: gust.Duration(50 * time.Millisecond), Timeout: gust.Duration(5 * time.Second),
-	}}
-	ms := startMembers(t, ns, v, release)
-	eventually(t, "two live nodes", allLive(ms, 2))
+	ms, v := twoMembers(t)
 	ms[0].l.full = true
 	ms[0].nc.Close()
 	_, err := ms[0].c.Invoke(context.Background(), v, &gust.Request{ID: "offline", Method: "GET", Path: "/"})
@@ -350,4 +336,19 @@ func TestNoForwardWhileDisconnected(t *testing.T) {
 	if n := ms[1].l.count(); n != 0 {
 		t.Fatalf("the other node ran %d calls", n)
 	}
+}
+
+// twoMembers starts a two-node cluster running one version whose calls
+// block until the test ends.
+func twoMembers(t *testing.T) ([]member, *gust.Version) {
+	t.Helper()
+	ns := clustertest.Start(t, 2)
+	release := make(chan struct{})
+	v := &gust.Version{Function: "f", Number: 1, Spec: gust.Spec{
+		MaxConcurrency: 4, QueueTimeout: gust.Duration(50 * time.Millisecond), Timeout: gust.Duration(5 * time.Second),
+	}}
+	ms := startMembers(t, ns, v, release)
+	t.Cleanup(func() { close(release) }) // before the members close
+	eventually(t, "two live nodes", allLive(ms, 2))
+	return ms, v
 }
