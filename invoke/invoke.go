@@ -463,6 +463,11 @@ func (iv *Invoker) withSecrets(ctx context.Context, v *gust.Version) (*gust.Vers
 		return nil, gust.Errorf(gust.EUNAVAILABLE, "function %s lists secrets but this node has no secret store", v.Function)
 	}
 	vals, err := iv.cfg.Secrets.Values(ctx, v.Spec.Secrets)
+	if gust.ErrorCode(err) == gust.ENOTFOUND {
+		// Not the caller's 404: the function exists, a secret it lists
+		// was removed after it was deployed.
+		return nil, gust.WrapError(gust.EUNAVAILABLE, err, "function %s version %d cannot start: %s (a secret it lists was removed); set it again with `gust secret set`, or deploy a version that does not list it", v.Function, v.Number, gust.ErrorMessage(err))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening secrets of %s version %d: %w", v.Function, v.Number, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,5 +51,45 @@ func TestRecordSaysWhetherTheCallRan(t *testing.T) {
 	}
 	if r := rec.got[1]; r.NotRun || r.Status != gust.StatusOK {
 		t.Errorf("a call that ran recorded as %+v", r)
+	}
+}
+
+// secretSource holds the values of the secrets that exist.
+type secretSource map[string]string
+
+func (s secretSource) Values(_ context.Context, names []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, n := range names {
+		v, ok := s[n]
+		if !ok {
+			return nil, gust.Errorf(gust.ENOTFOUND, "no secret %s", n)
+		}
+		out[n] = v
+	}
+	return out, nil
+}
+
+// A function whose secret was removed after its deploy is not "not found"
+// (the contract's 404 is for an unknown function): it is unavailable, and
+// the error names the secret and what to do.
+func TestRemovedSecretIsNotNotFound(t *testing.T) {
+	ctx := context.Background()
+	reg := testRegistry(t)
+	secrets := secretSource{}
+	d := textDriver{release: make(chan struct{}), closed: new(atomic.Int32)}
+	iv := New(Config{Registry: reg, Drivers: []gust.Driver{d}, Secrets: secrets, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer iv.Close(ctx)
+	v, err := reg.Deploy(ctx, "withsecret", gust.Spec{Runtime: gust.RuntimeWasm, Secrets: []string{"DB_PASSWORD"}}, "reactor", []byte("fine"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = iv.Invoke(ctx, v, &gust.Request{Method: "GET", Path: "/"})
+	if gust.ErrorCode(err) != gust.EUNAVAILABLE || !strings.Contains(err.Error(), "no secret DB_PASSWORD") {
+		t.Fatalf("err = %v (code %s), want unavailable naming the secret", err, gust.ErrorCode(err))
+	}
+	// Once the secret is set again the next call starts the function.
+	secrets["DB_PASSWORD"] = "s3cret"
+	if _, err := iv.Invoke(ctx, v, &gust.Request{Method: "GET", Path: "/"}); err != nil {
+		t.Fatal(err)
 	}
 }
