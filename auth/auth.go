@@ -32,6 +32,11 @@ func LoadOrCreate(dataDir string) (a *Auth, path string, created bool, err error
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		// Refused like the master key: a token others can read gives them
+		// the whole platform, and saying so beats serving with it.
+		if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+			return nil, path, false, fmt.Errorf("admin token file %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
+		}
 		tok := strings.TrimSpace(string(b))
 		if len(tok) < 16 {
 			return nil, path, false, fmt.Errorf("admin token in %s is too short; delete the file to make a new one", path)

@@ -55,3 +55,26 @@ func TestLoadOrCreate(t *testing.T) {
 		}
 	}
 }
+
+// A token file others can read is refused at start, as the master key is:
+// serving with it would hide that the whole platform is exposed.
+func TestLoadOrCreateRefusesAReadableToken(t *testing.T) {
+	dir := t.TempDir()
+	_, path, _, err := LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err = LoadOrCreate(dir)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("err = %v, want a refusal that says to chmod 600", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := LoadOrCreate(dir); err != nil {
+		t.Fatalf("after chmod 600: %v", err)
+	}
+}
