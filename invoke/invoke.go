@@ -482,6 +482,9 @@ func (iv *Invoker) withSecrets(ctx context.Context, v *gust.Version) (*gust.Vers
 	for k, val := range vals {
 		cp.Spec.Env[k] = val
 	}
+	// The values are in Env now; a driver that validates the spec (the
+	// process driver does) would otherwise refuse each one as both.
+	cp.Spec.Secrets = nil
 	return &cp, nil
 }
 
