@@ -12,11 +12,16 @@ type Request struct {
 	Function string
 	Version  int
 	Method   string
-	Path     string
-	Query    string // raw query, without '?'
-	Header   http.Header
-	Body     []byte
-	Trigger  string // "http", "async", "cron", ...
+	Path     string // decoded: "/a%2Fb" arrives as "/a/b"
+	// RawPath is Path as the client escaped it, when that differs from
+	// Path's default escaping, and "" otherwise, as url.URL.RawPath: it is
+	// "/a%2Fb" for the Path "/a/b" of "/fn/NAME/a%2Fb", so a function can
+	// tell an escaped slash from a separator.
+	RawPath string
+	Query   string // raw query, without '?'
+	Header  http.Header
+	Body    []byte
+	Trigger string // "http", "async", "cron", ...
 }
 
 // Response is what a function answered.

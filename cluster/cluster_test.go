@@ -18,6 +18,7 @@ import (
 	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/cluster"
 	"github.com/gustfaas/gust/cluster/clustertest"
+	"github.com/gustfaas/gust/httperr"
 )
 
 // local is a node's invoker for these tests: the real one needs a driver
@@ -30,8 +31,10 @@ type local struct {
 	full    bool          // every call is refused for want of memory
 	queued  bool          // every call is throttled, as a pool queue whose caller left
 	unknown bool          // the registry here has not seen the version yet
+	fail    error         // every call that runs ends with this error
 	mu      sync.Mutex
-	ran     []string // invocation ids run here
+	reqs    []gust.Request // the requests run here, as they arrived
+	ran     []string       // invocation ids run here
 	running int
 }
 
@@ -51,8 +54,15 @@ func (l *local) Invoke(ctx context.Context, v *gust.Version, req *gust.Request) 
 	}
 	l.mu.Lock()
 	l.ran = append(l.ran, req.ID)
+	l.reqs = append(l.reqs, *req)
 	l.running++
 	l.mu.Unlock()
+	if l.fail != nil {
+		l.mu.Lock()
+		l.running--
+		l.mu.Unlock()
+		return nil, l.fail
+	}
 	<-l.release
 	l.mu.Lock()
 	l.running--
@@ -351,4 +361,82 @@ func twoMembers(t *testing.T) ([]member, *gust.Version) {
 	t.Cleanup(func() { close(release) }) // before the members close
 	eventually(t, "two live nodes", allLive(ms, 2))
 	return ms, v
+}
+
+// lambdaError is an error with fields of its own, as the process driver's
+// FunctionError is for a Lambda handler that raised.
+type lambdaError struct{ fields map[string]any }
+
+func (e *lambdaError) Error() string               { return "reported through the Runtime API" }
+func (e *lambdaError) ErrorFields() map[string]any { return e.fields }
+
+// A function error's own fields (Lambda's errorMessage, errorType and
+// stackTrace) come back from the node that ran the call, so the caller's
+// body is the one the other node would have written.
+func TestForwardedErrorKeepsItsFields(t *testing.T) {
+	ms, v := twoMembers(t)
+	ms[0].l.full = true
+	stack := json.RawMessage(`[{"path":"/var/task/main.go","line":12,"label":"handler"},"  File \"x.py\""]`)
+	ms[1].l.fail = gust.WrapError(gust.EFUNCTION, &lambdaError{fields: map[string]any{
+		"errorMessage": "boom <&>", "errorType": "ValueError", "stackTrace": stack,
+	}}, "function error: ValueError: boom <&>")
+
+	_, err := ms[0].c.Invoke(context.Background(), v, &gust.Request{ID: "raises", Method: "GET", Path: "/"})
+	if n := ms[1].l.count(); n != 1 {
+		t.Fatalf("the other node ran %d calls, want 1", n)
+	}
+	if gust.ErrorCode(err) != gust.EFUNCTION || gust.ErrorMessage(err) != "function error: ValueError: boom <&>" {
+		t.Fatalf("err = %v (code %s)", err, gust.ErrorCode(err))
+	}
+	rec := httptest.NewRecorder()
+	httperr.Write(rec, httptest.NewRequest("GET", "/fn/f", nil), err)
+	if rec.Code != http.StatusBadGateway {
+		t.Fatalf("status %d", rec.Code)
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("%v: %s", err, rec.Body)
+	}
+	want := map[string]string{
+		"error":        `"function error: ValueError: boom \u003c\u0026\u003e"`,
+		"code":         `"function_error"`,
+		"errorMessage": `"boom \u003c\u0026\u003e"`,
+		"errorType":    `"ValueError"`,
+		"stackTrace":   string(stack),
+	}
+	if len(body) != len(want) {
+		t.Fatalf("body %s, want the fields %v", rec.Body, want)
+	}
+	for k, w := range want {
+		if string(body[k]) != w {
+			t.Errorf("%s = %s, want %s", k, body[k], w)
+		}
+	}
+
+	// An error without fields of its own still comes back as error and
+	// code alone.
+	ms[1].l.fail = gust.Errorf(gust.ETIMEOUT, "function f timed out after 5s")
+	_, err = ms[0].c.Invoke(context.Background(), v, &gust.Request{ID: "slow", Method: "GET", Path: "/"})
+	rec = httptest.NewRecorder()
+	httperr.Write(rec, httptest.NewRequest("GET", "/fn/f", nil), err)
+	if got := strings.TrimSpace(rec.Body.String()); got != `{"error":"function f timed out after 5s","code":"timeout"}` {
+		t.Fatalf("body %s", got)
+	}
+}
+
+// A forwarded call keeps the request as the gateway made it, its raw path
+// (an escaped slash) included.
+func TestForwardKeepsRawPath(t *testing.T) {
+	ms, v := twoMembers(t)
+	ms[0].l.full = true
+	ms[1].l.fail = gust.Errorf(gust.EFUNCTION, "done") // answer at once
+	_, _ = ms[0].c.Invoke(context.Background(), v, &gust.Request{ID: "raw", Method: "GET", Path: "/a/b", RawPath: "/a%2Fb", Query: "q=1"})
+	ms[1].l.mu.Lock()
+	defer ms[1].l.mu.Unlock()
+	if len(ms[1].l.reqs) != 1 {
+		t.Fatalf("the other node ran %d calls, want 1", len(ms[1].l.reqs))
+	}
+	if r := ms[1].l.reqs[0]; r.ID != "raw" || r.Path != "/a/b" || r.RawPath != "/a%2Fb" || r.Query != "q=1" {
+		t.Fatalf("the other node ran %+v", r)
+	}
 }

@@ -33,6 +33,7 @@ type forwardRequest struct {
 	Version  int         `json:"version"`
 	Method   string      `json:"method"`
 	Path     string      `json:"path"`
+	RawPath  string      `json:"rawPath,omitempty"`
 	Query    string      `json:"query,omitempty"`
 	Header   http.Header `json:"header,omitempty"`
 	Trigger  string      `json:"trigger,omitempty"`
@@ -50,7 +51,56 @@ type forwardResponse struct {
 	Header  http.Header `json:"header,omitempty"`
 	Code    string      `json:"code,omitempty"`
 	Message string      `json:"message,omitempty"`
-	Refused bool        `json:"refused,omitempty"`
+	// Fields are the error's own fields for its JSON body (a Lambda
+	// handler's errorMessage, errorType and stackTrace; see ErrorFields),
+	// as JSON values so that they arrive exactly as the function gave them.
+	Fields  map[string]json.RawMessage `json:"fields,omitempty"`
+	Refused bool                       `json:"refused,omitempty"`
+}
+
+// fielder is an error with fields of its own for its JSON body beside
+// "error" and "code" (process.FunctionError is one; httperr writes them).
+type fielder interface{ ErrorFields() map[string]any }
+
+// errorFields returns the fields of the first fielder in err's chain,
+// each encoded as JSON, or nil.
+func errorFields(err error) map[string]json.RawMessage {
+	var f fielder
+	if !errors.As(err, &f) {
+		return nil
+	}
+	fields := f.ErrorFields()
+	if len(fields) == 0 {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(fields))
+	for k, v := range fields {
+		b, err := json.Marshal(v)
+		if err != nil {
+			continue // a field that cannot be encoded is left out, as httperr would fail on it
+		}
+		out[k] = b
+	}
+	return out
+}
+
+// remoteError is the cause of an error that another node's call ended
+// with, when that error had fields of its own: it gives them back, so the
+// caller here gets the body it would have got from the node that ran it.
+type remoteError struct {
+	node   string
+	fields map[string]json.RawMessage
+}
+
+func (e *remoteError) Error() string { return "reported by node " + e.node }
+
+// ErrorFields returns the fields as the other node encoded them.
+func (e *remoteError) ErrorFields() map[string]any {
+	out := make(map[string]any, len(e.fields))
+	for k, v := range e.fields {
+		out[k] = v
+	}
+	return out
 }
 
 // Resolve implements the gateway's Invoker.
@@ -144,7 +194,7 @@ func (c *Cluster) forward(ctx context.Context, v *gust.Version, req *gust.Reques
 	}
 	meta, err := json.Marshal(forwardRequest{
 		ID: req.ID, Function: v.Function, Version: v.Number, Method: req.Method, Path: req.Path,
-		Query: req.Query, Header: req.Header, Trigger: req.Trigger,
+		RawPath: req.RawPath, Query: req.Query, Header: req.Header, Trigger: req.Trigger,
 		RemainingMs: wait.Milliseconds(), From: c.cfg.ID,
 	})
 	if err != nil {
@@ -180,6 +230,9 @@ func (c *Cluster) forward(ctx context.Context, v *gust.Version, req *gust.Reques
 			continue
 		}
 		if fr.Code != "" {
+			if len(fr.Fields) > 0 {
+				return nil, gust.WrapError(fr.Code, &remoteError{node: p.ID, fields: fr.Fields}, "%s", fr.Message), true
+			}
 			return nil, gust.Errorf(fr.Code, "%s", fr.Message), true
 		}
 		return &gust.Response{Status: fr.Status, Header: fr.Header, Body: reply.Data}, nil, true
@@ -230,7 +283,7 @@ func (c *Cluster) serveForward(msg *nats.Msg) {
 		return
 	}
 	req := &gust.Request{
-		ID: fr.ID, Method: fr.Method, Path: fr.Path, Query: fr.Query,
+		ID: fr.ID, Method: fr.Method, Path: fr.Path, RawPath: fr.RawPath, Query: fr.Query,
 		Header: fr.Header, Body: msg.Data, Trigger: fr.Trigger,
 	}
 	resp, err := c.runLocal(ctx, k, v, req)
@@ -253,11 +306,20 @@ func (c *Cluster) reply(msg *nats.Msg, resp *gust.Response, err error, refused b
 	var body []byte
 	if err != nil {
 		fr = forwardResponse{Code: gust.ErrorCode(err), Message: gust.ErrorMessage(err), Refused: refused}
+		if fr.Code != gust.EINTERNAL {
+			// As httperr does: an internal error's details stay here.
+			fr.Fields = errorFields(err)
+		}
 	} else {
 		fr = forwardResponse{Status: resp.Status, Header: resp.Header}
 		body = resp.Body
 	}
 	meta, mErr := json.Marshal(fr)
+	if mErr == nil && fr.Fields != nil && int64(len(meta)+len(metaHeader)+16) > c.nc.MaxPayload() {
+		// A stack trace too long to carry: the error itself still goes.
+		fr.Fields = nil
+		meta, mErr = json.Marshal(fr)
+	}
 	if mErr != nil {
 		meta = []byte(`{"code":"internal","message":"encoding the answer failed"}`)
 		body = nil

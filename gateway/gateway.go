@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -118,12 +119,13 @@ func (g *Gateway) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	req := &blk.req
 	*req = gust.Request{
-		ID:     id,
-		Method: r.Method,
-		Path:   path,
-		Query:  r.URL.RawQuery,
-		Header: header,
-		Body:   body,
+		ID:      id,
+		Method:  r.Method,
+		Path:    path,
+		RawPath: rawRest(r.URL, Prefix, path),
+		Query:   r.URL.RawQuery,
+		Header:  header,
+		Body:    body,
 	}
 	resp, err := g.cfg.Invoker.Invoke(ctx, v, req)
 	if err != nil {
@@ -157,6 +159,35 @@ func parsePath(p string) (name, ref, rest string, err error) {
 		return "", "", "", gust.Errorf(gust.ENOTFOUND, "empty version or alias after '@' in %q", seg)
 	}
 	return name, ref, rest, nil
+}
+
+// rawRest returns gust.Request.RawPath for a request to u under prefix,
+// whose path parsePath split into rest: the part of u's escaped path after
+// PREFIX NAME[@REF] when the client escaped it otherwise than by default
+// (a %2F), else "". The raw tail is used only if it decodes to rest (a
+// name segment holding a %2F would shift it), as net/url checks RawPath
+// against Path.
+func rawRest(u *url.URL, prefix, rest string) string {
+	raw := u.RawPath
+	if raw == "" {
+		return "" // the usual case: nothing escaped otherwise than by default
+	}
+	s, ok := strings.CutPrefix(raw, prefix)
+	if !ok {
+		return ""
+	}
+	i := strings.IndexByte(s, '/')
+	if i < 0 {
+		return ""
+	}
+	s = s[i:]
+	if p, err := url.PathUnescape(s); err != nil || p != rest {
+		return ""
+	}
+	if s == (&url.URL{Path: rest}).EscapedPath() {
+		return ""
+	}
+	return s
 }
 
 // readBody reads the request body up to limit bytes into a pooled buffer.

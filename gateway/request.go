@@ -19,6 +19,14 @@ func ParsePath(prefix, p string) (name, ref, rest string, err error) {
 	return parsePath(Prefix + strings.TrimPrefix(p, prefix))
 }
 
+// RawPath returns what gust.Request.RawPath holds for r, a request under
+// prefix (such as "/async/") whose path ParsePath split into rest: rest as
+// the client escaped it ("/a%2Fb" for the rest "/a/b"), or "" when that is
+// the default escaping, by the rules of /fn/.
+func RawPath(prefix string, r *http.Request, rest string) string {
+	return rawRest(r.URL, prefix, rest)
+}
+
 // ReadBody reads the request body up to limit bytes into a pooled buffer,
 // as /fn/ does: ETOOLARGE over the limit. Call release once the bytes are
 // no longer used.

@@ -35,7 +35,7 @@ type adapter struct {
 
 // serve adapts one ABI request to net/http and back.
 func (a *adapter) serve(r *abi.Request) *abi.Response {
-	a.url = url.URL{Path: r.Path, RawQuery: r.Query}
+	a.url = url.URL{Path: r.Path, RawPath: r.RawPath, RawQuery: r.Query}
 	hdr := http.Header(r.Header)
 	if hdr == nil {
 		hdr = http.Header{}

@@ -84,23 +84,30 @@ func TestServeWarmAllocations(t *testing.T) {
 		w.Header()["Content-Type"] = contentType
 		io.WriteString(w, "Hello, world!\n")
 	})
-	req := abi.AppendRequest(nil, &abi.Request{
+	in := &abi.Request{
 		Method: "POST",
 		Path:   "/hello",
 		Query:  "name=bench",
 		Header: abi.Header{"Host": {"example.com"}, "X-Gust-Invocation-Id": {"inv-1"}},
 		Body:   []byte("payload"),
-	})
-	var out []byte
-	out = abi.Serve(out[:0], req)
-	allocs := testing.AllocsPerRun(100, func() { out = abi.Serve(out[:0], req) })
-	t.Logf("warm call: %.1f allocations", allocs)
-	if allocs > 1 {
-		t.Fatalf("warm call made %.1f allocations, want at most 1", allocs)
 	}
-	resp, err := abi.DecodeResponse(out)
-	if err != nil || resp.Status != 200 || string(resp.Body) != "Hello, world!\n" || seen != "/hello?name=bench" {
-		t.Fatalf("response %+v %v, RequestURI %q", resp, err, seen)
+	// Both versions of the ABI: gust_handle and gust_handle_v2.
+	for v, serve := range map[int]func(dst, req []byte) []byte{1: abi.Serve, 2: abi.ServeV2} {
+		req := abi.AppendRequest(nil, in)
+		if v == 2 {
+			req = abi.AppendRequestV2(nil, in)
+		}
+		var out []byte
+		out = serve(out[:0], req)
+		allocs := testing.AllocsPerRun(100, func() { out = serve(out[:0], req) })
+		t.Logf("warm call, ABI version %d: %.1f allocations", v, allocs)
+		if allocs > 1 {
+			t.Fatalf("warm call, ABI version %d, made %.1f allocations, want at most 1", v, allocs)
+		}
+		resp, err := abi.DecodeResponse(out)
+		if err != nil || resp.Status != 200 || string(resp.Body) != "Hello, world!\n" || seen != "/hello?name=bench" {
+			t.Fatalf("ABI version %d: response %+v %v, RequestURI %q", v, resp, err, seen)
+		}
 	}
 }
 
@@ -132,5 +139,29 @@ func TestServeReuseIsolatesCalls(t *testing.T) {
 	}
 	if strings.Join(hosts, ",") != "a.example," || strings.Join(tokens, ",") != "t," {
 		t.Fatalf("hosts %q tokens %q", hosts, tokens)
+	}
+}
+
+// An escaped slash stays distinguishable from a separator, as with
+// net/http: URL.RawPath is set and EscapedPath and RequestURI give the
+// client's escaping back.
+func TestServeRawPath(t *testing.T) {
+	var got *http.Request
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r })
+	for _, tc := range []struct {
+		path, raw, query, escaped, uri string
+	}{
+		{"/a/b", "/a%2Fb", "", "/a%2Fb", "/a%2Fb"},
+		{"/a/b", "/a%2Fb", "x=%2F", "/a%2Fb", "/a%2Fb?x=%2F"},
+		{"/a/b", "", "x=1", "/a/b", "/a/b?x=1"},
+		{"/a b", "", "", "/a%20b", "/a%20b"},
+		// A raw path that does not decode to the path is ignored, as net/url does.
+		{"/a/b", "/x%2Fy", "", "/a/b", "/a/b"},
+	} {
+		serve(h, &abi.Request{Method: "GET", Path: tc.path, RawPath: tc.raw, Query: tc.query})
+		if got.URL.Path != tc.path || got.URL.RawPath != tc.raw || got.URL.EscapedPath() != tc.escaped || got.RequestURI != tc.uri {
+			t.Errorf("%q %q: URL.Path %q RawPath %q EscapedPath %q RequestURI %q; want escaped %q, URI %q",
+				tc.path, tc.raw, got.URL.Path, got.URL.RawPath, got.URL.EscapedPath(), got.RequestURI, tc.escaped, tc.uri)
+		}
 	}
 }

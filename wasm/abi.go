@@ -25,11 +25,15 @@ func addsInvocationID(req *gust.Request) bool {
 	return !has
 }
 
-// requestSize returns the encoded size of req (ABI version 1), or an error
-// if it does not fit the 32-bit address space of a guest.
-func requestSize(req *gust.Request) (uint32, error) {
+// requestSize returns the encoded size of req in ABI version 1, or with
+// v2 in version 2 (which adds the raw path), or an error if it does not fit
+// the 32-bit address space of a guest.
+func requestSize(req *gust.Request, v2 bool) (uint32, error) {
 	n := uint64(4*3 + 4 + 4)
 	n += uint64(len(req.Method) + len(req.Path) + len(req.Query) + len(req.Body))
+	if v2 {
+		n += 4 + uint64(len(req.RawPath))
+	}
 	for k, vs := range req.Header {
 		for _, v := range vs {
 			n += 8 + uint64(len(k)+len(v))
@@ -44,11 +48,15 @@ func requestSize(req *gust.Request) (uint32, error) {
 	return uint32(n), nil
 }
 
-// encodeRequest writes req into b, which is exactly requestSize(req) long
-// (in practice, a view of guest memory).
-func encodeRequest(b []byte, req *gust.Request) {
+// encodeRequest writes req into b, which is exactly requestSize(req, v2)
+// long (in practice, a view of guest memory), in ABI version 2 if v2 is set
+// and version 1 otherwise.
+func encodeRequest(b []byte, req *gust.Request, v2 bool) {
 	b = putBytes(b, req.Method)
 	b = putBytes(b, req.Path)
+	if v2 {
+		b = putBytes(b, req.RawPath)
+	}
 	b = putBytes(b, req.Query)
 	n := 0
 	for _, vs := range req.Header {

@@ -76,18 +76,22 @@ func (c *callContext) arm(parent context.Context, timeout time.Duration) {
 	c.mu.Unlock()
 }
 
-// disarm ends the call. Registrations still in place (none, when the
-// callers keep to the context package's rules) are dropped unrun.
-func (c *callContext) disarm() {
+// disarm ends the call and reports whether its deadline passed before
+// that: the registrations (wazero's, which closes the module) have then
+// run or are running. Registrations still in place (none, when the callers
+// keep to the context package's rules) are dropped unrun.
+func (c *callContext) disarm() (expired bool) {
 	c.mu.Lock()
 	c.armed = false
 	c.slot, c.extra = nil, nil
-	if c.err == nil {
+	expired = c.err != nil
+	if !expired {
 		// Once expired, fire may still be running the registrations, which
 		// read Value; the instance is dead then and is never re-armed.
 		c.parent = nil
 	}
 	c.mu.Unlock()
+	return expired
 }
 
 // stop stops the timer for good, when the instance is closed.

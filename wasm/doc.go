@@ -35,16 +35,22 @@
 // gets a fresh instance per request: CGI variables and the request headers
 // (as HTTP_*) in its environment, the body on stdin, and a CGI response on
 // stdout (headers, a blank line, the body; "Status: 404 Not Found" sets the
-// status, a Location header alone means 302).
+// status, a Location header alone means 302). PATH_INFO is decoded and
+// X_RAW_PATH_INFO is the path as the client escaped it, as in WAGI.
 //
-// # The reactor ABI, version 1
+// # The reactor ABI, version 2
 //
 // Guest exports: _initialize() (from c-shared; optional for other
 // toolchains), gust_malloc(size i32) i32, which returns a guest buffer of at
 // least size bytes that the guest owns and keeps alive, and
 // gust_handle(ptr i32, len i32) i64, which decodes the request the host wrote
 // at ptr/len, runs the handler, and returns (respPtr<<32)|respLen of the
-// encoded response, valid until the next call. The buffer gust_malloc
+// encoded response, valid until the next call. A guest of ABI version 2
+// also exports gust_handle_v2, the same with a request that carries the raw
+// path: the host calls it when the module exports it (learnt at Load) and
+// gust_handle otherwise, so guests built by older SDKs run as before (their
+// requests carry no raw path), and a guest of version 2 exports both so it
+// runs on an older host too. The buffer gust_malloc
 // returned stays valid, and the host reuses it for every later request
 // that fits, until the host calls gust_malloc again: a warm call is one
 // guest call, not two.
@@ -52,9 +58,12 @@
 // Encoding: every integer is a u32, little-endian; every string or byte
 // string is a u32 length followed by its bytes.
 //
-//	request  = method path query header-count (name value)* body
-//	response = status header-count (name value)* body
+//	request v1 = method path query header-count (name value)* body
+//	request v2 = method path rawpath query header-count (name value)* body
+//	response   = status header-count (name value)* body
 //
+// path is decoded; rawpath is gust.Request.RawPath (the path as the client
+// escaped it, when that differs from the default escaping; else empty).
 // query is raw, without '?'. A header with several values is several
 // entries. The host adds X-Gust-Invocation-Id to the request's headers when
 // the request has an id and does not carry that header already. The host
@@ -118,7 +127,8 @@
 // (Spec.Snapshot false, or Config.NoSnapshots, turns it off): the first
 // instance of a version runs _initialize, the host captures its linear
 // memory and mutable globals into a file under Config.SnapshotDir (default
-// CacheDir), and later instances are restored from it without running
+// CacheDir; a directory per boot and build, which New prunes, see
+// prune.go), and later instances are restored from it without running
 // initialization. Their memory is a private copy-on-write mapping of the
 // file on Linux (a copy elsewhere), so an idle instance costs the pages it
 // wrote. The module is rewritten for this at Load (no data section, its

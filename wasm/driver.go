@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -22,8 +24,10 @@ type Config struct {
 	// a restart. Empty means an in-memory cache shared by this Driver only.
 	CacheDir string
 	// SnapshotDir holds pre-initialized snapshots of reactors (see
-	// Snapshotted). Empty means CacheDir; if both are empty, each snapshot
-	// lives in an unlinked temporary file for as long as its module.
+	// Snapshotted), under gust-snapshots/BOOT/BUILD. Empty means CacheDir;
+	// if both are empty, each snapshot lives in an unlinked temporary file
+	// for as long as its module. New removes what other boots and builds
+	// left in both directories (see prune.go): they must be the node's own.
 	SnapshotDir string
 	// NoSnapshots turns snapshots off for every function. Spec.Snapshot
 	// false turns them off for one.
@@ -92,9 +96,13 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.MaxValueBytes <= 0 {
 		cfg.MaxValueBytes = DefaultMaxValueBytes
 	}
-	d := &Driver{cfg: cfg, log: cfg.Logger, runtimes: map[int]*runtime{}, noSnapshots: cfg.NoSnapshots, snapshotDir: cfg.SnapshotDir}
-	if d.snapshotDir == "" {
-		d.snapshotDir = cfg.CacheDir
+	d := &Driver{cfg: cfg, log: cfg.Logger, runtimes: map[int]*runtime{}, noSnapshots: cfg.NoSnapshots}
+	snapshotBase := cfg.SnapshotDir
+	if snapshotBase == "" {
+		snapshotBase = cfg.CacheDir
+	}
+	if snapshotBase != "" {
+		d.snapshotDir = filepath.Join(snapshotBase, snapshotSubdir())
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -108,6 +116,7 @@ func New(cfg Config) (*Driver, error) {
 	} else {
 		d.cache = wazero.NewCompilationCache()
 	}
+	pruneCaches(d.log, cfg.CacheDir, snapshotBase, time.Now())
 	return d, nil
 }
 
@@ -243,6 +252,9 @@ func (d *Driver) Load(ctx context.Context, v *gust.Version, code []byte, logs gu
 
 		importsHost: importsHost,
 	}
+	if shape == ShapeReactor {
+		_, m.abi2 = cm.ExportedFunctions()[exportHandle2]
+	}
 	if shape == ShapeWAGI {
 		why = "a WAGI command module starts a fresh instance for every request"
 	}
@@ -264,8 +276,12 @@ func (d *Driver) Load(ctx context.Context, v *gust.Version, code []byte, logs gu
 
 // Exports of the reactor ABI.
 const (
-	exportMalloc     = "gust_malloc"
-	exportHandle     = "gust_handle"
+	exportMalloc = "gust_malloc"
+	exportHandle = "gust_handle"
+	// exportHandle2 is gust_handle of ABI version 2, whose request also
+	// carries the raw path. A guest exports it beside gust_handle, so a
+	// host that knows only version 1 still runs it.
+	exportHandle2    = "gust_handle_v2"
 	exportInitialize = "_initialize"
 	exportStart      = "_start"
 )
@@ -322,6 +338,9 @@ func checkExports(cm wazero.CompiledModule) (string, error) {
 		}
 		if s := signature(handle); s != "(i32, i32) -> (i64)" {
 			return "", gust.Errorf(gust.EINVALID, "reactor export %s has signature %s, want (i32, i32) -> (i64)", exportHandle, s)
+		}
+		if h2, ok := ex[exportHandle2]; ok && signature(h2) != "(i32, i32) -> (i64)" {
+			return "", gust.Errorf(gust.EINVALID, "reactor export %s has signature %s, want (i32, i32) -> (i64)", exportHandle2, signature(h2))
 		}
 		if init, ok := ex[exportInitialize]; ok && signature(init) != "() -> ()" {
 			return "", gust.Errorf(gust.EINVALID, "reactor export %s has signature %s, want () -> ()", exportInitialize, signature(init))

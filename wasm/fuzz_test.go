@@ -28,15 +28,17 @@ func FuzzRequestRoundTrip(f *testing.F) {
 	f.Add("GET", "/a/b", "x=1", "X-K", "v", []byte("body"))
 	f.Add("", "/", "", "", "", []byte{})
 	f.Fuzz(func(t *testing.T, method, path, query, hk, hv string, body []byte) {
-		req := &gust.Request{Method: method, Path: path, Query: query, Header: http.Header{hk: {hv}}, Body: body}
-		n, err := requestSize(req)
-		if err != nil {
-			return
-		}
-		buf := make([]byte, n)
-		encodeRequest(buf, req)
-		if !bytes.Contains(buf, body) {
-			t.Fatal("encoded request lost the body")
+		req := &gust.Request{Method: method, Path: path, RawPath: path, Query: query, Header: http.Header{hk: {hv}}, Body: body}
+		for _, v2 := range []bool{false, true} {
+			n, err := requestSize(req, v2)
+			if err != nil {
+				return
+			}
+			buf := make([]byte, n)
+			encodeRequest(buf, req, v2)
+			if !bytes.HasSuffix(buf, body) {
+				t.Fatal("encoded request lost the body")
+			}
 		}
 	})
 }

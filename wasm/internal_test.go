@@ -11,12 +11,12 @@ import (
 
 func TestEncodeRequest(t *testing.T) {
 	req := &gust.Request{ID: "id1", Method: "GET", Path: "/p", Query: "q", Header: http.Header{"A": {"b"}}, Body: []byte("xy")}
-	n, err := requestSize(req)
+	n, err := requestSize(req, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, n)
-	encodeRequest(buf, req)
+	encodeRequest(buf, req, false)
 	want := "\x03\x00\x00\x00GET" + "\x02\x00\x00\x00/p" + "\x01\x00\x00\x00q" +
 		"\x02\x00\x00\x00" + "\x01\x00\x00\x00A\x01\x00\x00\x00b" +
 		"\x14\x00\x00\x00X-Gust-Invocation-Id\x03\x00\x00\x00id1" +
@@ -27,7 +27,7 @@ func TestEncodeRequest(t *testing.T) {
 
 	// An id the request already carries is not added twice.
 	req.Header.Set("X-Gust-Invocation-Id", "id1")
-	n2, _ := requestSize(req)
+	n2, _ := requestSize(req, false)
 	if n2 != n {
 		t.Fatalf("size with id header %d, want %d", n2, n)
 	}
@@ -170,3 +170,25 @@ func TestLogWriterLines(t *testing.T) {
 type sinkFunc func(id, stream string, p []byte)
 
 func (f sinkFunc) FunctionLog(_ string, _ int, id, stream string, p []byte) { f(id, stream, p) }
+
+// ABI version 2 puts the raw path after the path; version 1 leaves it out.
+func TestEncodeRequestV2(t *testing.T) {
+	req := &gust.Request{Method: "GET", Path: "/a/b", RawPath: "/a%2Fb", Query: "q", Body: []byte("xy")}
+	n, err := requestSize(req, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, n)
+	encodeRequest(buf, req, true)
+	want := "\x03\x00\x00\x00GET" + "\x04\x00\x00\x00/a/b" + "\x06\x00\x00\x00/a%2Fb" + "\x01\x00\x00\x00q" +
+		"\x00\x00\x00\x00" + "\x02\x00\x00\x00xy"
+	if string(buf) != want {
+		t.Fatalf("encoded %q\nwant    %q", buf, want)
+	}
+	n1, _ := requestSize(req, false)
+	buf = make([]byte, n1)
+	encodeRequest(buf, req, false)
+	if want1 := strings.Replace(want, "\x06\x00\x00\x00/a%2Fb", "", 1); string(buf) != want1 {
+		t.Fatalf("version 1 encoded %q\nwant              %q", buf, want1)
+	}
+}

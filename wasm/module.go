@@ -1,7 +1,6 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -31,6 +30,10 @@ type module struct {
 	// importsHost is whether the module imports gust's host functions:
 	// only then does a call carry their state.
 	importsHost bool
+	// abi2 is whether the reactor speaks ABI version 2 (it exports
+	// gust_handle_v2): its requests then carry the raw path. A guest of an
+	// older SDK speaks version 1 and gets requests without it.
+	abi2 bool
 
 	// snap is nil when instances start normally from compiled; then
 	// snapOff says why. Otherwise compiled is the rewrite for snapshots
@@ -85,6 +88,7 @@ func (m *module) Close(ctx context.Context) error {
 // (no file system at all without files). It is built anew for each instance because
 // wazero's ModuleConfig.WithEnv appends to a slice its clones share, which
 // races when one base config is extended from several goroutines.
+// Whatever it gives a reactor's initialization must be in snapshotKey too.
 func (m *module) config(extraEnv ...string) wazero.ModuleConfig {
 	cfg := wazero.NewModuleConfig().
 		WithName("").
@@ -131,14 +135,17 @@ func (m *module) callError(ctx context.Context, err error, memSize uint64, stder
 		}
 		return gust.WrapError(gust.EUNAVAILABLE, err, "invocation canceled")
 	}
-	if m.outOfMemory(memSize, stderr) {
+	// What the guest said of its crash comes first: a panic or a fatal
+	// error other than out of memory is no memory limit, however full
+	// the memory was when it happened.
+	detail := stderr.crashLine()
+	if m.outOfMemory(memSize, detail) {
 		return gust.WrapError(gust.EOOM, err, "function exceeded its memory limit of %d MB", m.spec.MemoryMB)
 	}
 	subject := "function"
 	if what != "" {
 		subject = "function " + what
 	}
-	detail := stderr.crashLine()
 	if msg, ok := strings.CutPrefix(detail, "panic: "); ok {
 		return gust.WrapError(gust.EFUNCTION, err, "function panicked: %s", msg)
 	}
@@ -161,16 +168,26 @@ func (m *module) callError(ctx context.Context, err error, memSize uint64, stder
 
 // oomSlack is how close to the limit a failing instance's memory must be to
 // count as out of memory: Go's allocator grows the heap in arenas of 4 MiB,
-// so its last failed memory.grow can leave that much unused.
+// so its last failed memory.grow can leave that much unused. A small limit
+// takes half of itself instead, or every failure of a function of 4 MB or
+// less would count as out of memory.
 const oomSlack = 4<<20 + 64<<10
 
 // outOfMemory tells an instance that died of its memory limit from other
 // failures. WebAssembly has no signal for it: memory.grow returns -1 and the
-// guest decides what to do (Go's runtime throws "out of memory" and traps),
-// so look at what it said and at how much memory it had.
-func (m *module) outOfMemory(memSize uint64, stderr *logWriter) bool {
-	if stderr != nil && bytes.Contains(stderr.tail, []byte("out of memory")) {
+// guest decides what to do, so look at what it said (detail, its crash
+// line) and at how much memory it had. Go's runtime throws "fatal error:
+// out of memory" and Rust's aborts after "memory allocation of N bytes
+// failed"; any other panic or fatal error is the function's own, and a
+// guest that merely prints "out of memory" has not run out of it.
+func (m *module) outOfMemory(memSize uint64, detail string) bool {
+	switch {
+	case strings.HasPrefix(detail, "fatal error: "):
+		return strings.Contains(detail, "out of memory")
+	case strings.HasPrefix(detail, "panic: "):
+		return false
+	case strings.HasPrefix(detail, "memory allocation of ") && strings.HasSuffix(detail, " failed"):
 		return true
 	}
-	return memSize > 0 && memSize+oomSlack >= m.limit
+	return memSize > 0 && memSize+min(oomSlack, m.limit/2) >= m.limit
 }

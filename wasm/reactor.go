@@ -24,7 +24,7 @@ type reactor struct {
 	stderr *logWriter
 	stack  [2]uint64 // reused by CallWithStack so a call allocates nothing for it
 	// bufPtr and bufCap cache the request buffer gust_malloc last handed
-	// out: ABI v1 keeps it valid until the next gust_malloc, so a warm
+	// out: the ABI keeps it valid until the next gust_malloc, so a warm
 	// call whose request fits makes one guest call, not two. Each guest
 	// call costs a goroutine handoff in wazero's CloseOnContextDone.
 	bufPtr, bufCap uint32
@@ -109,7 +109,11 @@ func (r *reactor) instantiate(ctx context.Context) error {
 	r.mod = mod
 	r.mem = mod.Memory()
 	r.malloc = mod.ExportedFunction(exportMalloc)
-	r.handle = mod.ExportedFunction(exportHandle)
+	if m.abi2 {
+		r.handle = mod.ExportedFunction(exportHandle2)
+	} else {
+		r.handle = mod.ExportedFunction(exportHandle)
+	}
 	if r.mem == nil || r.malloc == nil || r.handle == nil {
 		_ = mod.Close(ctx)
 		return gust.Errorf(gust.EFUNCTION, "reactor instance lacks its memory or exports")
@@ -239,10 +243,17 @@ func (r *reactor) invokeOnce(ctx context.Context, req *gust.Request) (*gust.Resp
 	if r.dead {
 		return nil, gust.Errorf(gust.EINTERNAL, "instance failed earlier and must be discarded")
 	}
+	if r.mod.IsClosed() {
+		// Closed by an earlier call's deadline after that call had
+		// already returned (see afterCall): not this call's timeout.
+		r.dead = true
+		return nil, gust.Errorf(gust.EINTERNAL, "instance was closed after its last call and must be discarded")
+	}
 	resp, err := r.invoke(ctx, req)
 	if err != nil {
 		r.dead = true
 	}
+	r.afterCall(ctx.Err() != nil)
 	if r.learn != nil {
 		r.learnHotPages(err == nil)
 	}
@@ -269,12 +280,32 @@ func (r *reactor) InvokeTimeout(ctx context.Context, timeout time.Duration, req 
 		r.calls = newCallContext()
 	}
 	r.calls.arm(ctx, timeout)
-	defer r.calls.disarm()
-	return r.invokeOnce(r.calls, req)
+	resp, err := r.invokeOnce(r.calls, req)
+	// Only once disarmed can the deadline no longer fire for this call.
+	r.afterCall(r.calls.disarm())
+	return resp, err
 }
 
+// afterCall marks the instance dead if the call's deadline passed before
+// the call was over (expired), even though the call returned, or if the
+// module was closed. wazero closes the module when the deadline passes,
+// from a goroutine of its own, and the guest may have returned just
+// before: the call keeps its good response, but the instance must not run
+// again, or its next call would fail at once as a timeout it never had.
+func (r *reactor) afterCall(expired bool) {
+	if expired || r.mod.IsClosed() {
+		r.dead = true
+	}
+}
+
+// Usable reports whether the instance can take another call: not once a
+// call failed, nor once a deadline closed it after a call that returned
+// well (see afterCall). A pool that asks after a good call discards such an
+// instance instead of handing it a request it can only refuse.
+func (r *reactor) Usable() bool { return !r.dead && !r.mod.IsClosed() }
+
 func (r *reactor) invoke(ctx context.Context, req *gust.Request) (*gust.Response, error) {
-	size, err := requestSize(req)
+	size, err := requestSize(req, r.m.abi2)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +329,7 @@ func (r *reactor) invoke(ctx context.Context, req *gust.Request) (*gust.Response
 	if !ok {
 		return nil, gust.Errorf(gust.EFUNCTION, "%s returned %d bytes at %#x, outside the guest's memory", exportMalloc, size, ptr)
 	}
-	encodeRequest(buf, req)
+	encodeRequest(buf, req, r.m.abi2)
 
 	r.stack[0], r.stack[1] = uint64(ptr), uint64(size)
 	if err := r.handle.CallWithStack(ctx, r.stack[:]); err != nil {
@@ -308,13 +339,21 @@ func (r *reactor) invoke(ctx context.Context, req *gust.Request) (*gust.Response
 	respPtr, respLen := uint32(res>>32), uint32(res)
 	view, ok := r.mem.Read(respPtr, respLen)
 	if !ok {
-		return nil, gust.Errorf(gust.EFUNCTION, "%s returned a response of %d bytes at %#x, outside the guest's memory", exportHandle, respLen, respPtr)
+		return nil, gust.Errorf(gust.EFUNCTION, "%s returned a response of %d bytes at %#x, outside the guest's memory", r.handleName(), respLen, respPtr)
 	}
 	resp, err := decodeResponse(view)
 	if err != nil {
 		return nil, gust.WrapError(gust.EFUNCTION, err, "function returned a malformed response: %v", err)
 	}
 	return resp, nil
+}
+
+// handleName is the export r calls for a request.
+func (r *reactor) handleName() string {
+	if r.m.abi2 {
+		return exportHandle2
+	}
+	return exportHandle
 }
 
 func (r *reactor) Close(ctx context.Context) error {

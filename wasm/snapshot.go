@@ -13,12 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/gustfaas/gust"
@@ -127,9 +127,14 @@ type globalValue struct {
 
 // snapshotKey identifies what a snapshot captures: the code, the wazero
 // that ran it, the format, and everything an instance's initialization can
-// see of its configuration (arguments, environment, memory limit). The
-// boot id is in it because the guest's monotonic clock is the host's:
-// after a reboot a snapshot's recorded times would lie in the future.
+// see of its configuration. That is what module.config gives the guest
+// (its arguments: the function's name; its environment, secrets included
+// when there are any; its files mount and the files in it), the memory
+// limit, and what the host functions would answer. A field missing here
+// restores one version's memory into another: v2 with new files would
+// serve what v1's init read from v1's files. The boot id is in it because
+// the guest's monotonic clock is the host's: after a reboot a snapshot's
+// recorded times would lie in the future.
 func snapshotKey(code []byte, function string, spec gust.Spec) [32]byte {
 	h := sha256.New()
 	sum := sha256.Sum256(code)
@@ -140,31 +145,34 @@ func snapshotKey(code []byte, function string, spec gust.Spec) [32]byte {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(h, "%d:%s=%d:%s\x00", len(k), k, len(spec.Env[k]), spec.Env[k])
+		fmt.Fprintf(h, "env:%d:%s=%d:%s\x00", len(k), k, len(spec.Env[k]), spec.Env[k])
 	}
 	// A files mount is a preopened directory the guest's runtime records
-	// at init.
+	// at init, and init may read the files: the archive's digest names
+	// their content.
 	if spec.Files != nil {
-		fmt.Fprintf(h, "files:%s\x00", gust.FilesMount)
+		fmt.Fprintf(h, "files:%s:%d:%s\x00", gust.FilesMount, len(spec.Files.Digest), spec.Files.Digest)
 	}
+	// Host functions refuse every call made outside a request, init's
+	// included, whatever is granted; the grants are keyed all the same, so
+	// that stays a choice of the host functions and not a hidden
+	// assumption of snapshots.
+	hosts := append([]string(nil), spec.AllowedHosts...)
+	sort.Strings(hosts)
+	for _, host := range hosts {
+		fmt.Fprintf(h, "host:%d:%s\x00", len(host), host)
+	}
+	fmt.Fprintf(h, "kv:%t\x00", spec.KV)
 	var key [32]byte
 	h.Sum(key[:0])
 	return key
 }
 
-var wazeroVersion = sync.OnceValue(func() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, dep := range bi.Deps {
-			if dep.Path == "github.com/tetratelabs/wazero" {
-				if dep.Replace != nil {
-					return dep.Version + "=>" + dep.Replace.Path + "@" + dep.Replace.Version
-				}
-				return dep.Version
-			}
-		}
-	}
-	return "unknown"
-})
+// wazeroVersion names the wazero build: the directory its compiled code is
+// cached in carries its exact version (gust's patched copy bumps it), which
+// the module's version in the build info does not (a replace directive
+// names no version).
+func wazeroVersion() string { return wazero.CompilationCacheDirName() }
 
 var bootID = sync.OnceValue(func() string {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
@@ -192,6 +200,8 @@ func (s *snapshotter) loadExisting(limit uint64) {
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			s.log.Warn("wasm snapshot unreadable; rebuilding it", "path", s.path, "err", err)
+			// Out of the way of the rebuilt one, if it can be.
+			_ = os.Remove(s.path)
 		}
 		return
 	}

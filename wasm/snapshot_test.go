@@ -250,7 +250,7 @@ func TestSnapshotFileReusedAndCorruptOneRebuilt(t *testing.T) {
 	}
 	m, _ := loadNew()
 	start(t, m)
-	files, _ := filepath.Glob(filepath.Join(dir, "snapshot-*.snap"))
+	files, _ := filepath.Glob(filepath.Join(dir, "gust-snapshots", "*", "*", "snapshot-*.snap"))
 	if len(files) != 1 {
 		t.Fatalf("snapshot files %v", files)
 	}

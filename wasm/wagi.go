@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -35,10 +36,14 @@ func (w *wagiInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.Res
 	defer w.busy.Store(false)
 	m := w.m
 
+	env := cgiEnv(m.function, req)
+	if err := checkCGIEnv(env); err != nil {
+		return nil, err
+	}
 	stdout := &limitedBuffer{max: maxCGIOutput}
 	stderr := newLogWriter(m, "stderr", true)
 	stderr.begin(req.ID)
-	cfg := m.config(cgiEnv(m.function, req)...).
+	cfg := m.config(env...).
 		WithStdin(bytes.NewReader(req.Body)).
 		WithStdout(stdout).
 		WithStderr(stderr)
@@ -74,6 +79,9 @@ func cgiEnv(function string, req *gust.Request) []string {
 	env = append(env,
 		"REQUEST_METHOD", req.Method,
 		"PATH_INFO", req.Path,
+		// As in WAGI: the path as the client escaped it, so a command can
+		// tell an escaped slash (%2F) from a separator.
+		"X_RAW_PATH_INFO", (&url.URL{Path: req.Path, RawPath: req.RawPath}).EscapedPath(),
 		"QUERY_STRING", req.Query,
 		"CONTENT_TYPE", req.Header.Get("Content-Type"),
 		"CONTENT_LENGTH", strconv.Itoa(len(req.Body)),
@@ -87,9 +95,39 @@ func cgiEnv(function string, req *gust.Request) []string {
 	}
 	for k, vs := range req.Header {
 		name := "HTTP_" + strings.ToUpper(strings.ReplaceAll(k, "-", "_"))
+		if !cgiName(name) || name == "HTTP_PROXY" {
+			// A name the environment cannot carry (a header may hold
+			// '=' or '.') is left out, as net/http/cgi does. And as there,
+			// a Proxy header never becomes HTTP_PROXY, which HTTP clients
+			// read as their proxy ("httpoxy").
+			continue
+		}
 		env = append(env, name, strings.Join(vs, ", "))
 	}
 	return env
+}
+
+// cgiName reports whether name is made of [A-Z0-9_] only.
+func cgiName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkCGIEnv refuses a request that cannot become an environment: a NUL
+// byte ends a C string, so a value cannot hold one (a path of %00 can).
+// It is the caller's error, refused before the function runs.
+func checkCGIEnv(env []string) error {
+	for i := 0; i+1 < len(env); i += 2 {
+		if strings.IndexByte(env[i+1], 0) >= 0 {
+			return gust.Errorf(gust.EINVALID, "the request's %s holds a NUL byte, which a WAGI function's environment cannot carry", env[i])
+		}
+	}
+	return nil
 }
 
 // parseCGI parses a CGI response: header lines, a blank line, the body.

@@ -21,7 +21,9 @@ import (
 )
 
 // Request is one HTTP request to the function. Path is the part after
-// /fn/NAME; Query is the raw query without '?'. Header keys are canonical
+// /fn/NAME, decoded; RawPath is the same as the client escaped it when that
+// differs from Path's default escaping ("/a%2Fb" for "/a/b"), else "";
+// Query is the raw query without '?'. Header keys are canonical
 // ("Content-Type"). The SDK reuses the Request, its Header map and its
 // Body's memory for the next call: keep none of them after the handler
 // returns (its strings may be kept).

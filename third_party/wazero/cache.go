@@ -99,13 +99,25 @@ func (c *cache) ensuresFileCache(dir string, wazeroVersion string) error {
 	}
 
 	// Create a version-specific directory to avoid conflicts.
-	dirname := path.Join(dir, "wazero-"+wazeroVersion+"-"+goruntime.GOARCH+"-"+goruntime.GOOS)
+	dirname := path.Join(dir, cacheDirName(wazeroVersion))
 	if err = mkdir(dirname); err != nil {
 		return err
 	}
 
 	c.fileCache = filecache.New(dirname)
 	return nil
+}
+
+// CompilationCacheDirName returns the name of the directory that
+// NewCompilationCacheWithDir keeps this build's compiled code in, inside the
+// directory it is given. Other builds of wazero use other names: an embedder
+// that owns the directory can remove theirs. (gust patch 7, PATCHES.md.)
+func CompilationCacheDirName() string {
+	return cacheDirName(version.GetWazeroVersion())
+}
+
+func cacheDirName(wazeroVersion string) string {
+	return "wazero-" + wazeroVersion + "-" + goruntime.GOARCH + "-" + goruntime.GOOS
 }
 
 func mkdir(dirname string) error {

@@ -8,8 +8,9 @@ import (
 	"strings"
 )
 
-// Version is the ABI version this package speaks.
-const Version = 1
+// Version is the newest ABI version this package speaks. It speaks
+// version 1 too, through gust_handle, for hosts that predate version 2.
+const Version = 2
 
 // Header maps canonical header names ("Content-Type") to their values. It
 // has the same shape and rules as net/http's Header, so the sdk package
@@ -85,7 +86,11 @@ func isTokenByte(c byte) bool {
 }
 
 // Request is one HTTP request to the function. Path is the part after
-// /fn/NAME and starts with "/"; Query is the raw query without '?'.
+// /fn/NAME and starts with "/", decoded; RawPath is that part as the client
+// escaped it when that differs from Path's default escaping ("/a%2Fb" for
+// the Path "/a/b"), and "" otherwise, as in net/url's URL.RawPath (always ""
+// on a host that speaks only ABI version 1). Query is the raw query without
+// '?'.
 //
 // Lifetime: the SDK decodes every call into the same Request, header map
 // and value slices, because each heap allocation in a warm guest is costly
@@ -94,11 +99,12 @@ func isTokenByte(c byte) bool {
 // host writes the next request into. The strings (Method, Path, Query,
 // header names and values) are ordinary immutable strings and may be kept.
 type Request struct {
-	Method string
-	Path   string
-	Query  string
-	Header Header
-	Body   []byte
+	Method  string
+	Path    string
+	RawPath string
+	Query   string
+	Header  Header
+	Body    []byte
 }
 
 // QueryValue returns the first value of the query parameter name, or "",
@@ -136,22 +142,36 @@ type Response struct {
 	Body   []byte
 }
 
-// DecodeRequest decodes an encoded request into a new Request. Strings
-// are copied (into one allocation); Body aliases b.
-func DecodeRequest(b []byte) (*Request, error) {
+// DecodeRequest decodes a request encoded in ABI version 1 into a new
+// Request. Strings are copied (into one allocation); Body aliases b.
+func DecodeRequest(b []byte) (*Request, error) { return decodeRequest(b, false) }
+
+// DecodeRequestV2 is DecodeRequest for ABI version 2.
+func DecodeRequestV2(b []byte) (*Request, error) { return decodeRequest(b, true) }
+
+func decodeRequest(b []byte, v2 bool) (*Request, error) {
 	var dec requestDecoder
 	r := &Request{}
-	if err := dec.decode(r, b); err != nil {
+	if err := dec.decode(r, b, v2); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-// AppendRequest appends the encoding of r to dst. The host has its own
-// encoder; this one lets tests round-trip.
-func AppendRequest(dst []byte, r *Request) []byte {
+// AppendRequest appends the encoding of r in ABI version 1 (without its
+// RawPath) to dst. The host has its own encoder; this one lets tests
+// round-trip.
+func AppendRequest(dst []byte, r *Request) []byte { return appendRequest(dst, r, false) }
+
+// AppendRequestV2 appends the encoding of r in ABI version 2 to dst.
+func AppendRequestV2(dst []byte, r *Request) []byte { return appendRequest(dst, r, true) }
+
+func appendRequest(dst []byte, r *Request, v2 bool) []byte {
 	dst = appendBytes(dst, r.Method)
 	dst = appendBytes(dst, r.Path)
+	if v2 {
+		dst = appendBytes(dst, r.RawPath)
+	}
 	dst = appendBytes(dst, r.Query)
 	dst = appendHeader(dst, r.Header)
 	return appendBytes(dst, r.Body)

@@ -139,3 +139,48 @@ func TestQueryValue(t *testing.T) {
 		}
 	}
 }
+
+// Version 2 carries the raw path after the path; version 1, which a host
+// that predates version 2 sends to gust_handle, does not, and decodes as
+// before.
+func TestRequestV2(t *testing.T) {
+	in := &Request{
+		Method: "GET", Path: "/a/b", RawPath: "/a%2Fb", Query: "x=1",
+		Header: Header{"X-K": {"v"}}, Body: []byte("body"),
+	}
+	b := AppendRequestV2(nil, in)
+	out, err := DecodeRequestV2(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("got %+v, want %+v", out, in)
+	}
+	want := []byte{
+		3, 0, 0, 0, 'G', 'E', 'T',
+		2, 0, 0, 0, '/', 'p',
+		6, 0, 0, 0, '/', 'p', '%', '2', 'F', 'q',
+		1, 0, 0, 0, 'q',
+		0, 0, 0, 0,
+		0, 0, 0, 0,
+	}
+	if got := AppendRequestV2(nil, &Request{Method: "GET", Path: "/p", RawPath: "/p%2Fq", Query: "q"}); !bytes.Equal(got, want) {
+		t.Fatalf("encoded %v\nwant    %v", got, want)
+	}
+
+	v1 := AppendRequest(nil, in)
+	out, err = DecodeRequest(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Path != "/a/b" || out.RawPath != "" || out.Query != "x=1" || out.Header.Get("X-K") != "v" || string(out.Body) != "body" {
+		t.Fatalf("version 1 decoded %+v", out)
+	}
+	// The two encodings differ, and neither decodes as the other.
+	if _, err := DecodeRequest(b); err == nil {
+		t.Fatal("a version 2 request decoded as version 1")
+	}
+	if _, err := DecodeRequestV2(v1); err == nil {
+		t.Fatal("a version 1 request decoded as version 2")
+	}
+}

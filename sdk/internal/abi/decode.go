@@ -26,8 +26,8 @@ import (
 // cleared and rebuilt when the request's names are the previous request's.
 type requestDecoder struct {
 	// offs holds, for the request being decoded, the start and end in the
-	// input of each of its strings: method, path, query, then name and
-	// value of each header entry.
+	// input of each of its strings: method, path, raw path (version 2
+	// only), query, then name and value of each header entry.
 	offs []uint32
 	// vals backs the one-element value slices of the header map, so a
 	// header with a single value (nearly all of them) costs no slice of
@@ -108,17 +108,24 @@ func (dec *requestDecoder) findPrev(raw string, i int) int {
 	return -1
 }
 
-// decode decodes b into r, reusing r.Header. On error r is left in an
+// decode decodes b, a request in ABI version 2 if v2 is set and version 1
+// otherwise, into r, reusing r.Header. On error r is left in an
 // unspecified state.
-func (dec *requestDecoder) decode(r *Request, b []byte) error {
+func (dec *requestDecoder) decode(r *Request, b []byte, v2 bool) error {
 	// Lengths fit in u32 (the host writes them as such), so offsets fit in
 	// u32 as long as the input does.
 	if uint64(len(b)) > 1<<32-1 {
 		return fmt.Errorf("decode request: %d bytes is too long", len(b))
 	}
+	// lead is the count of strings before the header count: method, path,
+	// (raw path,) query. Header entry i is strings lead+2i and lead+2i+1.
+	lead := 3
+	if v2 {
+		lead = 4
+	}
 	offs := dec.offs[:0]
 	p := 0
-	for range 3 {
+	for range lead {
 		s, e, ok := span(b, p)
 		if !ok {
 			return fmt.Errorf("decode request: %w", errShort)
@@ -162,9 +169,13 @@ func (dec *requestDecoder) decode(r *Request, b []byte) error {
 	if !known {
 		size += len(str(0))
 	}
-	size += len(str(1)) + len(str(2))
-	if len(str(2)) > 0 {
+	query := str(lead - 1)
+	size += len(str(1)) + len(query)
+	if len(query) > 0 {
 		size++ // the '?' between path and query; see PathQuery
+	}
+	if v2 {
+		size += len(str(2))
 	}
 	if cap(dec.keys) < count {
 		dec.keys = make([]string, count)
@@ -177,7 +188,7 @@ func (dec *requestDecoder) decode(r *Request, b []byte) error {
 	same := count == len(dec.prev) && count <= maxInPlace
 	var matched uint64
 	for i := range count {
-		raw := str(3 + 2*i)
+		raw := str(lead + 2*i)
 		var k string
 		if j := dec.findPrev(unsafeString(raw), i); j >= 0 {
 			k = dec.prev[j].canonical
@@ -193,7 +204,7 @@ func (dec *requestDecoder) decode(r *Request, b []byte) error {
 			}
 		}
 		keys[i] = k
-		size += len(str(4 + 2*i))
+		size += len(str(lead + 1 + 2*i))
 	}
 	var own []byte
 	if size > 0 {
@@ -212,7 +223,7 @@ func (dec *requestDecoder) decode(r *Request, b []byte) error {
 	}
 	r.Method = method
 	dec.pathQuery = ""
-	if q := str(2); len(q) > 0 {
+	if q := query; len(q) > 0 {
 		start := len(own)
 		r.Path = take(str(1))
 		own = append(own, '?')
@@ -221,6 +232,10 @@ func (dec *requestDecoder) decode(r *Request, b []byte) error {
 	} else {
 		r.Path = take(str(1))
 		r.Query = ""
+	}
+	r.RawPath = ""
+	if v2 {
+		r.RawPath = take(str(2))
 	}
 
 	// Names not seen at their position last time: intern them, copying
@@ -231,7 +246,7 @@ func (dec *requestDecoder) decode(r *Request, b []byte) error {
 		}
 		dec.prev = dec.prev[:count]
 		for i := range count {
-			raw := str(3 + 2*i)
+			raw := str(lead + 2*i)
 			k := keys[i]
 			if k == "" && len(raw) > 0 {
 				start := len(own)
@@ -258,7 +273,7 @@ func (dec *requestDecoder) decode(r *Request, b []byte) error {
 	}
 	vals := dec.vals[:count]
 	for i := range count {
-		vals[i] = take(str(4 + 2*i))
+		vals[i] = take(str(lead + 1 + 2*i))
 	}
 
 	// The map is refilled in place when this request's names are the

@@ -1,7 +1,7 @@
-// Package abi is the guest half of gust's reactor ABI, version 1 (see the
-// sdk package doc for the wire format): the request and response types, their
-// encoding, and — in the wasip1 build only — the gust_malloc and gust_handle
-// exports that the host calls.
+// Package abi is the guest half of gust's reactor ABI, versions 1 and 2
+// (see the sdk package doc for the wire format): the request and response
+// types, their encoding, and — in the wasip1 build only — the gust_malloc,
+// gust_handle (version 1) and gust_handle_v2 exports that the host calls.
 //
 // Serve reuses one Request, its header map and a pool of responses from
 // call to call, and copies a request's strings in one allocation: Go

@@ -25,7 +25,17 @@ func gustMalloc(size uint32) uint32 {
 }
 
 //go:wasmexport gust_handle
-func gustHandle(ptr, size uint32) uint64 {
+func gustHandle(ptr, size uint32) uint64 { return handle(ptr, size, false) }
+
+// gust_handle_v2 is gust_handle of ABI version 2, whose request carries
+// the raw path too. A host that knows version 2 calls it instead of
+// gust_handle; an older host calls gust_handle, so a guest built with
+// this SDK runs on both.
+//
+//go:wasmexport gust_handle_v2
+func gustHandleV2(ptr, size uint32) uint64 { return handle(ptr, size, true) }
+
+func handle(ptr, size uint32, v2 bool) uint64 {
 	var req []byte
 	if ptr == uint32(uintptr(unsafe.Pointer(unsafe.SliceData(reqBuf)))) && uint64(size) <= uint64(cap(reqBuf)) {
 		req = reqBuf[:size]
@@ -34,7 +44,7 @@ func gustHandle(ptr, size uint32) uint64 {
 		// memory. Serve answers 500 for the empty input.
 		req = nil
 	}
-	respBuf = Serve(respBuf[:0], req)
+	respBuf = serve(respBuf[:0], req, v2)
 	if writeBarrier.enabled {
 		finishGC()
 	}

@@ -48,16 +48,26 @@ var (
 	pool    responsePool
 )
 
-// Serve decodes an encoded request, runs the registered handler and appends
-// the encoded response to dst. It is what gust_handle does, callable on the
-// host so tests need no WebAssembly.
+// Serve decodes a request encoded in ABI version 1, runs the registered
+// handler and appends the encoded response to dst. It is what gust_handle
+// does, callable on the host so tests need no WebAssembly.
 //
 // The Request the handler gets, and any Response from NewResponse, are
 // reused by the next call to Serve: see Request and NewResponse for what a
 // handler may keep.
-func Serve(dst, req []byte) []byte {
-	if err := dec.decode(&current, req); err != nil {
-		return AppendResponse(dst, textResponse(500, fmt.Sprintf("gust sdk: %v (host and SDK disagree on ABI version %d?)\n", err, Version)))
+func Serve(dst, req []byte) []byte { return serve(dst, req, false) }
+
+// ServeV2 is Serve for a request in ABI version 2: what gust_handle_v2
+// does.
+func ServeV2(dst, req []byte) []byte { return serve(dst, req, true) }
+
+func serve(dst, req []byte, v2 bool) []byte {
+	if err := dec.decode(&current, req, v2); err != nil {
+		v := 1
+		if v2 {
+			v = 2
+		}
+		return AppendResponse(dst, textResponse(500, fmt.Sprintf("gust sdk: %v (host and SDK disagree on ABI version %d?)\n", err, v)))
 	}
 	h := handler
 	if h == nil {

@@ -306,3 +306,32 @@ func FuzzServeHeaderReuse(f *testing.F) {
 		}
 	})
 }
+
+// Serve (gust_handle) and ServeV2 (gust_handle_v2) serve one handler: the
+// raw path reaches it through version 2 only, and a version 1 call after a
+// version 2 one has none left over.
+func TestServeV2RawPath(t *testing.T) {
+	defer SetHandler(nil)
+	var got []string
+	SetHandler(func(r *Request) *Response {
+		got = append(got, r.Path+" "+r.RawPath+" "+r.Query+" "+r.Header.Get("X-K"))
+		return nil
+	})
+	req := &Request{Method: "GET", Path: "/a/b", RawPath: "/a%2Fb", Query: "q=1", Header: Header{"X-K": {"v"}}}
+	for _, b := range [][]byte{AppendRequestV2(nil, req), AppendRequest(nil, req), AppendRequestV2(nil, req)} {
+		serve := ServeV2
+		if bytes.Equal(b, AppendRequest(nil, req)) {
+			serve = Serve
+		}
+		if resp, err := DecodeResponse(serve(nil, b)); err != nil || resp.Status != 200 {
+			t.Fatalf("response %+v, %v", resp, err)
+		}
+	}
+	want := []string{"/a/b /a%2Fb q=1 v", "/a/b  q=1 v", "/a/b /a%2Fb q=1 v"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("handler saw %q, want %q", got, want)
+	}
+	if pq := PathQuery(&current); pq != "/a/b?q=1" {
+		t.Fatalf("PathQuery = %q", pq)
+	}
+}

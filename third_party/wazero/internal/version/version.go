@@ -13,7 +13,7 @@ const Default = "dev"
 // gust carries a patched copy of wazero v1.12.0 (see third_party/wazero/PATCHES.md), so the
 // version is fixed here: compiled-code caches written by the unpatched release must not be
 // reused by this copy, and the version in gust's go.mod would name the release.
-var version = "v1.12.0-gust.3"
+var version = "v1.12.0-gust.4"
 
 // GetWazeroVersion returns the current version of wazero either in the go.mod or set by ldflag for wazero CLI.
 //

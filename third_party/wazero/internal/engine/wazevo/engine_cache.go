@@ -44,7 +44,11 @@ func fileCacheKey(m *wasm.Module) (ret filecache.Key) {
 func (e *engine) addCompiledModule(module *wasm.Module, cm *compiledModule) (c *compiledModule, err error) {
 	c = e.addCompiledModuleToMemory(module, cm)
 	if !module.IsHostModule && e.fileCache != nil {
-		err = e.addCompiledModuleToCache(module, c)
+		// gust patch 6: the file cache only saves work. A module that
+		// compiled is not failed because its code could not be written
+		// (a full disk, a directory removed under a running process); the
+		// next start compiles it again.
+		_ = e.addCompiledModuleToCache(module, c)
 	}
 	return
 }
@@ -126,9 +130,16 @@ func (e *engine) getCompiledModuleFromCache(module *wasm.Module) (cm *compiledMo
 	}
 
 	// Check if the entries exist in the external cache.
+	key := fileCacheKey(module)
 	var cached io.ReadCloser
-	cached, hit, err = e.fileCache.Get(fileCacheKey(module))
-	if !hit || err != nil {
+	cached, hit, err = e.fileCache.Get(key)
+	if err != nil {
+		// gust patch 6: an entry that cannot be opened is dropped and the
+		// module compiled again, as below.
+		_ = e.fileCache.Delete(key)
+		return nil, false, nil
+	}
+	if !hit {
 		return
 	}
 
@@ -136,17 +147,22 @@ func (e *engine) getCompiledModuleFromCache(module *wasm.Module) (cm *compiledMo
 	// We retrieve *code structures from `cached`.
 	var staleCache bool
 	// Note: cached.Close is ensured to be called in deserializeCodes.
-	cm, staleCache, err = deserializeCompiledModule(e.wazeroVersion, cached)
-	if err != nil {
-		hit = false
-		return
-	} else if staleCache {
-		return nil, false, e.fileCache.Delete(fileCacheKey(module))
+	cm, staleCache, err = deserializeCompiledModule(e.wazeroVersion, cached, len(module.FunctionSection))
+	if err != nil || staleCache {
+		// gust patch 6: a stale, truncated or corrupt entry is deleted and
+		// the module compiled again (and the entry written anew), instead
+		// of failing this and every later compile until someone deletes
+		// the file by hand.
+		return nil, false, e.fileCache.Delete(key)
 	}
 	return
 }
 
 var magic = []byte{'W', 'A', 'Z', 'E', 'V', 'O'}
+
+// maxCachedExecutable bounds the executable size a cache entry may claim
+// (gust patch 6), so a corrupt size is refused, not mapped.
+const maxCachedExecutable = 1 << 34
 
 func serializeCompiledModule(wazeroVersion string, cm *compiledModule) io.Reader {
 	buf := bytes.NewBuffer(nil)
@@ -195,8 +211,18 @@ func serializeCompiledModule(wazeroVersion string, cm *compiledModule) io.Reader
 	return bytes.NewReader(buf.Bytes())
 }
 
-func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *compiledModule, staleCache bool, err error) {
+// deserializeCompiledModule reads a compiled module of localFunctions
+// functions. gust patch 6: the counts and offsets it reads are checked
+// against the module and the executable before anything is sized by them,
+// and the executable is unmapped when the entry turns out bad or stale.
+func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser, localFunctions int) (cm *compiledModule, staleCache bool, err error) {
 	defer reader.Close()
+	var mapped []byte
+	defer func() {
+		if (err != nil || staleCache) && len(mapped) > 0 {
+			_ = platform.MunmapCodeSegment(mapped)
+		}
+	}()
 	cacheHeaderSize := len(magic) + 1 /* version size */ + len(wazeroVersion) + 4 /* number of functions */
 
 	// Read the header before the native code.
@@ -228,6 +254,9 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 	}
 
 	functionsNum := binary.LittleEndian.Uint32(header[len(header)-4:])
+	if uint64(functionsNum) != uint64(localFunctions) {
+		return nil, false, fmt.Errorf("compilationcache: %d functions, want %d", functionsNum, localFunctions)
+	}
 	cm = &compiledModule{functionOffsets: make([]int, functionsNum), executables: &executables{}}
 
 	var eightBytes [8]byte
@@ -246,6 +275,14 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 		err = fmt.Errorf("compilationcache: error reading executable size: %v", err)
 		return
 	}
+	if executableLen > maxCachedExecutable {
+		return nil, false, fmt.Errorf("compilationcache: executable size %d over %d", executableLen, maxCachedExecutable)
+	}
+	for i, offset := range cm.functionOffsets {
+		if offset < 0 || uint64(offset) >= executableLen {
+			return nil, false, fmt.Errorf("compilationcache: func[%d] offset %d outside the executable of %d bytes", i, offset, executableLen)
+		}
+	}
 
 	if executableLen > 0 {
 		executable, err := platform.MmapCodeSegment(int(executableLen))
@@ -253,6 +290,7 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 			err = fmt.Errorf("compilationcache: error mmapping executable (len=%d): %v", executableLen, err)
 			return nil, false, err
 		}
+		mapped = executable
 
 		_, err = io.ReadFull(reader, executable)
 		if err != nil {
