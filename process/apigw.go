@@ -75,7 +75,7 @@ func newAPIGatewayEvent(req *gust.Request, now time.Time) ([]byte, error) {
 	ev := apiGatewayEvent{
 		Version:        "2.0",
 		RouteKey:       "$default",
-		RawPath:        path,
+		RawPath:        (&url.URL{Path: path, RawPath: req.RawPath}).EscapedPath(), // escaped, as a function URL's
 		RawQueryString: req.Query,
 		Headers:        map[string]string{},
 		RequestContext: requestContext{
@@ -162,7 +162,14 @@ type proxyResponse struct {
 func mapResponse(out []byte) (*gust.Response, error) {
 	trimmed := strings.TrimSpace(string(out))
 	if !json.Valid([]byte(trimmed)) {
-		return nil, gust.Errorf(gust.EFUNCTION, "function returned a response that is not JSON")
+		// Valid says only no; decoding says where and why (a Python
+		// handler's float('nan') is written as NaN, which JSON has not).
+		var v any
+		detail := "empty response"
+		if err := json.Unmarshal([]byte(trimmed), &v); err != nil {
+			detail = err.Error()
+		}
+		return nil, gust.Errorf(gust.EFUNCTION, "function returned a response that is not JSON: %s", detail)
 	}
 	if strings.HasPrefix(trimmed, "{") {
 		var probe map[string]json.RawMessage
@@ -182,6 +189,10 @@ func mapResponse(out []byte) (*gust.Response, error) {
 }
 
 func (pr *proxyResponse) toResponse() (*gust.Response, error) {
+	// A Python handler returning {"statusCode": None} gets here with nil.
+	if pr.StatusCode == nil {
+		return nil, gust.Errorf(gust.EFUNCTION, "function returned a proxy response whose statusCode is null")
+	}
 	status := *pr.StatusCode
 	if status < 100 || status > 999 {
 		return nil, gust.Errorf(gust.EFUNCTION, "function returned an invalid statusCode %d", status)
@@ -198,6 +209,12 @@ func (pr *proxyResponse) toResponse() (*gust.Response, error) {
 	for _, c := range pr.Cookies {
 		h.Add("Set-Cookie", c)
 	}
+	// Framing is the server's to set, as API Gateway does: a function's
+	// Content-Length that disagrees with its body would cut it short.
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	h.Del("Content-Length")
 	var body []byte
 	if pr.Body != nil {
 		if pr.IsBase64Encoded {

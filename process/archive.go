@@ -164,21 +164,26 @@ func (x *extractor) file(name string, mode fs.FileMode, r io.Reader) error {
 	if err != nil {
 		return invalidEntry(name, "cannot create file: %v", err)
 	}
-	// Count what is really written, not what the header claims.
-	budget := x.lim.MaxBytes - x.unpacked
+	// Count what is really written, not what the header claims, and
+	// stop at the first byte past either limit: a zip bomb is refused
+	// before it fills the disk, not after.
+	sizeLeft := x.lim.MaxBytes - x.unpacked
+	ratioMax := max(ratioFloor, x.packed*x.lim.MaxRatio)
+	ratioLeft := ratioMax - x.unpacked
+	budget := min(sizeLeft, ratioLeft)
 	n, err := io.Copy(f, io.LimitReader(r, budget+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	x.unpacked += n
 	if n > budget {
-		return invalidEntry(name, "archive unpacks to more than %d bytes", x.lim.MaxBytes)
+		if sizeLeft <= ratioLeft {
+			return invalidEntry(name, "archive unpacks to more than %d bytes", x.lim.MaxBytes)
+		}
+		return invalidEntry(name, "archive unpacks to more than %d bytes from %d, a compression ratio above %d: refusing a likely zip bomb", ratioMax, x.packed, x.lim.MaxRatio)
 	}
 	if err != nil {
 		return invalidEntry(name, "cannot unpack: %v", err)
-	}
-	if x.unpacked > ratioFloor && x.unpacked > x.packed*x.lim.MaxRatio {
-		return invalidEntry(name, "archive unpacks to %d bytes from %d, a compression ratio above %d: refusing a likely zip bomb", x.unpacked, x.packed, x.lim.MaxRatio)
 	}
 	// Umask may have cleared bits; set them as decided.
 	if err := x.root.Chmod(name, perm); err != nil {

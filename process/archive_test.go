@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gustfaas/gust"
 )
@@ -129,5 +132,92 @@ func TestGoodTarGz(t *testing.T) {
 	in := start(t, m)
 	if resp := mustInvoke(t, in, &gust.Request{Path: "/echo", Body: []byte("ok")}); string(resp.Body) != "ok" {
 		t.Errorf("got %q", resp.Body)
+	}
+}
+
+// A zip bomb is stopped at the first byte past its budget, not after its
+// file is written whole.
+func TestZipBombStopsEarly(t *testing.T) {
+	zeros := make([]byte, 16<<20)
+	code := makeZip(t, zipEntry{name: "bomb", data: zeros, deflate: true})
+	dir := t.TempDir()
+	err := extract(code, dir, Limits{})
+	wantCode(t, err, gust.EINVALID)
+	if !strings.Contains(err.Error(), "compression ratio above") {
+		t.Errorf("error %v", err)
+	}
+	allowed := max(int64(ratioFloor), int64(len(code))*DefaultLimits.MaxRatio)
+	st, err := os.Stat(filepath.Join(dir, "bomb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > allowed+1 {
+		t.Errorf("wrote %d bytes of the bomb, its budget was %d", st.Size(), allowed)
+	}
+}
+
+// Extraction does not hold the driver's lock, which every cold start
+// takes; loads of the same code share one extraction.
+func TestExtractionOutsideLock(t *testing.T) {
+	d := newDriver(t)
+	held := make(chan string, 4)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	// Released on every way out, so that a failure does not deadlock the
+	// driver's Close.
+	defer releaseOnce.Do(func() { close(release) })
+	var extractions atomic.Int32
+	d.extracted = func(digest string) {
+		extractions.Add(1)
+		held <- digest
+		<-release
+	}
+	code := makeZip(t, zipEntry{name: "bootstrap", mode: 0o755, data: []byte("#!/bin/sh\n")})
+	type got struct {
+		dir string
+		err error
+	}
+	results := make(chan got, 2)
+	for range 2 {
+		go func() {
+			dir, _, err := d.acquireCode(code)
+			results <- got{dir, err}
+		}()
+	}
+	var digest string
+	select {
+	case digest = <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no extraction began")
+	}
+	// The lock is free while the extraction is held.
+	locked := make(chan struct{})
+	go func() { d.nextSeq(); close(locked) }()
+	select {
+	case <-locked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the driver's lock is held during extraction")
+	}
+	releaseOnce.Do(func() { close(release) })
+	for range 2 {
+		select {
+		case r := <-results:
+			if r.err != nil || filepath.Base(r.dir) != digest || !isFile(filepath.Join(r.dir, "bootstrap")) {
+				t.Errorf("acquireCode: %q %v", r.dir, r.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("acquireCode did not return")
+		}
+	}
+	if n := extractions.Load(); n != 1 {
+		t.Errorf("%d extractions of the same code, want 1", n)
+	}
+	d.releaseCode(digest)
+	if _, err := os.Stat(filepath.Join(d.codeRoot, digest)); err != nil {
+		t.Errorf("released by one of two users: %v", err)
+	}
+	d.releaseCode(digest)
+	if entries, _ := os.ReadDir(d.codeRoot); len(entries) != 0 {
+		t.Errorf("code root after the last release: %v", entries)
 	}
 }

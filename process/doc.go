@@ -10,7 +10,9 @@
 // os.Root, refusing with EINVALID (naming the entry) absolute paths, '..',
 // symlinks that could lead out, device files, pipes, hard links, duplicate
 // entries, more than Limits.MaxFiles entries, more than Limits.MaxBytes
-// unpacked, and a compression ratio above Limits.MaxRatio (a zip bomb).
+// unpacked, and a compression ratio above Limits.MaxRatio (a zip bomb),
+// stopping each file's write at the first byte past either budget.
+// Extraction runs outside the driver's lock, one per digest at a time.
 // It then checks that the archive holds what will run: an executable
 // bootstrap at its root (or the spec's Cmd) for process, the handler's
 // FILE.py for python3, FILE.js, .mjs or .cjs for nodejs. Nothing starts at
@@ -35,7 +37,10 @@
 // "error" and "code"; an init error fails the cold start. One
 // event is in flight per instance. A reported error leaves the process
 // running, as on Lambda: the error wraps gust.ErrInstanceHealthy, so the
-// pool keeps the instance warm, inside its memory budget.
+// pool keeps the instance warm, inside its memory budget. So does a
+// response gust cannot map (not JSON, a statusCode of null): EFUNCTION
+// naming the problem. An event whose /next connection broke as the
+// runtime took it is offered again to the runtime's next /next.
 //
 // # Pre-warmed workers (python3, nodejs)
 //
@@ -138,7 +143,11 @@
 // an event. A spec with Egress set keeps the
 // instance in the host's network namespace instead (any address,
 // 127.0.0.1 included, is then reachable); gust then talks to it over TCP
-// on 127.0.0.1 as without namespaces.
+// on 127.0.0.1 as without namespaces. There any local process could
+// connect too, so gust asks the kernel (sock_diag, else /proc/net/tcp)
+// who owns the other end of each connection: the Runtime API admits only
+// sockets of the function's user (403 to others), and $PORT is proxied to
+// only when a socket of that user listens there.
 //
 // This package must not know about pools, HTTP routing or the registry: it
 // turns code and a request into a response.

@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -49,7 +53,10 @@ type Config struct {
 	PidsMax int
 	// UIDBase and UIDCount are the range of unprivileged user ids that
 	// functions run as: each function gets its own, so that one function
-	// cannot read another's files or /proc entries. Default 200000 and 10000.
+	// cannot read another's files or /proc entries, derived from its name
+	// and kept in WorkDir/uids.json across restarts. No two loaded
+	// functions share one; a load past UIDCount loaded functions fails.
+	// Default 200000 and 10000.
 	UIDBase, UIDCount int
 	// SpareSandboxes is how many sandbox helpers are kept prepared ahead
 	// of need (namespaces, cgroup, private /tmp and /proc, loopback,
@@ -88,10 +95,15 @@ type Driver struct {
 	codeRoot   string
 	tmpRoot    string
 
-	mu        sync.Mutex
-	uids      map[string]int // function → uid
-	nextUID   int
-	code      map[string]int // digest → modules using its directory
+	mu   sync.Mutex
+	uids map[string]int // function → uid, as recorded in WorkDir
+	live map[string]int // function → modules loaded
+	code map[string]int // digest → modules using its directory
+	// extracting holds the extractions under way, one per digest.
+	extracting map[string]*extraction
+	// extracted, if set, runs after each extraction, outside d.mu: tests
+	// hold an extraction there.
+	extracted func(digest string)
 	instances map[*instance]struct{}
 	seq       int
 	closed    bool
@@ -147,7 +159,9 @@ func New(cfg Config) (*Driver, error) {
 		codeRoot:   filepath.Join(abs, "code"),
 		tmpRoot:    filepath.Join(abs, "tmp"),
 		uids:       map[string]int{},
+		live:       map[string]int{},
 		code:       map[string]int{},
+		extracting: map[string]*extraction{},
 		instances:  map[*instance]struct{}{},
 	}
 	for _, dir := range []string{abs, d.codeRoot, d.tmpRoot} {
@@ -169,6 +183,10 @@ func New(cfg Config) (*Driver, error) {
 		if err := os.WriteFile(filepath.Join(d.runtimeDir, name), b, 0o644); err != nil {
 			return nil, fmt.Errorf("process: write runtime client: %w", err)
 		}
+	}
+	if err := d.loadUIDs(); err != nil {
+		// Functions get uids anew; none is shared.
+		d.log.Warn("process: cannot read recorded function user ids", "err", err)
 	}
 	d.cfg.Python = findInterpreter(cfg.Python, "python3")
 	d.cfg.Node = findInterpreter(cfg.Node, "node")
@@ -263,66 +281,224 @@ func (d *Driver) Close(ctx context.Context) error {
 	return nil
 }
 
-// uidFor returns the user id of a function, the same for all its
-// versions and instances.
-func (d *Driver) uidFor(function string) int {
+// uidsFile keeps, in WorkDir, the user id given to each function, so that
+// a function keeps its uid across restarts.
+const uidsFile = "uids.json"
+
+// acquireUID returns the user id of a function, the same for all its
+// versions and instances and across restarts, and counts one more live
+// module of it (releaseUID undoes that). A new function's uid is derived
+// from its name (probing on from there past uids taken) and recorded in
+// WorkDir. No two functions share one: when all Config.UIDCount are
+// taken, the uid of a function with no module loaded is given over, and
+// with none such the load fails with EUNAVAILABLE.
+func (d *Driver) acquireUID(function string) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if uid, ok := d.uids[function]; ok {
-		return uid
+		d.live[function]++
+		return uid, nil
 	}
-	uid := d.cfg.UIDBase + d.nextUID%d.cfg.UIDCount
-	d.nextUID++
+	owner := make(map[int]string, len(d.uids))
+	for f, uid := range d.uids {
+		owner[uid] = f
+	}
+	h := fnv.New32a()
+	h.Write([]byte(function))
+	first := int(h.Sum32() % uint32(d.cfg.UIDCount))
+	uid, reclaim := -1, -1
+	for i := range d.cfg.UIDCount {
+		cand := d.cfg.UIDBase + (first+i)%d.cfg.UIDCount
+		f, taken := owner[cand]
+		if !taken {
+			uid = cand
+			break
+		}
+		if reclaim < 0 && d.live[f] == 0 {
+			reclaim = cand
+		}
+	}
+	if uid < 0 && reclaim >= 0 {
+		uid = reclaim
+		delete(d.uids, owner[uid])
+	}
+	if uid < 0 {
+		return 0, gust.Errorf(gust.EUNAVAILABLE, "all %d function user ids (from %d) belong to loaded functions: raise the process driver's UIDCount", d.cfg.UIDCount, d.cfg.UIDBase)
+	}
 	d.uids[function] = uid
-	return uid
+	d.live[function]++
+	if err := d.saveUIDsLocked(); err != nil {
+		// The uid is still unique in this run; only the next run may
+		// give the function another.
+		d.log.Warn("process: cannot record function user ids", "err", err)
+	}
+	return uid, nil
+}
+
+// releaseUID counts one less live module of the function.
+func (d *Driver) releaseUID(function string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.live[function]--; d.live[function] <= 0 {
+		delete(d.live, function)
+	}
+}
+
+// uidFor returns the user id of a function that has one.
+func (d *Driver) uidFor(function string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.uids[function]
+}
+
+// loadUIDs reads the recorded user ids, keeping those inside the
+// configured range, one function per uid.
+func (d *Driver) loadUIDs() error {
+	b, err := os.ReadFile(filepath.Join(d.cfg.WorkDir, uidsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var m map[string]int
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("%s: %w", uidsFile, err)
+	}
+	names := make([]string, 0, len(m))
+	for f := range m {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	taken := map[int]bool{}
+	for _, f := range names {
+		uid := m[f]
+		if uid < d.cfg.UIDBase || uid >= d.cfg.UIDBase+d.cfg.UIDCount || taken[uid] {
+			continue
+		}
+		taken[uid] = true
+		d.uids[f] = uid
+	}
+	return nil
+}
+
+// saveUIDsLocked records the user ids, whole or not at all. d.mu is held.
+func (d *Driver) saveUIDsLocked() error {
+	b, err := json.Marshal(d.uids)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(d.cfg.WorkDir, uidsFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // acquireCode returns the directory code is extracted to, extracting it on
 // first use. Versions with the same code share the directory.
+// Extraction runs outside d.mu, which every cold start takes: a big
+// archive must not hold up other functions' starts. Loads of the same
+// code wait for the one extraction under way.
 func (d *Driver) acquireCode(code []byte) (string, string, error) {
 	sum := sha256.Sum256(code)
 	digest := hex.EncodeToString(sum[:])
 	dir := filepath.Join(d.codeRoot, digest)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return "", "", gust.Errorf(gust.EUNAVAILABLE, "process driver is closed")
-	}
-	if d.code[digest] > 0 {
-		d.code[digest]++
+	for {
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return "", "", gust.Errorf(gust.EUNAVAILABLE, "process driver is closed")
+		}
+		if d.code[digest] > 0 {
+			d.code[digest]++
+			d.mu.Unlock()
+			return dir, digest, nil
+		}
+		if x, ok := d.extracting[digest]; ok {
+			d.mu.Unlock()
+			<-x.done
+			if x.err != nil {
+				return "", "", x.err
+			}
+			// Extracted: take a reference as above (or extract again if
+			// its one user let it go meanwhile).
+			continue
+		}
+		x := &extraction{done: make(chan struct{})}
+		d.extracting[digest] = x
+		d.mu.Unlock()
+
+		x.err = d.extractCode(code, dir)
+		if d.extracted != nil {
+			d.extracted(digest)
+		}
+		d.mu.Lock()
+		delete(d.extracting, digest)
+		if x.err == nil {
+			d.code[digest] = 1
+		}
+		d.mu.Unlock()
+		close(x.done)
+		if x.err != nil {
+			return "", "", x.err
+		}
 		return dir, digest, nil
 	}
-	// Extracting under the lock keeps two loads of the same code from
-	// racing; deploys are rare and extraction is bounded by the limits.
+}
+
+// extraction is one archive being unpacked; done closes when it is over.
+type extraction struct {
+	done chan struct{}
+	err  error
+}
+
+// extractCode unpacks code into dir, through a temporary directory so
+// that dir appears whole or not at all. The caller holds the digest's
+// extraction, so nothing else uses dir meanwhile.
+func (d *Driver) extractCode(code []byte, dir string) error {
 	_ = os.RemoveAll(dir)
 	tmp, err := os.MkdirTemp(d.codeRoot, ".x-")
 	if err != nil {
-		return "", "", fmt.Errorf("process: extraction dir: %w", err)
+		return fmt.Errorf("process: extraction dir: %w", err)
 	}
 	if err := extract(code, tmp, d.cfg.Archive); err != nil {
 		_ = os.RemoveAll(tmp)
-		return "", "", err
+		return err
 	}
 	// Readable by the functions' users; written by nobody but gust.
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		_ = os.RemoveAll(tmp)
-		return "", "", fmt.Errorf("process: chmod code dir: %w", err)
+		return fmt.Errorf("process: chmod code dir: %w", err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		_ = os.RemoveAll(tmp)
-		return "", "", fmt.Errorf("process: move code into place: %w", err)
+		return fmt.Errorf("process: move code into place: %w", err)
 	}
-	d.code[digest] = 1
-	return dir, digest, nil
+	return nil
 }
 
 func (d *Driver) releaseCode(digest string) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.code[digest]--
-	if d.code[digest] <= 0 {
-		delete(d.code, digest)
-		_ = os.RemoveAll(filepath.Join(d.codeRoot, digest))
+	if d.code[digest] > 0 {
+		d.mu.Unlock()
+		return
+	}
+	delete(d.code, digest)
+	// Moved aside under the lock (a rename is quick), removed outside it:
+	// a load of the same code may extract it again at once.
+	dir := filepath.Join(d.codeRoot, digest)
+	d.seq++
+	gone := filepath.Join(d.codeRoot, fmt.Sprintf(".rm-%d", d.seq))
+	if err := os.Rename(dir, gone); err != nil {
+		_ = os.RemoveAll(dir)
+		gone = ""
+	}
+	d.mu.Unlock()
+	if gone != "" {
+		_ = os.RemoveAll(gone)
 	}
 }
 
@@ -388,16 +564,22 @@ func (rd *runtimeDriver) Load(ctx context.Context, v *gust.Version, code []byte,
 	if protocol == gust.ProtocolLambda && spec.PerInstanceConcurrency > 1 {
 		return nil, gust.Errorf(gust.EINVALID, "invalid per-instance concurrency %d: a Lambda Runtime API process handles one event at a time", spec.PerInstanceConcurrency)
 	}
+	uid, err := d.acquireUID(v.Function)
+	if err != nil {
+		return nil, err
+	}
 	dir, digest, err := d.acquireCode(code)
 	if err != nil {
+		d.releaseUID(v.Function)
 		return nil, err
 	}
 	m := &module{
 		d: d, function: v.Function, version: v.Number, spec: spec, protocol: protocol,
-		logs: logs, taskRoot: dir, digest: digest,
+		logs: logs, taskRoot: dir, digest: digest, uid: uid,
 	}
 	if err := m.setCommand(interp); err != nil {
 		d.releaseCode(digest)
+		d.releaseUID(v.Function)
 		return nil, err
 	}
 	d.prewarm.use(rd.runtime)

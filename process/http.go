@@ -72,7 +72,9 @@ func (m *module) newHTTP(ctx context.Context, in *instance) (*httpInstance, erro
 		}
 	}
 	hi := &httpInstance{instance: in, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), bridged: bridged}
-	dial := (&net.Dialer{Timeout: 5 * time.Second}).DialContext
+	// In the host's network any local process may listen on the port
+	// first: gust talks only to a listener of the function's own user.
+	dial := ownedDial((&net.Dialer{Timeout: 5 * time.Second}).DialContext, m.peerUID())
 	if bridged {
 		// The address is the one inside the instance's namespace; the
 		// connection goes through its helper.
@@ -136,6 +138,7 @@ func (hi *httpInstance) waitListening(ctx context.Context, port int) error {
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	delay := 50 * time.Microsecond
+	var lastOwnerErr error // another user's process holds the port
 	for {
 		dctx, cancel := context.WithTimeout(ctx, startProbeWait+time.Second)
 		var (
@@ -148,6 +151,9 @@ func (hi *httpInstance) waitListening(ctx context.Context, port int) error {
 			c, err = hi.dial(dctx, "tcp", hi.addr)
 		}
 		cancel()
+		if errors.Is(err, errPortOwner) {
+			lastOwnerErr = err
+		}
 		if err == nil {
 			hi.firstMu.Lock()
 			hi.first, hi.firstAt = c, time.Now()
@@ -166,6 +172,9 @@ func (hi *httpInstance) waitListening(ctx context.Context, port int) error {
 			return hi.exitedError("during start")
 		case <-deadline.C:
 			hi.p.kill()
+			if lastOwnerErr != nil {
+				return gust.Errorf(gust.EFUNCTION, "function did not listen on $PORT (%d) within %s: %v", port, limit, lastOwnerErr)
+			}
 			return gust.Errorf(gust.EFUNCTION, "function did not listen on $PORT (%d) within %s", port, limit)
 		case <-time.After(wait):
 		}
@@ -245,7 +254,7 @@ func setTarget(u *url.URL, req *gust.Request) {
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p
 	}
-	u.Path, u.RawPath, u.RawQuery = p, "", req.Query
+	u.Path, u.RawPath, u.RawQuery = p, req.RawPath, req.Query // RawPath keeps a %2F: url.URL uses it if it decodes to p
 }
 
 func (hi *httpInstance) Close(ctx context.Context) error {

@@ -199,3 +199,19 @@ func TestHTTPPathAsSent(t *testing.T) {
 		}
 	}
 }
+
+// An escaped slash reaches the function escaped: the request line keeps
+// the %2F that RawPath carries, and Path is decoded as before.
+func TestHTTPRawPath(t *testing.T) {
+	d := newDriver(t)
+	m := load(t, d, "uri", gust.Spec{Runtime: gust.RuntimeProcess, Protocol: gust.ProtocolHTTP}, httpFn(t), nil)
+	in := start(t, m)
+	resp := mustInvoke(t, in, &gust.Request{Method: "GET", Path: "/uri/a/b", RawPath: "/uri/a%2Fb", Query: "q=1"})
+	var got map[string]string
+	if err := json.Unmarshal(resp.Body, &got); err != nil {
+		t.Fatalf("%v: %s", err, resp.Body)
+	}
+	if got["path"] != "/uri/a/b" || got["requestURI"] != "/uri/a%2Fb?q=1" {
+		t.Fatalf("reached the function as %v, want path /uri/a/b and URI /uri/a%%2Fb?q=1", got)
+	}
+}

@@ -35,6 +35,15 @@ type event struct {
 	deadline time.Time
 	trace    string
 	done     chan result // buffered: the handler never blocks on it
+	// lost is signalled (buffered, never blocking) when next took the
+	// event but the runtime cannot have received it: its connection was
+	// gone before or while the event was written. The event is then
+	// offered again.
+	lost chan struct{}
+}
+
+func newEvent(id string, body []byte, deadline time.Time, trace string) *event {
+	return &event{id: id, body: body, deadline: deadline, trace: trace, done: make(chan result, 1), lost: make(chan struct{}, 1)}
 }
 
 // result is what the runtime posted for an event.
@@ -68,6 +77,10 @@ type runtimeAPI struct {
 	mu        sync.Mutex
 	cur       *event
 	arn       string
+
+	// taken, if set, runs in next after it took an event and before it
+	// writes it: tests use it to break the connection at that moment.
+	taken func(*http.Request)
 }
 
 // newRuntimeAPI returns the API of one instance; serve starts it on a
@@ -124,6 +137,17 @@ func (a *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "instance is shutting down")
 		return
 	}
+	if a.taken != nil {
+		a.taken(r)
+	}
+	// The request's context ends when the runtime's connection closes: if
+	// it has, or if writing the event fails, the runtime cannot have read
+	// the whole event, and the invocation offers it again rather than
+	// wait for its timeout.
+	if r.Context().Err() != nil {
+		a.lose(ev)
+		return
+	}
 	a.mu.Lock()
 	a.cur = ev
 	arn := a.arn
@@ -134,7 +158,27 @@ func (a *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(ev.deadline.UnixMilli(), 10))
 	h.Set("Lambda-Runtime-Invoked-Function-Arn", arn)
 	h.Set("Lambda-Runtime-Trace-Id", ev.trace)
-	_, _ = w.Write(ev.body)
+	h.Set("Content-Length", strconv.Itoa(len(ev.body)))
+	_, err := w.Write(ev.body)
+	if err == nil {
+		err = http.NewResponseController(w).Flush()
+	}
+	if err != nil {
+		a.lose(ev)
+	}
+}
+
+// lose hands back an event that next took but could not deliver.
+func (a *runtimeAPI) lose(ev *event) {
+	a.mu.Lock()
+	if a.cur == ev {
+		a.cur = nil
+	}
+	a.mu.Unlock()
+	select {
+	case ev.lost <- struct{}{}:
+	default:
+	}
 }
 
 func (a *runtimeAPI) post(w http.ResponseWriter, r *http.Request, failed bool) {
@@ -244,7 +288,9 @@ func (m *module) newLambda(ctx context.Context, in *instance) (*lambdaInstance, 
 		if err != nil {
 			return nil, fmt.Errorf("runtime API listener: %w", err)
 		}
-		api.serve(ln)
+		// The host's loopback is open to every local process: only the
+		// instance's own user may take its events and answer them.
+		api.serve(&ownerListener{Listener: ln, uid: m.peerUID(), function: m.function, log: m.d.log})
 		if err := in.start(ctx, m.lambdaVars(ln.Addr().String(), in), 0, 0); err != nil {
 			return nil, err
 		}
@@ -321,21 +367,10 @@ func (li *lambdaInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.
 	if id == "" {
 		id = newRequestID()
 	}
-	ev := &event{id: id, body: body, deadline: deadline, trace: newTraceID(now), done: make(chan result, 1)}
-	select {
-	case li.api.events <- ev:
-	case <-ctx.Done():
-		return nil, li.ctxError(ctx, "")
-	case <-li.p.exited:
-		return nil, li.exitedError("before the event")
-	}
-	var res result
-	select {
-	case res = <-ev.done:
-	case <-ctx.Done():
-		return nil, li.ctxError(ctx, "")
-	case <-li.p.exited:
-		return nil, li.exitedError("while handling the event")
+	ev := newEvent(id, body, deadline, newTraceID(now))
+	res, err := li.deliver(ctx, ev)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case res.tooBig:
@@ -350,10 +385,71 @@ func (li *lambdaInstance) Invoke(ctx context.Context, req *gust.Request) (*gust.
 	}
 	resp, err := mapResponse(res.body)
 	if err != nil {
-		li.p.kill()
-		return nil, err
+		// The runtime delivered a value gust cannot map (NaN from a
+		// Python handler, a statusCode of null): the process is as
+		// healthy as after a handler error, and stays warm.
+		return nil, gust.WrapError(gust.EFUNCTION, gust.ErrInstanceHealthy, "%s", gust.ErrorMessage(err))
 	}
 	return resp, nil
+}
+
+// maxRedeliveries bounds how often one event is offered again after the
+// runtime's connection broke as it took it.
+const maxRedeliveries = 3
+
+// deliver hands the event to the runtime and waits for its result.
+func (li *lambdaInstance) deliver(ctx context.Context, ev *event) (result, error) {
+	res, end := li.api.deliver(ctx, ev, li.p.exited)
+	switch end {
+	case endCanceled:
+		return result{}, li.ctxError(ctx, "")
+	case endExitedBefore:
+		return result{}, li.exitedError("before the event")
+	case endExitedDuring:
+		return result{}, li.exitedError("while handling the event")
+	case endLost:
+		li.p.kill()
+		return result{}, gust.Errorf(gust.EFUNCTION, "the function's runtime closed its Runtime API connection as it took the event, %d times", maxRedeliveries+1)
+	}
+	return res, nil
+}
+
+// deliveryEnd is how a delivery ended.
+type deliveryEnd int
+
+const (
+	delivered       deliveryEnd = iota
+	endCanceled                 // ctx ended
+	endExitedBefore             // the process exited before it took the event
+	endExitedDuring             // the process exited before it answered
+	endLost                     // the event was lost more than maxRedeliveries times
+)
+
+// deliver offers the event to the runtime's next and waits for its
+// result. An event whose /next connection broke before the runtime could
+// read it is offered again, up to maxRedeliveries times.
+func (a *runtimeAPI) deliver(ctx context.Context, ev *event, exited <-chan struct{}) (result, deliveryEnd) {
+	for attempt := 0; ; attempt++ {
+		select {
+		case a.events <- ev:
+		case <-ctx.Done():
+			return result{}, endCanceled
+		case <-exited:
+			return result{}, endExitedBefore
+		}
+		select {
+		case res := <-ev.done:
+			return res, delivered
+		case <-ev.lost:
+			if attempt >= maxRedeliveries {
+				return result{}, endLost
+			}
+		case <-ctx.Done():
+			return result{}, endCanceled
+		case <-exited:
+			return result{}, endExitedDuring
+		}
+	}
 }
 
 // Close kills the process and frees the instance.

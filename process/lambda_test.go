@@ -114,6 +114,33 @@ func TestLambdaInitAndBareResponses(t *testing.T) {
 	})
 }
 
+// rawPath is the path as the client escaped it (a %2F stays one, a space
+// is %20, as in a function URL's event); http.path is decoded.
+func TestAPIGatewayEventRawPath(t *testing.T) {
+	for _, tc := range []struct{ path, raw, wantRaw string }{
+		{"/a/b", "/a%2Fb", "/a%2Fb"},
+		{"/a b", "", "/a%20b"},
+		{"/p/q", "", "/p/q"},
+	} {
+		b, err := newAPIGatewayEvent(&gust.Request{Method: "GET", Path: tc.path, RawPath: tc.raw}, time.Unix(0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			RawPath        string `json:"rawPath"`
+			RequestContext struct {
+				HTTP struct{ Path string } `json:"http"`
+			} `json:"requestContext"`
+		}
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.RawPath != tc.wantRaw || ev.RequestContext.HTTP.Path != tc.path {
+			t.Errorf("%q %q: rawPath %q, http.path %q; want %q, %q", tc.path, tc.raw, ev.RawPath, ev.RequestContext.HTTP.Path, tc.wantRaw, tc.path)
+		}
+	}
+}
+
 func TestAPIGatewayEvent(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	b, err := newAPIGatewayEvent(&gust.Request{ID: "id1", Method: "PUT", Path: "/p/q", Query: "x=1&x=2",

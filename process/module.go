@@ -25,6 +25,7 @@ type module struct {
 	digest     string
 	argv       []string
 	runtimeDir string // "" for the process runtime
+	uid        int    // the function's user id (see Driver.acquireUID)
 
 	closeOnce sync.Once
 }
@@ -35,6 +36,7 @@ func (m *module) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() {
 		m.d.prewarm.unuse(m.spec.Runtime)
 		m.d.releaseCode(m.digest)
+		m.d.releaseUID(m.function)
 	})
 	return nil
 }
@@ -168,7 +170,7 @@ func (m *module) ownNet() bool {
 // helper bridges (see bridge_linux.go).
 func (in *instance) start(ctx context.Context, protocolVars map[string]string, httpPort, apiPort int) error {
 	m := in.m
-	uid := m.d.uidFor(m.function)
+	uid := m.uid
 	if !m.d.sb.namespaces {
 		in.tmpDir = filepath.Join(m.d.tmpRoot, in.name)
 		if err := os.MkdirAll(in.tmpDir, 0o700); err != nil {

@@ -141,7 +141,7 @@ type specialization struct {
 // true, for a plain cold start instead. After it, the result is the
 // function's cold start, as from newLambda.
 func (m *module) fromWorker(ctx context.Context, in *instance, w *worker) (li *lambdaInstance, retry bool, err error) {
-	uid := m.d.uidFor(m.function)
+	uid := m.uid
 	if err := w.p.cg.setMemory(m.spec.MemoryMB); err != nil {
 		w.discard()
 		return nil, true, fmt.Errorf("pre-warmed worker: %w", err)

@@ -79,11 +79,11 @@ func newSandbox(cfg Config, workDir string) *sandbox {
 		closing: make(chan struct{}), filled: make(chan struct{}), quiet: make(chan struct{}, 1),
 	}
 	if cfg.NoSandbox {
-		s.notes = append(s.notes, "sandbox turned off by configuration: functions run as gust's user, with gust's view of the file system, its network and no memory or pid limit")
+		s.notes = append(s.notes, "sandbox turned off by configuration: functions run as gust's user, with gust's view of the file system, its network and no memory or pid limit", sharedUserNote)
 		return s
 	}
 	if os.Geteuid() != 0 {
-		s.notes = append(s.notes, "gust is not root: functions run as gust's own user, without namespaces, network isolation or cgroups")
+		s.notes = append(s.notes, "gust is not root: functions run as gust's own user, without namespaces, network isolation or cgroups", sharedUserNote)
 		return s
 	}
 	if cg, err := setupCgroups(cfg.Logger); err != nil {
@@ -100,7 +100,7 @@ func newSandbox(cfg Config, workDir string) *sandbox {
 			s.notes = append(s.notes, fmt.Sprintf("namespaces unavailable (%v): functions share gust's mount, pid, ipc, uts and network namespaces and the host's /tmp", err2))
 			if err3 := s.probe(workDir); err3 != nil {
 				s.ownUser = false
-				s.notes = append(s.notes, fmt.Sprintf("the sandbox helper cannot start (%v): functions run as gust's own user", err3))
+				s.notes = append(s.notes, fmt.Sprintf("the sandbox helper cannot start (%v): functions run as gust's own user", err3), sharedUserNote)
 			}
 		} else {
 			s.notes = append(s.notes, fmt.Sprintf("no network namespace (%v): a function can open connections to any address, gust's gateway and NATS on 127.0.0.1 included", err))
@@ -115,6 +115,11 @@ func newSandbox(cfg Config, workDir string) *sandbox {
 	}
 	return s
 }
+
+// sharedUserNote says what running functions as gust's user costs: gust
+// admits to a function's Runtime API, and proxies to its $PORT, only
+// sockets of the function's user, which is then everyone's.
+const sharedUserNote = "functions share one user: any process of gust's user, another function included, can connect to a function's Runtime API or listen on its port on 127.0.0.1, and so take its events (headers, bodies) or answer for it"
 
 func (s *sandbox) probe(workDir string) error {
 	// Under the code root, as every instance's code.

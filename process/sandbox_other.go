@@ -60,7 +60,7 @@ func (s *sandbox) paths(task, runtimeDir, instTmp string) (string, string, strin
 }
 
 func newSandbox(cfg Config, workDir string) *sandbox {
-	return &sandbox{notes: []string{"no sandbox outside Linux: functions run as gust's user with no memory or pid limit"}}
+	return &sandbox{notes: []string{"no sandbox outside Linux: functions run as gust's user with no memory or pid limit", "functions share one user: any local process can connect to a function's Runtime API or listen on its port on 127.0.0.1, and so take its events (headers, bodies) or answer for it"}}
 }
 
 func (s *sandbox) start(ctx context.Context, sp startSpec) (*proc, error) {

@@ -157,7 +157,9 @@ async function main() {
       const keepAlive = setInterval(() => {}, 1 << 30);
       try {
         const result = await invoke(handler, event, context);
-        out = JSON.stringify(result === undefined ? null : result);
+        // A function or a Symbol has no JSON form: stringify gives
+        // undefined, which would post an empty body.
+        out = JSON.stringify(result === undefined ? null : result) ?? "null";
       } finally {
         clearInterval(keepAlive);
       }
