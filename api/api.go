@@ -49,8 +49,10 @@ type ArchiveStore interface {
 type Config struct {
 	Registry gust.Registry
 	Deployer Deployer
-	Budget   func() (totalMB, usedMB int) // node memory budget
-	Usage    http.Handler                 // GET /v1/usage; nil: not mounted
+	// Budget reports the node memory budget (total 0: no limit), for
+	// /v1/status; a deploy whose memory is over its total is refused.
+	Budget func() (totalMB, usedMB int)
+	Usage  http.Handler // GET /v1/usage; nil: not mounted
 	// Extra maps more route patterns ("GET /v1/...") to handlers, mounted
 	// behind Require with their scope like every other route and listed
 	// by Routes.
@@ -70,6 +72,9 @@ type Config struct {
 	// Validate are more checks of a spec at deploy (secrets exist,
 	// triggers parse ...), each answering EINVALID naming the problem.
 	Validate []func(ctx context.Context, spec gust.Spec) error
+	// ValidateNamed are checks that need the function's name too (a
+	// webhook path another function already serves ...).
+	ValidateNamed []func(ctx context.Context, name string, spec gust.Spec) error
 	// Archives stores the files archive a deploy uploads (part "files");
 	// nil: deploys with files are refused.
 	Archives     ArchiveStore
@@ -222,6 +227,12 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) (err error) {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
+	if err := a.fitsBudget("function "+name, spec.MemoryMB); err != nil {
+		return err
+	}
+	if err := a.minInstancesFit(name, spec); err != nil {
+		return err
+	}
 	if err := a.checkSecrets(r.Context(), name, spec); err != nil {
 		return err
 	}
@@ -243,6 +254,11 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) (err error) {
 	}
 	for _, check := range a.cfg.Validate {
 		if err := check(r.Context(), spec); err != nil {
+			return err
+		}
+	}
+	for _, check := range a.cfg.ValidateNamed {
+		if err := check(r.Context(), name, spec); err != nil {
 			return err
 		}
 	}
@@ -287,6 +303,62 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) (err error) {
 	a.log.Info("function deployed", "function", name, "version", v.Number, "runtime", spec.Runtime,
 		"shape", v.Shape, "digest", v.CodeDigest, "bytes", v.CodeSize, "live", out.Live, "live_version", out.LiveVersion)
 	httperr.WriteJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// fitsBudget refuses what (a function's spec, or a stored version) whose
+// instances need memoryMB, more than this node's whole memory budget: not
+// one could ever start, and every call would be refused. Errors: EINVALID
+// naming both figures and the flag that sets each.
+func (a *API) fitsBudget(what string, memoryMB int) error {
+	if a.cfg.Budget == nil {
+		return nil
+	}
+	total, _ := a.cfg.Budget()
+	if total <= 0 || memoryMB <= total {
+		return nil
+	}
+	return gust.Errorf(gust.EINVALID, "%s asks for %d MB of memory (--memory), more than this node's whole memory budget of %d MB (gust serve --memory-budget): deploy with --memory %d or less, or restart the server with a larger --memory-budget",
+		what, memoryMB, total, total)
+}
+
+// minInstancesFit refuses a spec whose provisioned instances alone need
+// more than this node's whole memory budget: they could never all be
+// warm, and the deploy would say "live" while prewarming failed in the
+// log. Errors: EINVALID naming the product and the budget.
+func (a *API) minInstancesFit(name string, spec gust.Spec) error {
+	if a.cfg.Budget == nil || spec.MinInstances <= 1 {
+		return nil
+	}
+	total, _ := a.cfg.Budget()
+	need := spec.MinInstances * spec.MemoryMB
+	if total <= 0 || need <= total {
+		return nil
+	}
+	return gust.Errorf(gust.EINVALID, "function %s asks for %d provisioned instances (--min-instances) of %d MB each (--memory), %d MB in all, more than this node's whole memory budget of %d MB (gust serve --memory-budget): lower either, or restart the server with a larger --memory-budget",
+		name, spec.MinInstances, spec.MemoryMB, need, total)
+}
+
+// versionsFit refuses to route traffic to a stored version that does not
+// fit this node's memory budget (one deployed before the node restarted
+// with a smaller --memory-budget), as a deploy of it would be refused.
+// A version that does not exist is left to the registry to report.
+func (a *API) versionsFit(ctx context.Context, name string, numbers ...int) error {
+	if a.cfg.Budget == nil {
+		return nil
+	}
+	for _, n := range numbers {
+		v, err := a.cfg.Registry.Version(ctx, name, n)
+		if gust.ErrorCode(err) == gust.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := a.fitsBudget(fmt.Sprintf("function %s version %d", name, n), v.Spec.WithDefaults().MemoryMB); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -555,6 +627,9 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) error {
 	if body.Version < 1 {
 		return gust.Errorf(gust.EINVALID, "invalid version %d: want a positive number", body.Version)
 	}
+	if err := a.versionsFit(r.Context(), name, body.Version); err != nil {
+		return err
+	}
 	fn, err := a.cfg.Registry.Rollback(r.Context(), name, body.Version)
 	if err != nil {
 		return err
@@ -579,6 +654,11 @@ func (a *API) setAlias(w http.ResponseWriter, r *http.Request) error {
 	alias := gust.Alias{Name: r.PathValue("alias"), Targets: body.Targets}
 	if err := alias.Validate(); err != nil {
 		return err
+	}
+	for _, t := range alias.Targets {
+		if err := a.versionsFit(r.Context(), name, t.Version); err != nil {
+			return err
+		}
 	}
 	fn, err := a.cfg.Registry.SetAlias(r.Context(), name, alias)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,12 @@ func (deployer) SnapshotState(string, int) string      { return "" }
 
 func newTestAPI(t *testing.T, wrap func(*registry.Registry) gust.Registry) *httptest.Server {
 	t.Helper()
+	return newTestAPIWith(t, wrap, nil)
+}
+
+// newTestAPIWith is newTestAPI with set changing the config first.
+func newTestAPIWith(t *testing.T, wrap func(*registry.Registry) gust.Registry, set func(*Config)) *httptest.Server {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), Logger: quiet})
@@ -74,11 +81,15 @@ func newTestAPI(t *testing.T, wrap func(*registry.Registry) gust.Registry) *http
 	if wrap != nil {
 		r = wrap(reg)
 	}
-	a := New(Config{
+	cfg := Config{
 		Registry: r, Deployer: deployer{}, Logger: quiet,
 		// Authentication is the auth package's; every request is let in.
 		Require: func(string) func(http.Handler) http.Handler { return func(h http.Handler) http.Handler { return h } },
-	})
+	}
+	if set != nil {
+		set(&cfg)
+	}
+	a := New(cfg)
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	return srv
@@ -161,5 +172,102 @@ func TestDeployRefusesSecretsAndDigitAliases(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), gust.EINVALID) {
 		t.Fatalf("alias named 3: %d %s", resp.StatusCode, b)
+	}
+}
+
+// A function whose memory is more than the node's whole memory budget is
+// refused at deploy (400, naming both figures and the flag that sets
+// each) and nothing is stored: no instance of it could ever start. One
+// that fits the budget, however full, is deployed.
+func TestDeployRefusesMemoryOverTheNodeBudget(t *testing.T) {
+	srv := newTestAPIWith(t, nil, func(c *Config) {
+		c.Budget = func() (int, int) { return 256, 256 }
+	})
+	status, body := postDeploy(t, srv.URL, "big", `{"memory":512}`)
+	var e struct{ Error, Code string }
+	if err := json.Unmarshal(body, &e); err != nil || status != http.StatusBadRequest || e.Code != gust.EINVALID {
+		t.Fatalf("deploy of 512 MB on a 256 MB node: %d %s", status, body)
+	}
+	for _, want := range []string{"512 MB", "256 MB", "--memory", "gust serve --memory-budget"} {
+		if !strings.Contains(e.Error, want) {
+			t.Errorf("message %q does not name %q", e.Error, want)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/v1/functions/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the refused deploy stored a function: GET answered %d", resp.StatusCode)
+	}
+	if status, body := postDeploy(t, srv.URL, "big", `{"memory":256}`); status != http.StatusCreated {
+		t.Fatalf("deploy of 256 MB on a 256 MB node: %d %s", status, body)
+	}
+}
+
+// A version stored before the node's budget shrank (a restart with a
+// smaller --memory-budget) cannot be made live again by a rollback or an
+// alias: no instance of it could start. One that fits can.
+func TestRollbackRefusesVersionOverTheNodeBudget(t *testing.T) {
+	var total atomic.Int64
+	total.Store(1024)
+	srv := newTestAPIWith(t, nil, func(c *Config) {
+		c.Budget = func() (int, int) { return int(total.Load()), 0 }
+	})
+	for _, spec := range []string{`{"memory":512}`, `{"memory":128}`} {
+		if status, body := postDeploy(t, srv.URL, "fn", spec); status != http.StatusCreated {
+			t.Fatalf("deploy %s: %d %s", spec, status, body)
+		}
+	}
+	total.Store(256)
+	send := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", "/v1/functions/fn/rollback", `{"version":1}`},
+		{"PUT", "/v1/functions/fn/aliases/old", `{"targets":[{"version":1,"weight":100}]}`},
+		{"PUT", "/v1/functions/fn/aliases/live", `{"targets":[{"version":2,"weight":90},{"version":1,"weight":10}]}`},
+	} {
+		status, body := send(tc.method, tc.path, tc.body)
+		if status != http.StatusBadRequest || !strings.Contains(body, gust.EINVALID) ||
+			!strings.Contains(body, "version 1") || !strings.Contains(body, "512 MB") || !strings.Contains(body, "256 MB") {
+			t.Errorf("%s %s %s: %d %s", tc.method, tc.path, tc.body, status, body)
+		}
+	}
+	if status, body := send("GET", "/v1/functions/fn", ""); status != http.StatusOK || !strings.Contains(body, `"live": 2`) || strings.Contains(body, `"old"`) {
+		t.Errorf("a refused change was stored: %d %s", status, body)
+	}
+	if status, body := send("POST", "/v1/functions/fn/rollback", `{"version":2}`); status != http.StatusOK {
+		t.Errorf("rollback to a version that fits: %d %s", status, body)
+	}
+}
+
+// Provisioned instances that together need more than the node's budget
+// are refused at deploy, naming the product; ones that fit are deployed.
+func TestDeployRefusesMinInstancesOverTheNodeBudget(t *testing.T) {
+	srv := newTestAPIWith(t, nil, func(c *Config) {
+		c.Budget = func() (int, int) { return 256, 0 }
+	})
+	status, body := postDeploy(t, srv.URL, "warm", `{"memory":128,"minInstances":3}`)
+	var e struct{ Error, Code string }
+	if err := json.Unmarshal(body, &e); err != nil || status != http.StatusBadRequest || e.Code != gust.EINVALID {
+		t.Fatalf("deploy of 3 × 128 MB provisioned on a 256 MB node: %d %s", status, body)
+	}
+	for _, want := range []string{"384 MB", "256 MB", "--min-instances"} {
+		if !strings.Contains(e.Error, want) {
+			t.Errorf("message %q does not name %q", e.Error, want)
+		}
+	}
+	if status, body := postDeploy(t, srv.URL, "warm", `{"memory":128,"minInstances":2}`); status != http.StatusCreated {
+		t.Fatalf("deploy of 2 × 128 MB provisioned on a 256 MB node: %d %s", status, body)
 	}
 }

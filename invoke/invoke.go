@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"runtime/debug"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,7 +139,9 @@ type viewer interface {
 
 // Resolve finds the version that a reference to a function names: ref ""
 // means the live alias; a number names a version; anything else names an
-// alias, whose weights pick one version. Errors: ENOTFOUND.
+// alias, whose weights pick one version. Errors: ENOTFOUND, whose message
+// names ref and, for a ref that cannot name anything (0, a leading zero,
+// a number past the latest version, not an alias name), says why.
 //
 // The version returned may be shared with other callers (see viewer): it
 // must not be modified.
@@ -157,16 +161,21 @@ func (iv *Invoker) Resolve(ctx context.Context, name, ref string) (*gust.Version
 	switch {
 	case ref == "":
 		number = pick(fn, gust.AliasLive)
+		if number == 0 {
+			return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no live version", name)
+		}
 	case isDigits(ref):
-		number, _ = strconv.Atoi(ref)
+		if number, err = versionNumber(name, fn.LatestVersion, ref); err != nil {
+			return nil, err
+		}
 	default:
 		number = pick(fn, ref)
 		if number == 0 {
+			if gust.ValidateName(ref) != nil {
+				return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no version or alias %q: versions are numbered from 1 (%s@1), and alias names are lowercase letters, digits and '-'", name, ref, name)
+			}
 			return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no alias %q", name, ref)
 		}
-	}
-	if number == 0 {
-		return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no live version", name)
 	}
 	var v *gust.Version
 	if view {
@@ -176,11 +185,29 @@ func (iv *Invoker) Resolve(ctx context.Context, name, ref string) (*gust.Version
 	}
 	if err != nil {
 		if gust.ErrorCode(err) == gust.ENOTFOUND {
-			return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no version %d", name, number)
+			return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no version %d (its latest is version %d)", name, number, fn.LatestVersion)
 		}
 		return nil, err
 	}
 	return v, nil
+}
+
+// versionNumber reads ref, all digits, as a version number of function
+// name, whose latest version is latest. Only the plain decimal form names
+// a version, so that one version has one address. Errors: ENOTFOUND
+// naming ref and why it names no version.
+func versionNumber(name string, latest int, ref string) (int, error) {
+	if strings.TrimLeft(ref, "0") == "" {
+		return 0, gust.Errorf(gust.ENOTFOUND, "function %q has no version %s: versions are numbered from 1", name, ref)
+	}
+	if ref[0] == '0' {
+		return 0, gust.Errorf(gust.ENOTFOUND, "function %q has no version %q: write a version number without leading zeros, as in %s@%s", name, ref, name, strings.TrimLeft(ref, "0"))
+	}
+	n, err := strconv.Atoi(ref)
+	if err != nil { // past the largest int: no version can have it
+		return 0, gust.Errorf(gust.ENOTFOUND, "function %q has no version %s (its latest is version %d)", name, ref, latest)
+	}
+	return n, nil
 }
 
 func pick(fn *gust.Function, alias string) int {
@@ -198,12 +225,12 @@ func pick(fn *gust.Function, alias string) int {
 }
 
 func isDigits(s string) bool {
-	for _, c := range s {
-		if c < '0' || c > '9' {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < '0' || c > '9' {
 			return false
 		}
 	}
-	return s != "" && len(s) < 10
+	return s != ""
 }
 
 // Invoke runs req on an instance of version v and returns what the function
@@ -226,7 +253,8 @@ func (iv *Invoker) Invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 // within the queue timeout (ETHROTTLED, ECAPACITY), the version is shutting
 // down (EUNAVAILABLE) or started refused it, is not recorded and raises no
 // event: it has not run, and its caller will try it again, so it is
-// neither an invocation nor a throttle a client saw.
+// neither an invocation nor a throttle a client saw (nor does the pool
+// count it as a throttle in its stats).
 func (iv *Invoker) InvokeStarted(ctx context.Context, v *gust.Version, req *gust.Request, started func() error) (*gust.Response, error) {
 	return iv.run(ctx, v, req, started)
 }
@@ -282,7 +310,13 @@ func (iv *Invoker) invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 			inv.NotRun = true
 			return nil, started != nil && gust.ErrorCode(err) == gust.EUNAVAILABLE, err
 		}
-		lease, err = p.Acquire(ctx)
+		if started != nil {
+			// Its refusals are waits in the caller's queue, not
+			// throttles: the pool must not count them as such.
+			lease, err = p.AcquireQueued(ctx)
+		} else {
+			lease, err = p.Acquire(ctx)
+		}
 		// A caller gone (a hang-up during a cold start) is not retried:
 		// it would run the function for nobody.
 		if gust.ErrorCode(err) != gust.EUNAVAILABLE || iv.isClosed() || ctx.Err() != nil {
@@ -306,6 +340,10 @@ func (iv *Invoker) invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 	if lease != nil {
 		inv.Cold = lease.Cold()
 		inv.QueueWait = lease.QueueWait()
+	} else {
+		// A start that failed (or timed out) was a cold start all the
+		// same: the caller waited for it, as the record must say.
+		inv.Cold = pool.ColdStart(err)
 	}
 	// Spans are derived from the times already taken for the record, so
 	// tracing adds no clock reads; off, this is a nil check.
@@ -315,7 +353,7 @@ func (iv *Invoker) invoke(ctx context.Context, v *gust.Version, req *gust.Reques
 		inv.NotRun = true
 		return nil, false, err
 	}
-	resp, err := callInstance(ctx, lease.Instance(), v.Spec.Timeout.D(), req)
+	resp, err := iv.callInstance(ctx, lease.Instance(), v.Spec.Timeout.D(), req)
 	end := iv.cfg.Now()
 	inv.Duration = end.Sub(acquired)
 	span.End(end, resp, err)
@@ -337,8 +375,19 @@ type timedInstance interface {
 }
 
 // callInstance runs req on inst, detached from ctx's cancellation and
-// bounded by timeout.
-func callInstance(ctx context.Context, inst gust.Instance, timeout time.Duration, req *gust.Request) (*gust.Response, error) {
+// bounded by timeout. A driver's panic becomes an EINTERNAL error, so the
+// lease is released (and the instance discarded) like any failed call's:
+// unrecovered, it would unwind past the release (the HTTP server recovers
+// a handler's panic and carries on) and hold the instance and its
+// concurrency slot for good.
+func (iv *Invoker) callInstance(ctx context.Context, inst gust.Instance, timeout time.Duration, req *gust.Request) (_ *gust.Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			iv.log.Error("running an invocation panicked", "function", req.Function, "version", req.Version,
+				"invocation", req.ID, "panic", r, "stack", string(debug.Stack()))
+			err = gust.Errorf(gust.EINTERNAL, "running function %s version %d failed: its driver panicked (a bug in gust; the server log has the details)", req.Function, req.Version)
+		}
+	}()
 	if t, ok := inst.(timedInstance); ok {
 		return t.InvokeTimeout(ctx, timeout, req)
 	}

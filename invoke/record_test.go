@@ -24,7 +24,8 @@ func (r *records) Record(inv *gust.Invocation) {
 }
 
 // A call that no instance ran (its start failed) is recorded as not run,
-// so the meter bills nothing for it; a call that ran is not.
+// so the meter bills nothing for it, and as cold: its instance started
+// and failed. A call that ran is not "not run".
 func TestRecordSaysWhetherTheCallRan(t *testing.T) {
 	ctx := context.Background()
 	reg := testRegistry(t)
@@ -46,11 +47,12 @@ func TestRecordSaysWhetherTheCallRan(t *testing.T) {
 	if len(rec.got) != 2 {
 		t.Fatalf("%d records, want 2", len(rec.got))
 	}
-	if r := rec.got[0]; !r.NotRun || r.Status != gust.StatusError {
-		t.Errorf("failed start recorded as %+v, want notRun and error", r)
+	// The failed start was a cold start all the same.
+	if r := rec.got[0]; !r.NotRun || r.Status != gust.StatusError || !r.Cold {
+		t.Errorf("failed start recorded as %+v, want notRun, error and cold", r)
 	}
-	if r := rec.got[1]; r.NotRun || r.Status != gust.StatusOK {
-		t.Errorf("a call that ran recorded as %+v", r)
+	if r := rec.got[1]; r.NotRun || r.Status != gust.StatusOK || !r.Cold {
+		t.Errorf("a call that ran cold recorded as %+v", r)
 	}
 }
 

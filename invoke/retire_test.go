@@ -14,8 +14,9 @@ import (
 )
 
 // textDriver's functions answer their code as text; a call to one whose
-// code is "block" waits until release is closed or its context ends, and
-// one whose code is "broken" fails to start.
+// code is "block" waits until release is closed or its context ends, one
+// whose code is "broken" fails to start, and one whose code is "panic"
+// panics in Invoke (a driver's bug).
 type textDriver struct {
 	release chan struct{}
 	closed  *atomic.Int32 // modules closed
@@ -46,6 +47,9 @@ func (m *textModule) Close(context.Context) error {
 type textInstance struct{ m *textModule }
 
 func (i textInstance) Invoke(ctx context.Context, _ *gust.Request) (*gust.Response, error) {
+	if i.m.text == "panic" {
+		panic("a driver bug")
+	}
 	if i.m.text == "block" {
 		select {
 		case <-i.m.d.release:

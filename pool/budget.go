@@ -19,8 +19,9 @@ const maxReclaims = 1000
 // When a start would exceed the budget, the budget reclaims idle instances
 // of other pools, least recently used first across the node, never a busy
 // one and never below a pool's MinInstances; only when nothing is
-// reclaimable is the start refused with ECAPACITY. A nil *Budget is no
-// limit.
+// reclaimable is the start refused with ECAPACITY. An instance larger than
+// the whole budget is refused with EINVALID instead (see tooSmall). A nil
+// *Budget is no limit.
 //
 // Its mutex is never held while a pool's is (see the package doc).
 // Returning memory takes no lock, so a pool returns an instance's memory
@@ -91,13 +92,14 @@ func (b *Budget) release(mb int) {
 }
 
 // reserve takes mb for an instance of requester, reclaiming idle instances
-// of other pools if it must. Errors: ECAPACITY.
+// of other pools if it must. Errors: ECAPACITY, and EINVALID for an
+// instance larger than the whole budget.
 func (b *Budget) reserve(ctx context.Context, requester *Pool, mb int) error {
 	if b == nil || mb <= 0 {
 		return nil
 	}
-	if b.total > 0 && mb > b.total {
-		return gust.Errorf(gust.ECAPACITY, "node memory budget of %d MB is smaller than the %d MB an instance of %s needs", b.total, mb, requester.cfg.Function)
+	if err := b.tooSmall(requester.cfg); err != nil {
+		return err
 	}
 	used := 0
 	for attempt := 0; attempt < maxReclaims; attempt++ {
@@ -120,6 +122,20 @@ func (b *Budget) reserve(ctx context.Context, requester *Pool, mb int) error {
 		victim.reclaim(in)
 	}
 	return gust.Errorf(gust.ECAPACITY, "node memory budget of %d MB exhausted (%d MB in use); no idle instance can be reclaimed to start %s (%d MB)", b.total, used, requester.cfg.Function, mb)
+}
+
+// tooSmall returns the error of a pool whose instances can never start:
+// one needs more memory than the whole budget. It is EINVALID, not
+// ECAPACITY: no amount of waiting or reclaiming helps (the version was
+// deployed before the node restarted with a smaller budget), and a caller
+// told 429 and Retry-After would retry for ever. The message names both
+// figures and the flag that sets each.
+func (b *Budget) tooSmall(cfg Config) error {
+	if b == nil || b.total == 0 || cfg.MemoryMB <= b.total {
+		return nil
+	}
+	return gust.Errorf(gust.EINVALID, "function %s version %d cannot run on this node: an instance needs %d MB of memory (--memory), more than the node's whole memory budget of %d MB (gust serve --memory-budget); deploy it again with --memory %d or less, or restart the server with a larger --memory-budget",
+		cfg.Function, cfg.Version, cfg.MemoryMB, b.total, b.total)
 }
 
 // lruIdle picks the least recently used reclaimable idle instance among

@@ -15,7 +15,9 @@
 // The life of an instance in a pool:
 //
 //  1. Reserve: its pool's MemoryMB is reserved from the Budget, which may
-//     first reclaim idle instances of other pools.
+//     first reclaim idle instances of other pools. A pool whose MemoryMB
+//     is more than the whole Budget starts nothing: every Acquire is
+//     refused with EINVALID, since no wait would help.
 //  2. Start: Module.NewInstance, outside every lock, for a call (a cold
 //     start, Lease.Cold) or to reach MinInstances (Prewarm, Reconcile),
 //     bounded by StartTimeout (ETIMEOUT past it). A start for a call

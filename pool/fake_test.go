@@ -23,10 +23,11 @@ type fakeModule struct {
 	making  atomic.Int64 // NewInstance calls in progress
 	closed  atomic.Bool
 
-	mu       sync.Mutex
-	failNext int           // NewInstance calls still to fail
-	gate     chan struct{} // if set, NewInstance waits for it to close
-	entered  chan struct{} // if set, NewInstance signals it started waiting
+	mu        sync.Mutex
+	failNext  int           // NewInstance calls still to fail
+	panicNext int           // NewInstance calls still to panic
+	gate      chan struct{} // if set, NewInstance waits for it to close
+	entered   chan struct{} // if set, NewInstance signals it started waiting
 	// closeGate, if set, makes Close of an instance wait for it to close.
 	closeGate chan struct{}
 	all       []*fakeInstance
@@ -48,7 +49,14 @@ func (m *fakeModule) NewInstance(ctx context.Context) (gust.Instance, error) {
 	if fail {
 		m.failNext--
 	}
+	panics := m.panicNext > 0
+	if panics {
+		m.panicNext--
+	}
 	m.mu.Unlock()
+	if panics {
+		panic("fake driver bug")
+	}
 	if gate != nil {
 		if entered != nil {
 			entered <- struct{}{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,8 +106,14 @@ type Pool struct {
 	forced   bool
 	finished bool
 	cold     int64
-	thrott   int64
 	stateBuf []InstanceState
+
+	// thrott counts the callers of Acquire refused ETHROTTLED or
+	// ECAPACITY (see Acquire and AcquireQueued).
+	thrott atomic.Int64
+	// tooBig is set when an instance needs more memory than the whole
+	// Budget: every start would fail, so every call is refused with it.
+	tooBig error
 
 	reservedMB atomic.Int64
 
@@ -176,6 +183,9 @@ func New(m gust.Module, cfg Config) *Pool {
 		drained: make(chan struct{}),
 	}
 	p.abort, p.abortStarts = context.WithCancel(context.Background())
+	if p.tooBig = p.budget.tooSmall(cfg); p.tooBig != nil {
+		p.log.Warn("instances of this version cannot start on this node; every call is refused", "error", p.tooBig)
+	}
 	p.budget.register(p)
 	if cfg.Interval >= 0 {
 		interval := cfg.Interval
@@ -249,11 +259,37 @@ func (p *Pool) newLease(in *instance, cold bool, wait time.Duration) *Lease {
 // QueueTimeout or until ctx is done. A cold start is not cut short by
 // ctx: if the caller leaves, the instance joins the pool warm and Acquire
 // returns EUNAVAILABLE. Errors: ETHROTTLED when no capacity came in time,
-// ECAPACITY when the node memory budget refuses a start, ETIMEOUT when a
-// start passes StartTimeout, EUNAVAILABLE once the pool is draining or
-// when ctx ended during a cold start, and the driver's error when a cold
-// start fails.
+// ECAPACITY when the node memory budget refuses a start, EINVALID when an
+// instance needs more than the whole budget (no start can ever succeed),
+// ETIMEOUT when a start passes StartTimeout, EUNAVAILABLE once the pool
+// is draining or when ctx ended during a cold start, and the driver's
+// error when a cold start fails. ColdStart tells whether an error ended a
+// call that cold-started an instance.
+//
+// A refusal with ETHROTTLED or ECAPACITY counts in Stats().Throttled: the
+// caller answers it as a throttle (429).
 func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
+	l, err := p.acquire(ctx)
+	if err != nil {
+		if code := gust.ErrorCode(err); code == gust.ETHROTTLED || code == gust.ECAPACITY {
+			p.thrott.Add(1)
+		}
+	}
+	return l, err
+}
+
+// AcquireQueued is Acquire for a caller that keeps its own queue and asks
+// again when refused (an async event waiting for an instance): its
+// ETHROTTLED and ECAPACITY answers are waits, not throttles, and are not
+// counted in Stats().Throttled.
+func (p *Pool) AcquireQueued(ctx context.Context) (*Lease, error) {
+	return p.acquire(ctx)
+}
+
+func (p *Pool) acquire(ctx context.Context) (*Lease, error) {
+	if p.tooBig != nil {
+		return nil, p.tooBig
+	}
 	p.mu.Lock()
 	switch admit(p.loadLocked(p.waiters.n)) {
 	case admitIdle:
@@ -271,7 +307,6 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 		p.mu.Unlock()
 		return p.wait(ctx, w)
 	case admitThrottle:
-		p.thrott++
 		p.mu.Unlock()
 		return nil, p.errThrottled(nil)
 	default:
@@ -355,13 +390,9 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (*Lease, error) {
 			return p.granted(ctx, g, p.now().Sub(start))
 		}
 		p.giveBack(g)
-		p.mu.Lock()
-		p.thrott++
-		p.mu.Unlock()
 		return nil, p.errThrottled(cause)
 	}
 	p.waiters.remove(w)
-	p.thrott++
 	p.mu.Unlock()
 	return nil, p.errThrottled(cause)
 }
@@ -398,9 +429,27 @@ func (p *Pool) coldStart(ctx context.Context, wait time.Duration) (*Lease, error
 	}
 	if err := ctx.Err(); err != nil {
 		p.release(in, nil)
-		return nil, gust.WrapError(gust.EUNAVAILABLE, err, "request ended while an instance of function %s version %d was starting", p.cfg.Function, p.cfg.Version)
+		return nil, &coldErr{gust.WrapError(gust.EUNAVAILABLE, err, "request ended while an instance of function %s version %d was starting", p.cfg.Function, p.cfg.Version)}
 	}
 	return p.newLease(in, true, wait), nil
+}
+
+// coldErr marks the error of a call that cold-started an instance and got
+// no lease: the start failed or timed out, or it finished after the caller
+// had left. See ColdStart.
+type coldErr struct{ err error }
+
+func (e *coldErr) Error() string { return e.err.Error() }
+func (e *coldErr) Unwrap() error { return e.err }
+
+// ColdStart reports whether err, from Acquire, ended a call that started
+// an instance for itself (the start failed, passed StartTimeout, or ended
+// after the caller left): the call was a cold start though it got no
+// lease, and is recorded as one. A refusal before any start (throttled,
+// no memory, draining) is not.
+func ColdStart(err error) bool {
+	var c *coldErr
+	return errors.As(err, &c)
 }
 
 // start reserves memory and starts an instance, outside the pool lock; the
@@ -427,7 +476,7 @@ func (p *Pool) start(ctx context.Context, forLease bool) (*instance, error) {
 		return nil, err
 	}
 	p.reservedMB.Add(int64(mb))
-	gi, err := p.m.NewInstance(sctx)
+	gi, err := p.newInstance(sctx)
 	if err != nil {
 		timedOut := errors.Is(sctx.Err(), context.DeadlineExceeded)
 		p.freeMemory()
@@ -438,9 +487,14 @@ func (p *Pool) start(ctx context.Context, forLease bool) (*instance, error) {
 		}
 		p.log.Warn("instance failed to start", "error", err)
 		if timedOut {
-			return nil, gust.WrapError(gust.ETIMEOUT, err, "function %s version %d: the instance did not finish starting within %s", p.cfg.Function, p.cfg.Version, p.cfg.StartTimeout)
+			err = gust.WrapError(gust.ETIMEOUT, err, "function %s version %d: the instance did not finish starting within %s", p.cfg.Function, p.cfg.Version, p.cfg.StartTimeout)
+		} else {
+			err = fmt.Errorf("start an instance of %s version %d: %w", p.cfg.Function, p.cfg.Version, err)
 		}
-		return nil, fmt.Errorf("start an instance of %s version %d: %w", p.cfg.Function, p.cfg.Version, err)
+		if forLease {
+			err = &coldErr{err}
+		}
+		return nil, err
 	}
 	in := &instance{inst: gi, lastUsed: p.now()}
 	p.mu.Lock()
@@ -472,6 +526,20 @@ func (p *Pool) start(ctx context.Context, forLease bool) (*instance, error) {
 	return in, nil
 }
 
+// newInstance is Module.NewInstance with a driver's panic turned into an
+// error: unrecovered, it would unwind past the start's bookkeeping (the
+// HTTP server recovers a handler's panic and carries on), leaving the
+// reserved memory and the call's concurrency slot taken for good.
+func (p *Pool) newInstance(ctx context.Context) (_ gust.Instance, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("starting an instance panicked", "panic", r, "stack", string(debug.Stack()))
+			err = gust.Errorf(gust.EINTERNAL, "starting an instance of %s version %d failed: its driver panicked (a bug in gust; the server log has the details)", p.cfg.Function, p.cfg.Version)
+		}
+	}()
+	return p.m.NewInstance(ctx)
+}
+
 // startFailed undoes the counting of a start that did not happen.
 func (p *Pool) startFailed(forLease bool) {
 	p.mu.Lock()
@@ -487,7 +555,19 @@ func (p *Pool) startFailed(forLease bool) {
 	}
 }
 
+// errInstanceSpent marks, for release, an instance that answered but can
+// serve no further call.
+var errInstanceSpent = errors.New("instance can serve no further call")
+
 func (p *Pool) release(in *instance, err error) {
+	// A call can succeed and still leave its instance spent (a reactor
+	// whose deadline closed it as the call returned): discard it rather
+	// than hand the next caller an instance that can only fail.
+	if err == nil {
+		if u, ok := in.inst.(interface{ Usable() bool }); ok && !u.Usable() {
+			err = errInstanceSpent
+		}
+	}
 	now := p.now()
 	p.mu.Lock()
 	in.leases--
@@ -616,6 +696,10 @@ func (p *Pool) Prewarm(ctx context.Context) error {
 		p.mu.Unlock()
 		return p.errUnavailable()
 	}
+	if p.tooBig != nil {
+		p.mu.Unlock()
+		return p.tooBig
+	}
 	n := p.cfg.MinInstances - len(p.all) - p.starting
 	if n <= 0 {
 		p.mu.Unlock()
@@ -650,7 +734,8 @@ func (p *Pool) startIdle(ctx context.Context, n int) error {
 // Reconcile applies one scaling decision now: it reaps idle instances past
 // IdleTimeout (keeping MinInstances) and starts instances up to
 // MinInstances. The background loop calls it; with Config.Interval < 0 the
-// owner does. It returns the first start error.
+// owner does. It returns the first start error. A pool whose instances
+// need more than the whole Budget starts none (New logged why once).
 func (p *Pool) Reconcile(ctx context.Context) error {
 	now := p.now()
 	p.mu.Lock()
@@ -674,6 +759,9 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 			p.killLocked(in)
 			p.claimLocked(in)
 		}
+	}
+	if p.tooBig != nil {
+		plan.Start = 0
 	}
 	p.starting += plan.Start
 	p.mu.Unlock()
@@ -814,7 +902,7 @@ func (p *Pool) Stats() Stats {
 			InFlight:   p.inflight,
 			MemoryMB:   int(p.reservedMB.Load()),
 			ColdStarts: p.cold,
-			Throttled:  p.thrott,
+			Throttled:  p.thrott.Load(),
 		},
 		Instances: len(p.all),
 	}

@@ -597,14 +597,6 @@ func TestBudgetKeepsOtherPoolsMinimum(t *testing.T) {
 	}
 }
 
-func TestBudgetTooSmallForOneInstance(t *testing.T) {
-	b := NewBudget(64)
-	m := newFakeModule(t)
-	p := newTestPool(t, m, Config{MemoryMB: 128, Budget: b})
-	_, err := p.Acquire(context.Background())
-	wantCode(t, err, gust.ECAPACITY)
-}
-
 // TestBudgetManyPools runs pools that compete for a small budget from many
 // goroutines: under -race it checks the Budget/Pool locking, and that every
 // call ends in a lease, a throttle or a capacity refusal.
