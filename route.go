@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Route auth kinds.
@@ -64,9 +65,13 @@ type RouteJWT struct {
 	Secret   string   `json:"secret,omitempty"`   // secret holding the HS256 key
 	JWKS     string   `json:"jwks,omitempty"`     // secret holding a JWKS document ({"keys": [...]})
 	Issuer   string   `json:"issuer,omitempty"`   // required "iss" when set
-	Audience string   `json:"audience,omitempty"` // required in "aud" when set
-	Leeway   Duration `json:"leeway,omitempty"`   // clock skew allowed on exp and nbf
+	Audience string   `json:"audience,omitempty"` // required in "aud" when set; required with JWKS
+	Leeway   Duration `json:"leeway,omitempty"`   // clock skew allowed on exp and nbf, at most MaxJWTLeeway
 }
+
+// MaxJWTLeeway bounds RouteJWT.Leeway: clock skew is seconds, and a
+// larger leeway keeps expired tokens valid.
+const MaxJWTLeeway = 5 * time.Minute
 
 // RateLimit is a token bucket: RPS requests a second on average, bursts of
 // up to Burst (default: RPS rounded up). Each caller has its own bucket:
@@ -163,8 +168,14 @@ func validateRoutes(routes []Route) error {
 					return at("%s", ErrorMessage(err))
 				}
 			}
-			if j.Leeway.D() < 0 {
-				return at("jwt leeway must not be negative")
+			// An identity provider's keys sign the tokens of every
+			// app it serves; only the audience says this one was
+			// issued for this route, and the issuer is the same for all.
+			if j.JWKS != "" && j.Audience == "" {
+				return at("jwt.jwks needs jwt.audience: the provider signs tokens for every app it serves with the same keys, so without an audience this route would accept any of them")
+			}
+			if j.Leeway.D() < 0 || j.Leeway.D() > MaxJWTLeeway {
+				return at("jwt leeway %s: want 0 to %s", j.Leeway, MaxJWTLeeway)
 			}
 		default:
 			return at("invalid auth %q: want none, token, api-key or jwt", r.Auth)

@@ -146,7 +146,7 @@ func (a *Async) accept(r *http.Request, id string) (*Accepted, error) {
 	// event needs no subject of its own (see Event.subject).
 	ev := &Event{
 		ID: id, Function: name, Ref: ref, Version: v.Number,
-		Method: r.Method, Path: path, Query: r.URL.RawQuery, Header: header,
+		Method: r.Method, Path: path, RawPath: gateway.RawPath(Prefix, r, path), Query: r.URL.RawQuery, Header: header,
 		Trigger: "async", AcceptedAt: a.now(), CallbackURL: callback, Body: body,
 		SeqSuffix: idemKey == "",
 	}
@@ -192,7 +192,7 @@ func (a *Async) readBody(r *http.Request, v *gust.Version, door string) ([]byte,
 	}
 	return nil, release, gust.Errorf(gust.ETOOLARGE,
 		"%s is over the async limit of %d bytes: an async event must fit in one NATS message, whose max_payload is %d bytes (%d of them kept for the event's metadata)%s; "+
-			"for larger events raise max_payload on the NATS servers (gust serve --nats)",
+			"for larger events raise it (gust serve --max-payload, or max_payload on the NATS servers of gust serve --nats)",
 		what, limit, a.maxPayload, headroom, instead)
 }
 
@@ -255,7 +255,7 @@ func (a *Async) store(ev *Event, msgID string) (uint64, error) {
 	}
 	*buf = data[:0]
 	if size := int64(len(data) + 256); size > a.maxPayload {
-		return 0, gust.Errorf(gust.ETOOLARGE, "event of %d bytes (body and headers) does not fit in one NATS message, whose max_payload is %d bytes; send fewer or smaller headers, or raise max_payload on the NATS servers (gust serve --nats)", size, a.maxPayload)
+		return 0, gust.Errorf(gust.ETOOLARGE, "event of %d bytes (body and headers) does not fit in one NATS message, whose max_payload is %d bytes; send fewer or smaller headers, or raise max_payload (gust serve --max-payload, or on the NATS servers of gust serve --nats)", size, a.maxPayload)
 	}
 	m := &nats.Msg{Subject: ev.subject(), Data: data}
 	if msgID != "" {

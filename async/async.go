@@ -110,6 +110,10 @@ type Config struct {
 	// ticks and the queue wait, and the events carry their trace context
 	// to the worker; nil or one without an endpoint records nothing.
 	Tracer *trace.Tracer
+	// Sync finds the records of invocations async never stored (calls to
+	// /fn, NATS subject and stream triggers), so GET /v1/invocations/ID
+	// answers for every id a caller was given; nil: only async ones.
+	Sync SyncFinder
 
 	// AckWait is how long a node may hold an event without word before
 	// JetStream hands it to another; workers heartbeat at a third of it.

@@ -52,7 +52,7 @@ func (a *Async) runCron(ctx context.Context, name string, idx int, t gust.Trigge
 		if !sleep(ctx, next.Sub(a.now())) {
 			return
 		}
-		a.fireCron(ctx, name, idx, t, next, false)
+		a.fireCron(ctx, name, idx, t, next, false, sched.Next(next))
 		// A timer may fire a hair early by the wall clock: never let that
 		// make the same tick come round twice.
 		last = next
@@ -90,11 +90,26 @@ func (a *Async) cronCatchUp(ctx context.Context, name string, idx int, t gust.Tr
 	}
 	if tick := latestTick(sched, from, now); !tick.IsZero() {
 		a.log.Info("cron catch-up: firing a missed tick", "function", name, "tick", tick)
-		a.fireCron(ctx, name, idx, t, tick, true)
+		a.fireCron(ctx, name, idx, t, tick, true, sched.Next(now))
 	}
 }
 
-func (a *Async) fireCron(ctx context.Context, name string, idx int, t gust.Trigger, tick time.Time, catchUp bool) {
+// Retries of a tick whose enqueue failed: the first after
+// cronRetryFirst, doubling up to cronRetryMax, and none that would start
+// after the next tick.
+const (
+	cronRetryFirst = 250 * time.Millisecond
+	cronRetryMax   = 30 * time.Second
+)
+
+// enqueueTick enqueues a tick's event once across nodes; tests replace it
+// to make an enqueue fail on cue, as a NATS outage would.
+var enqueueTick = (*Async).enqueueOnce
+
+// fireCron enqueues tick. An enqueue that fails (NATS away for a moment)
+// is retried with backoff until the next tick, until, is due: a tick is
+// dropped only if it could not be stored before the next one.
+func (a *Async) fireCron(ctx context.Context, name string, idx int, t gust.Trigger, tick time.Time, catchUp bool, until time.Time) {
 	id := cronID(name, idx, tick)
 	body, err := json.Marshal(CronEvent{Schedule: t.Cron, Timezone: t.Timezone, Tick: tick.UTC(), Trigger: idx, CatchUp: catchUp})
 	if err != nil {
@@ -109,15 +124,54 @@ func (a *Async) fireCron(ctx context.Context, name string, idx int, t gust.Trigg
 		ID: id, Function: name, Method: http.MethodPost, Path: "/",
 		Header: header, Trigger: "cron", AcceptedAt: a.now(), Body: body,
 	}
-	created, err := a.enqueueOnce(ctx, ev, fmt.Sprintf("cron:%s:%d:%d", name, idx, tick.Unix()))
-	if err != nil {
-		a.log.Warn("cron tick not enqueued", "function", name, "tick", tick, "err", err)
-		return
-	}
-	if created {
-		a.log.Debug("cron tick enqueued", "function", name, "tick", tick, "invocation", id)
+	msgID := fmt.Sprintf("cron:%s:%d:%d", name, idx, tick.Unix())
+	delay := cronRetryFirst
+	for failed := false; ; failed = true {
+		created, err := enqueueTick(a, ctx, ev, msgID)
+		if err == nil && !created && failed {
+			// A failed try may have left its queued record behind (its
+			// clean-up failed too), which makes this one look like another
+			// node's enqueue: store the event unless the record shows it
+			// ran. The stream's duplicate window and the status checks of
+			// the worker keep a real second copy from running twice.
+			created, err = a.readoptTick(ctx, ev, msgID)
+		}
+		if err == nil {
+			if created {
+				a.log.Debug("cron tick enqueued", "function", name, "tick", tick, "invocation", id)
+			}
+			break
+		}
+		if ctx.Err() != nil || until.IsZero() || !a.now().Add(delay).Before(until) {
+			a.log.Error("cron tick dropped: not enqueued before the next tick", "function", name, "tick", tick, "invocation", id, "err", err)
+			return
+		}
+		a.log.Warn("cron tick not enqueued; retrying", "function", name, "tick", tick, "retryIn", delay, "err", err)
+		if !sleep(ctx, delay) {
+			return
+		}
+		delay = min(2*delay, cronRetryMax)
 	}
 	a.recordTick(ctx, name, idx, tick)
+}
+
+// readoptTick stores ev again if its status record says it is still
+// queued and never started.
+func (a *Async) readoptTick(ctx context.Context, ev *Event, msgID string) (bool, error) {
+	st, _, err := a.getStatus(ctx, ev.ID)
+	if gust.ErrorCode(err) == gust.ENOTFOUND {
+		return enqueueTick(a, ctx, ev, msgID)
+	}
+	if err != nil {
+		return false, err
+	}
+	if st.Status != StatusQueued || st.Attempts > 0 || st.StartedAt != nil {
+		return false, nil
+	}
+	if _, err := a.store(ev, msgID); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // recordTick remembers tick as the last fired one unless a later one is

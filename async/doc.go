@@ -73,6 +73,13 @@
 // was due, to the dequeue) and hands the invoker that context, so the
 // cold-start and execution spans join the same trace under the accept.
 //
+// GET /v1/invocations/ID answers for a sync invocation too (a call to
+// /fn, a NATS subject or stream trigger) when Config.Sync finds its
+// record: the same Status shape with Kind "sync", succeeded or failed in
+// one attempt, with its duration, cold start and error. Async ids are
+// looked up first; the record of an event that came through the async
+// stream is never passed off as a sync call.
+//
 // Dead letters are listed, redriven (re-enqueued with attempts reset) and
 // purged per function through the admin routes.
 //

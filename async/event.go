@@ -40,6 +40,7 @@ type Event struct {
 	Version     int         `json:"version,omitempty"` // resolved at accept; the worker resolves Ref again
 	Method      string      `json:"method"`
 	Path        string      `json:"path"`
+	RawPath     string      `json:"rawPath,omitempty"` // Path as the client escaped it, when that differs
 	Query       string      `json:"query,omitempty"`
 	Header      http.Header `json:"header,omitempty"`
 	Trigger     string      `json:"trigger"` // async, cron, stream...
@@ -146,7 +147,7 @@ func putDataBuf(p *[]byte) {
 }
 
 func (ev *Event) dataSizeHint() int {
-	n := 192 + len(ev.ID) + len(ev.Function) + len(ev.Ref) + len(ev.Method) + len(ev.Path) +
+	n := 192 + len(ev.ID) + len(ev.Function) + len(ev.Ref) + len(ev.Method) + len(ev.Path) + len(ev.RawPath) +
 		len(ev.Query) + len(ev.Trigger) + len(ev.CallbackURL) + len(ev.Body)
 	for k, vs := range ev.Header {
 		n += len(k) + 8
@@ -192,6 +193,10 @@ func (ev *Event) appendMeta(b []byte) ([]byte, error) {
 	b = jsonstr.Append(b, ev.Method)
 	b = append(b, `,"path":`...)
 	b = jsonstr.Append(b, ev.Path)
+	if ev.RawPath != "" {
+		b = append(b, `,"rawPath":`...)
+		b = jsonstr.Append(b, ev.RawPath)
+	}
 	if ev.Query != "" {
 		b = append(b, `,"query":`...)
 		b = jsonstr.Append(b, ev.Query)

@@ -2,7 +2,9 @@ package async
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/gateway"
 )
 
 // maxThrottleWait bounds how long a subject message waits for a throttled
@@ -99,13 +102,13 @@ func (a *Async) runSubject(ctx context.Context, name string, idx int, t gust.Tri
 }
 
 func (a *Async) deliverSubject(ctx context.Context, name string, m *nats.Msg) {
+	defer a.survive("subject " + m.Subject)
 	id := a.cfg.NewID()
 	ceID := id
 	if mid := m.Header.Get(nats.MsgIdHdr); mid != "" {
 		ceID = mid
 	}
-	h := ceHeader(CETypeNATS, "/gust/nats/"+name, ceID, m.Subject, contentType(m.Header), a.now())
-	copyMsgHeader(h, m.Header)
+	h := msgEventHeader(CETypeNATS, "/gust/nats/"+name, ceID, m.Subject, a.now(), m.Header)
 	req := &gust.Request{ID: id, Method: http.MethodPost, Path: "/", Header: h, Body: m.Data, Trigger: "nats"}
 	req.Header.Set(HeaderInvocationID, id)
 	deadline := time.Now().Add(maxThrottleWait)
@@ -115,7 +118,7 @@ func (a *Async) deliverSubject(ctx context.Context, name string, m *nats.Msg) {
 			a.log.Warn("subject trigger: resolving function", "function", name, "err", err)
 			return
 		}
-		resp, err := a.cfg.Invoker.Invoke(ctx, v, req)
+		resp, err := a.invokeRecovered(name, id, func() (*gust.Response, error) { return a.cfg.Invoker.Invoke(ctx, v, req) })
 		if throttled(err) && time.Now().Before(deadline) {
 			if !sleep(ctx, a.jitter(a.cfg.ThrottleDelay)) {
 				return
@@ -142,34 +145,91 @@ func throttled(err error) bool {
 	return false
 }
 
-func contentType(h nats.Header) string {
-	if ct := h.Get("Content-Type"); ct != "" {
-		return ct
+// Content types of a CloudEvent in structured mode: the whole event,
+// attributes and data, is the body (application/cloudevents+json, or a
+// batch of them).
+const ceStructuredPrefix = "application/cloudevents"
+
+// msgEventHeader returns the headers a function is given for a NATS or
+// stream message: the message's own headers, less those no sender may set
+// (see sanitizeMsgHeader), as a CloudEvent in HTTP binary mode.
+//
+// A message that is a CloudEvent already keeps its sender's attributes:
+// in binary mode (ce- headers with ce-specversion, per the CloudEvents NATS
+// binding) only the required attributes it lacks are filled in with
+// gust's; in structured mode (Content-Type application/cloudevents+json)
+// it passes through as its sender made it, the event in the body. Any
+// other message becomes an event of type typ from source, with id, subject
+// and time t, its stray ce- headers replaced.
+func msgEventHeader(typ, source, id, subject string, t time.Time, src nats.Header) http.Header {
+	h := sanitizeMsgHeader(src)
+	ct := h.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && strings.HasPrefix(mt, ceStructuredPrefix) {
+		return h
 	}
-	return "application/octet-stream"
+	if h.Get("Ce-Specversion") != "" {
+		for k, v := range map[string]string{"Ce-Id": id, "Ce-Source": source, "Ce-Type": typ} {
+			if h.Get(k) == "" {
+				h.Set(k, v)
+			}
+		}
+		return h
+	}
+	for k := range h {
+		if isCEHeader(k) {
+			delete(h, k)
+		}
+	}
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	for k, vs := range ceHeader(typ, source, id, subject, ct, t) {
+		h[k] = vs
+	}
+	return h
 }
 
-// copyMsgHeader passes a message's own headers on, except NATS's and gust's
-// internal ones and anything the CloudEvent sets.
-func copyMsgHeader(dst http.Header, src nats.Header) {
+func isCEHeader(k string) bool { return len(k) > 3 && strings.EqualFold(k[:3], "ce-") }
+
+// sanitizeMsgHeader copies a message's headers with canonical names,
+// without those a sender must not set for a function: the ones the gateway
+// strips from an outside caller's request (hop-by-hop headers,
+// Authorization-Gust, and the X-Gust-Auth-* identity headers that
+// functions trust because only a route's auth sets them; one rule, the
+// gateway's, via ForwardHeader), NATS's own (Nats-*), gust's internal ones
+// (Gust-*), and those gust sets per invocation (the invocation id, the
+// attempt).
+func sanitizeMsgHeader(src nats.Header) http.Header {
+	in := make(http.Header, len(src))
 	for k, vs := range src {
 		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "nats-") || strings.HasPrefix(lk, "gust-") || strings.HasPrefix(lk, "ce-") || lk == "content-type" {
+		if strings.HasPrefix(lk, "nats-") || strings.HasPrefix(lk, "gust-") {
 			continue
 		}
-		if http.CanonicalHeaderKey(k) == HeaderInvocationID {
+		ck := http.CanonicalHeaderKey(k)
+		if ck == HeaderInvocationID || ck == HeaderAttempt {
 			continue
 		}
-		for _, v := range vs {
-			dst.Add(k, v)
-		}
+		in[ck] = append(in[ck], vs...)
 	}
+	return gateway.ForwardHeader(&http.Request{Header: in})
 }
 
 // runStream serves a JetStream stream trigger until ctx ends: a durable
 // consumer per function and trigger shared by every node, acked after a
 // successful invocation and nak'd with a backoff after a failed one; the
-// delivery that reaches t.MaxDeliveries is dead-lettered instead.
+// attempt that reaches t.MaxDeliveries is dead-lettered instead.
+//
+// Attempts are counted here, not by JetStream's MaxDeliver: a message is
+// also handed back without being tried (its node shutting down, its
+// trigger being replaced), and each such return is a delivery to
+// JetStream. With MaxDeliver set to MaxDeliveries those returns used up
+// its attempts, and once they were spent JetStream stopped delivering it:
+// never run, never dead-lettered. So the consumer redelivers without
+// limit, a return is counted in the triggers bucket (handbackKey), and an
+// attempt is a delivery that was not a return. Waiting for a function
+// that is throttled, unavailable or briefly unknown happens with the
+// message held (in progress), and is no delivery at all.
 func (a *Async) runStream(ctx context.Context, name string, idx int, t gust.Trigger) {
 	t = withDefaults(t)
 	durable := durableName(name, idx)
@@ -183,7 +243,7 @@ func (a *Async) runStream(ctx context.Context, name string, idx int, t gust.Trig
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       a.cfg.AckWait,
-			MaxDeliver:    t.MaxDeliveries,
+			MaxDeliver:    -1, // attempts are counted by deliverStream
 			MaxAckPending: max(1000, t.BatchSize*t.MaxConcurrency),
 		})
 		return err
@@ -195,71 +255,174 @@ func (a *Async) runStream(ctx context.Context, name string, idx int, t gust.Trig
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	a.pull(ctx, cons, t.MaxConcurrency, t.BatchSize, &wg, t.Stream+"/"+durable, func(msg jetstream.Msg) {
-		a.deliverStream(ctx, name, t, msg)
+		a.deliverStream(ctx, name, durable, t, msg)
 	})
 }
 
-func (a *Async) deliverStream(ctx context.Context, name string, t gust.Trigger, msg jetstream.Msg) {
+// maxHeldWait caps the wait between tries of a stream message whose
+// function is unavailable or not found, while the message is held.
+const maxHeldWait = 5 * time.Second
+
+// waitable reports whether err means the function did not run and may
+// later: throttled, out of capacity, unavailable (a version shutting down,
+// a secret it lists removed) or not found (a function being replaced or
+// removed, whose trigger then stops).
+func waitable(err error) bool {
+	switch gust.ErrorCode(err) {
+	case gust.ETHROTTLED, gust.ECAPACITY, gust.EUNAVAILABLE, gust.ENOTFOUND:
+		return true
+	}
+	return false
+}
+
+func (a *Async) deliverStream(ctx context.Context, name, durable string, t gust.Trigger, msg jetstream.Msg) {
+	defer a.survive("stream consumer " + durable)
 	meta, err := msg.Metadata()
 	if err != nil {
 		_ = msg.Term()
 		return
 	}
+	log := a.log.With("function", name, "stream", meta.Stream, "seq", meta.Sequence.Stream)
+	hbKey := handbackKey(meta.Stream, durable, meta.Sequence.Stream)
+	handbacks := 0
+	if meta.NumDelivered > 1 {
+		handbacks = a.handbacks(hbKey)
+	}
+	attempt := max(int(meta.NumDelivered)-handbacks, 1)
+	settled := func() {
+		if handbacks > 0 {
+			a.forgetHandbacks(hbKey)
+		}
+	}
 	id := a.cfg.NewID()
-	attempt := int(meta.NumDelivered)
 	// The id is the message's place in its stream, the same on every
 	// delivery, so a function can tell a redelivery from a new message.
 	ceID := fmt.Sprintf("%s-%d", meta.Stream, meta.Sequence.Stream)
-	h := ceHeader(CETypeStream, "/gust/stream/"+meta.Stream, ceID, msg.Subject(), contentType(msg.Headers()), meta.Timestamp)
-	copyMsgHeader(h, msg.Headers())
+	h := msgEventHeader(CETypeStream, "/gust/stream/"+meta.Stream, ceID, msg.Subject(), meta.Timestamp, msg.Headers())
 	h.Set(HeaderInvocationID, id)
 	h.Set(HeaderAttempt, strconv.Itoa(attempt))
 	req := &gust.Request{ID: id, Method: http.MethodPost, Path: "/", Header: h, Body: msg.Data(), Trigger: "stream"}
-
-	var v *gust.Version
-	stop := a.heartbeat(msg)
-	for {
-		v, err = a.cfg.Invoker.Resolve(ctx, name, "")
-		if err == nil {
-			_, err = a.cfg.Invoker.Invoke(ctx, v, req)
-		}
-		// Waiting for capacity is not a delivery: wait here, keeping the
-		// message ours, instead of spending one of its MaxDeliveries.
-		if (throttled(err) && gust.ErrorCode(err) != gust.EUNAVAILABLE) && sleep(ctx, a.jitter(a.cfg.ThrottleDelay)) {
-			continue
-		}
-		break
-	}
-	stop()
-	if err == nil {
-		_ = msg.Ack()
-		return
-	}
-	if ctx.Err() != nil || gust.ErrorCode(err) == gust.EUNAVAILABLE || gust.ErrorCode(err) == gust.ENOTFOUND {
-		// Shutting down, or the function is going away: hand it back.
-		_ = msg.NakWithDelay(a.cfg.ThrottleDelay)
-		return
-	}
-	if attempt >= t.MaxDeliveries {
+	deadLetter := func(cause error, attempts int) {
 		ev := &Event{
 			ID: id, Function: name, Method: req.Method, Path: req.Path, Header: h,
 			Trigger: "stream", AcceptedAt: meta.Timestamp, Body: msg.Data(),
 		}
 		dctx, cancel := opCtx()
 		defer cancel()
-		dead := Dead{Error: gust.ErrorMessage(err), Code: gust.ErrorCode(err), Attempts: attempt, DeadAt: a.now()}
+		dead := Dead{Error: gust.ErrorMessage(cause), Code: gust.ErrorCode(cause), Attempts: attempts, DeadAt: a.now()}
 		if derr := a.publishDead(dctx, ev, dead, fmt.Sprintf("dead:%s:%s", name, ceID)); derr != nil {
-			a.log.Error("stream trigger: dead-lettering failed; message kept", "function", name, "stream", meta.Stream, "seq", meta.Sequence.Stream, "err", derr)
+			log.Error("stream trigger: dead-lettering failed; message kept", "err", derr)
 			_ = msg.NakWithDelay(a.jitter(a.cfg.ThrottleDelay))
 			return
 		}
-		a.log.Info("stream message dead-lettered", "function", name, "stream", meta.Stream, "seq", meta.Sequence.Stream, "deliveries", attempt, "err", err)
+		log.Info("stream message dead-lettered", "attempts", attempts, "deliveries", meta.NumDelivered, "err", cause)
 		_ = msg.TermWithReason("dead-lettered by gust")
+		settled()
+	}
+	if attempt > t.MaxDeliveries {
+		// Deliveries that ended with no word from their node (it died, or
+		// missed its AckWait), or a maxDeliveries lowered since, used up
+		// the attempts: dead-letter it rather than try again or drop it.
+		deadLetter(gust.Errorf(gust.EINTERNAL, "%d deliveries made, maxDeliveries is %d: the last ended with no outcome (its node stopped or went silent mid-invocation)", attempt-1, t.MaxDeliveries), attempt-1)
 		return
 	}
-	backoff := gust.DefaultRetryBackoff
-	if v != nil {
-		backoff = v.Spec.WithDefaults().RetryBackoff.D()
+
+	var v *gust.Version
+	stop := a.heartbeat(msg)
+	wait := a.cfg.ThrottleDelay
+	for warned := false; ; {
+		v, err = a.cfg.Invoker.Resolve(ctx, name, "")
+		if err == nil {
+			_, err = a.invokeRecovered(name, id, func() (*gust.Response, error) { return a.cfg.Invoker.Invoke(ctx, v, req) })
+		}
+		// Waiting for the function is not a delivery: wait here, keeping
+		// the message ours, instead of spending one of its attempts.
+		if ctx.Err() != nil || !waitable(err) {
+			break
+		}
+		if code := gust.ErrorCode(err); code == gust.EUNAVAILABLE || code == gust.ENOTFOUND {
+			if !warned {
+				log.Warn("stream trigger: function not available; holding the message until it is", "err", err)
+				warned = true
+			}
+			wait = min(wait*2, maxHeldWait)
+		}
+		if !sleep(ctx, a.jitter(wait)) {
+			break
+		}
 	}
-	_ = msg.NakWithDelay(a.backoff(backoff, attempt))
+	stop()
+	switch {
+	case err == nil:
+		_ = msg.Ack()
+		settled()
+	case ctx.Err() != nil:
+		// Shutting down, or the trigger is being replaced: hand it back,
+		// counted as a return so that it spends no attempt.
+		a.recordHandback(hbKey, handbacks+1)
+		_ = msg.NakWithDelay(a.cfg.ThrottleDelay)
+	case attempt >= t.MaxDeliveries:
+		deadLetter(err, attempt)
+	default:
+		backoff := gust.DefaultRetryBackoff
+		if v != nil {
+			backoff = v.Spec.WithDefaults().RetryBackoff.D()
+		}
+		_ = msg.NakWithDelay(a.backoff(backoff, attempt))
+	}
+}
+
+// handbackKey is the key, in the triggers bucket, of how many times the
+// message seq of stream was handed back to consumer durable untried.
+func handbackKey(stream, durable string, seq uint64) string {
+	return "handback." + stream + "." + durable + "." + strconv.FormatUint(seq, 10)
+}
+
+// handbacksSubject is the subject of every handback key of a consumer, in
+// the bucket's stream.
+func handbacksSubject(stream, durable string) string {
+	return "$KV." + BucketTriggers + ".handback." + stream + "." + durable + ".>"
+}
+
+// handbacks returns how many times a message was handed back untried; 0
+// if unknown (so an unreadable count costs at most attempts, never the
+// message).
+func (a *Async) handbacks(key string) int {
+	ctx, cancel := opCtx()
+	defer cancel()
+	e, err := a.triggers.Get(ctx, key)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			a.log.Warn("stream trigger: reading a message's returns", "key", key, "err", err)
+		}
+		return 0
+	}
+	n, _ := strconv.Atoi(string(e.Value()))
+	return n
+}
+
+func (a *Async) recordHandback(key string, n int) {
+	ctx, cancel := opCtx()
+	defer cancel()
+	if _, err := a.triggers.Put(ctx, key, []byte(strconv.Itoa(n))); err != nil {
+		a.log.Warn("stream trigger: recording a message handed back; its next delivery counts as an attempt", "key", key, "err", err)
+	}
+}
+
+// forgetHandbacks removes a settled message's count, leaving no delete
+// marker behind (a purge of the subject in the bucket's stream).
+func (a *Async) forgetHandbacks(key string) {
+	a.purgeTriggerState("$KV." + BucketTriggers + "." + key)
+}
+
+func (a *Async) purgeTriggerState(subject string) {
+	ctx, cancel := opCtx()
+	defer cancel()
+	s, err := a.js.Stream(ctx, "KV_"+BucketTriggers)
+	if err == nil {
+		err = s.Purge(ctx, jetstream.WithPurgeSubject(subject))
+	}
+	if err != nil {
+		a.log.Debug("purging trigger state", "subject", subject, "err", err)
+	}
 }

@@ -27,9 +27,19 @@ const (
 	StatusCanceled     = "canceled"
 )
 
-// Status is what GET /v1/invocations/ID answers.
+// Kinds of invocation a Status describes.
+const (
+	KindAsync = "async" // stored, queued and run by a worker (/async, cron, webhooks)
+	KindSync  = "sync"  // run while its caller waited (/fn, NATS triggers)
+)
+
+// Status is what GET /v1/invocations/ID answers. A sync invocation (Kind
+// KindSync) has the same shape: it ended succeeded or failed in its one
+// attempt, accepted and started when it began, with DurationMs, Cold and,
+// when it answered, HTTPStatus; its response body is not kept.
 type Status struct {
 	ID            string     `json:"id"`
+	Kind          string     `json:"kind"` // KindAsync or KindSync
 	Function      string     `json:"function"`
 	Ref           string     `json:"ref,omitempty"`
 	Version       int        `json:"version,omitempty"` // of the last attempt, or resolved at accept
@@ -43,6 +53,11 @@ type Status struct {
 	FinishedAt    *time.Time `json:"finishedAt,omitempty"`
 	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
 	Response      *Result    `json:"response,omitempty"`
+	// Of a sync invocation: how long it ran, whether it started an
+	// instance, and the status the function answered.
+	DurationMs float64 `json:"durationMs,omitempty"`
+	Cold       *bool   `json:"cold,omitempty"`
+	HTTPStatus int     `json:"httpStatus,omitempty"`
 }
 
 // Result is the function's answer kept in a status.
@@ -110,13 +125,16 @@ func (a *Async) getStatus(ctx context.Context, id string) (*Status, uint64, erro
 	if err := json.Unmarshal(e.Value(), &s); err != nil {
 		return nil, 0, fmt.Errorf("decode status of %s: %w", id, err)
 	}
+	if s.Kind == "" {
+		s.Kind = KindAsync // stored before statuses said
+	}
 	return &s, e.Revision(), nil
 }
 
 // queuedStatus is the status of ev before any attempt.
 func queuedStatus(ev *Event) *Status {
 	return &Status{
-		ID: ev.ID, Function: ev.Function, Ref: ev.Ref, Version: ev.Version, Trigger: ev.Trigger,
+		ID: ev.ID, Kind: KindAsync, Function: ev.Function, Ref: ev.Ref, Version: ev.Version, Trigger: ev.Trigger,
 		Status: StatusQueued, AcceptedAt: ev.AcceptedAt,
 	}
 }
@@ -230,10 +248,69 @@ func (a *Async) putStatus(ctx context.Context, s *Status) error {
 	return nil
 }
 
-// Status returns the status of an invocation. Errors: ENOTFOUND.
+// Status returns the status of an invocation: an async one, or else a
+// sync one that Config.Sync finds. Errors: ENOTFOUND.
 func (a *Async) Status(ctx context.Context, id string) (*Status, error) {
 	s, _, err := a.currentStatus(ctx, id)
-	return s, err
+	if gust.ErrorCode(err) != gust.ENOTFOUND {
+		return s, err
+	}
+	if sync, serr := a.syncStatus(ctx, id); serr == nil || gust.ErrorCode(serr) != gust.ENOTFOUND {
+		return sync, serr
+	}
+	return nil, err
+}
+
+// SyncFinder finds the record of an invocation that was not stored as an
+// async event; the meter, which records every invocation, is one.
+// Errors: ENOTFOUND.
+type SyncFinder interface {
+	Invocation(ctx context.Context, id string) (*gust.Invocation, error)
+}
+
+// syncStatus is the status of a sync invocation id, from Config.Sync.
+// Errors: ENOTFOUND, also for the record of an event that came through
+// the async stream, whose status has expired: it is not a sync call.
+func (a *Async) syncStatus(ctx context.Context, id string) (*Status, error) {
+	if a.cfg.Sync == nil || !validID(id) {
+		return nil, gust.Errorf(gust.ENOTFOUND, "no invocation %q", id)
+	}
+	inv, err := a.cfg.Sync.Invocation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch inv.Trigger {
+	case "async", "cron", "webhook":
+		return nil, gust.Errorf(gust.ENOTFOUND, "no invocation %q (statuses are kept for %s)", id, a.cfg.StatusTTL)
+	}
+	return newSyncStatus(inv), nil
+}
+
+// newSyncStatus describes a finished sync invocation in Status's shape.
+func newSyncStatus(inv *gust.Invocation) *Status {
+	start, end := inv.Start, inv.Start.Add(inv.Duration)
+	cold := inv.Cold
+	s := &Status{
+		ID: inv.ID, Kind: KindSync, Function: inv.Function, Version: inv.Version, Trigger: inv.Trigger,
+		Status: StatusSucceeded, Attempts: 1, AcceptedAt: start, StartedAt: &start, FinishedAt: &end,
+		DurationMs: float64(inv.Duration.Microseconds()) / 1000, Cold: &cold, HTTPStatus: inv.HTTPCode,
+	}
+	if inv.Status != "" && inv.Status != gust.StatusOK {
+		s.Status, s.Error = StatusFailed, inv.Error
+		if s.Error == "" {
+			s.Error = inv.Status
+		}
+		// Only these statuses name one code; "error" covers several.
+		switch inv.Status {
+		case gust.StatusTimeout:
+			s.Code = gust.ETIMEOUT
+		case gust.StatusOOM:
+			s.Code = gust.EOOM
+		case gust.StatusThrottled:
+			s.Code = gust.ETHROTTLED
+		}
+	}
+	return s
 }
 
 // Cancel cancels an invocation that has not started running (queued, or
@@ -242,6 +319,11 @@ func (a *Async) Status(ctx context.Context, id string) (*Status, error) {
 func (a *Async) Cancel(ctx context.Context, id string) (*Status, error) {
 	for range 10 {
 		s, rev, err := a.currentStatus(ctx, id)
+		if gust.ErrorCode(err) == gust.ENOTFOUND {
+			if _, serr := a.syncStatus(ctx, id); serr == nil {
+				return nil, gust.Errorf(gust.ECONFLICT, "invocation %s was a sync call and has ended: only a queued async invocation can be canceled", id)
+			}
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -21,12 +21,26 @@ const (
 )
 
 // ValidateSpec checks the triggers of spec: cron expressions and time
-// zones parse, subjects and stream names are valid and are not gust's own.
+// zones parse and fire, subjects and stream names are valid and are not
+// gust's own, webhook paths are unique and stripe tolerances within what
+// replays are caught for. Whether another function has a webhook path is
+// CheckWebhookPaths's to say.
 // Errors: EINVALID naming the trigger and the problem.
 func ValidateSpec(spec gust.Spec) error {
+	hooks := map[string]int{}
 	for i, t := range spec.Triggers {
-		if err := validateTrigger(t); err != nil {
+		err := validateTrigger(t)
+		if err == nil {
+			err = checkTolerance(t.Webhook)
+		}
+		if err != nil {
 			return gust.Errorf(gust.EINVALID, "trigger %d (%s): %s", i+1, describe(t), gust.ErrorMessage(err))
+		}
+		if t.Webhook != nil {
+			if j, dup := hooks[t.Webhook.Path]; dup {
+				return gust.Errorf(gust.EINVALID, "trigger %d (%s): trigger %d has the same path; a path has one webhook", i+1, describe(t), j+1)
+			}
+			hooks[t.Webhook.Path] = i
 		}
 	}
 	return nil
@@ -241,6 +255,7 @@ func (m *triggerManager) replace(ctx context.Context, name string, triggers []gu
 				if err := m.a.js.DeleteConsumer(ctx, t.Stream, durableName(name, i)); err != nil {
 					m.a.log.Debug("triggers: deleting consumer", "stream", t.Stream, "consumer", durableName(name, i), "err", err)
 				}
+				m.a.purgeTriggerState(handbacksSubject(t.Stream, durableName(name, i)))
 			}
 			if t.Cron != "" && triggers == nil {
 				_ = m.a.triggers.Delete(ctx, cronKey(name, i))

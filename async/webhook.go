@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
@@ -39,6 +40,13 @@ const (
 // DefaultWebhookTolerance is how far a stripe signature's timestamp may be
 // from now before the delivery is refused as a possible replay.
 const DefaultWebhookTolerance = 5 * time.Minute
+
+// maxTolerance is the largest stripe tolerance whose replays a replay store
+// that keeps keys for window catches. A signature is good for 2×tolerance
+// (its timestamp ± tolerance); its key, stored at the first delivery, must
+// outlive the last moment a copy would be accepted, even when the first
+// delivery came at the start of that span.
+func maxTolerance(window time.Duration) time.Duration { return window / 2 }
 
 // SecretSource gives webhook triggers the values of their signing secrets.
 // *secrets.Store implements it. An unknown name is an error (ENOTFOUND).
@@ -77,6 +85,21 @@ func validateWebhook(t gust.Trigger) error {
 	return nil
 }
 
+// checkTolerance refuses, at deploy, a stripe tolerance longer than the
+// replay store covers (see maxTolerance). It is not part of
+// validateTrigger, which also vets live versions' triggers at run time: a
+// version deployed before this check keeps its webhook, with its
+// tolerance cut to what is covered (acceptWebhook).
+func checkTolerance(w *gust.WebhookTrigger) error {
+	if w == nil || w.Scheme != gust.WebhookStripe {
+		return nil
+	}
+	if most := maxTolerance(DefaultDedupWindow); w.Tolerance.D() > most {
+		return gust.Errorf(gust.EINVALID, "tolerance %s is more than replays can be caught for: a signature is good from tolerance before to tolerance after its timestamp, %s in all, but gust keeps the keys it catches replays by for %s (the idempotency window), so the most is %s", w.Tolerance, 2*w.Tolerance.D(), DefaultDedupWindow, most)
+	}
+	return nil
+}
+
 // hookRoute is one live webhook trigger.
 type hookRoute struct {
 	function string
@@ -84,10 +107,11 @@ type hookRoute struct {
 	hook     gust.WebhookTrigger
 }
 
-// hookTable maps webhook paths to the live versions' triggers. Two
-// functions may claim one path (deploys are not checked against each
-// other); the first by name wins, so routing is stable, and the clash is
-// logged.
+// hookTable maps webhook paths to the live versions' triggers. Deploys
+// refuse a path another function's live version has (CheckWebhookPaths),
+// but two functions can still claim one (deploys racing each other, a
+// rollback to a version that had it): the first by name wins, so routing
+// is stable, and the clash is logged.
 type hookTable struct {
 	mu     sync.RWMutex
 	byPath map[string]map[string]hookRoute // path -> function -> route
@@ -199,7 +223,13 @@ func (a *Async) acceptWebhook(r *http.Request) (*Accepted, error) {
 		a.log.Error("webhook refused: its secret cannot be read", "path", route.hook.Path, "function", route.function, "secret", route.hook.Secret, "err", err)
 		return nil, gust.Errorf(gust.EUNAVAILABLE, "webhook %s is not configured", route.hook.Path)
 	}
-	replayKey, err := verifySignature(route.hook, r.Header, body, []byte(key), a.now())
+	hook := route.hook
+	if most := maxTolerance(a.cfg.DedupWindow); hook.Scheme == gust.WebhookStripe && hook.Tolerance.D() > most {
+		// Deploys refuse more than the default window covers; a node
+		// configured with a shorter window accepts no more than it covers.
+		hook.Tolerance = gust.Duration(most)
+	}
+	replayKey, err := verifySignature(hook, r.Header, body, []byte(key), a.now())
 	if err != nil {
 		a.log.Info("webhook signature refused", "path", route.hook.Path, "function", route.function, "err", gust.ErrorMessage(err))
 		return nil, err
@@ -300,10 +330,14 @@ func verifySignature(hook gust.WebhookTrigger, h http.Header, body, key []byte, 
 		// about the clock.
 		signed := make([]byte, 0, len(ts)+1+len(body))
 		signed = append(append(append(signed, ts...), '.'), body...)
+		// The replay key is the signature's bytes, not its text: hex
+		// decodes either case, so "v1=ABCD..." is the same signature as
+		// "v1=abcd..." and must not pass as a new delivery.
 		match := ""
 		for _, s := range sigs {
 			if hmacEqual(key, s, signed) {
-				match = s
+				b, _ := hex.DecodeString(s)
+				match = hex.EncodeToString(b)
 			}
 		}
 		if match == "" {
@@ -336,4 +370,46 @@ func SignHMACSHA256(key, msg []byte) string {
 	m := hmac.New(sha256.New, key)
 	m.Write(msg)
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// CheckWebhookPaths refuses, at the deploy of function name, a spec with a
+// webhook path that another function's live version uses: the path is that
+// function's until it gives it up, and a deploy scoped to one function
+// must not take another's deliveries. Only functions other than name are
+// compared, so a function may redeploy its own paths. Deploys racing each
+// other can still both pass; the routing then stays with the first
+// function by name (see hookTable). Errors: ECONFLICT naming the other
+// function; a registry error as it came.
+func CheckWebhookPaths(ctx context.Context, reg gust.Registry, name string, spec gust.Spec) error {
+	want := map[string]bool{}
+	for _, t := range spec.Triggers {
+		if t.Webhook != nil {
+			want[t.Webhook.Path] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	fns, err := reg.Functions(ctx)
+	if err != nil {
+		return fmt.Errorf("checking webhook paths: %w", err)
+	}
+	for _, fn := range fns {
+		if fn.Name == name || fn.Live == 0 {
+			continue
+		}
+		v, err := reg.Version(ctx, fn.Name, fn.Live)
+		if gust.ErrorCode(err) == gust.ENOTFOUND {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("checking webhook paths: %w", err)
+		}
+		for _, t := range v.Spec.Triggers {
+			if t.Webhook != nil && want[t.Webhook.Path] {
+				return gust.Errorf(gust.ECONFLICT, "webhook path %s is taken by function %s (its live version %d): remove it there first, or choose another path", t.Webhook.Path, fn.Name, fn.Live)
+			}
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -35,6 +36,7 @@ func opCtx() (context.Context, context.CancelFunc) {
 // event is done with (succeeded, dead-lettered, failed, canceled, already
 // done), nak with a delay to retry it later.
 func (a *Async) handle(msg jetstream.Msg) {
+	defer a.survive(ConsumerWorkers)
 	ev, err := decodeEvent(msg.Headers(), msg.Data())
 	if err != nil {
 		a.log.Error("dropping undecodable async event", "subject", msg.Subject(), "err", err)
@@ -186,15 +188,42 @@ func (a *Async) run(ctx context.Context, msg jetstream.Msg, v *gust.Version, ev 
 	header.Set(HeaderInvocationID, ev.ID)
 	header.Set(HeaderAttempt, strconv.Itoa(attempt))
 	req := &gust.Request{
-		ID: ev.ID, Method: ev.Method, Path: ev.Path, Query: ev.Query,
+		ID: ev.ID, Method: ev.Method, Path: ev.Path, RawPath: ev.RawPath, Query: ev.Query,
 		Header: header, Body: ev.Body, Trigger: ev.Trigger,
 	}
 	stop := a.heartbeat(msg)
 	defer stop()
-	if started != nil {
-		return a.starter.InvokeStarted(ctx, v, req, started)
+	return a.invokeRecovered(ev.Function, ev.ID, func() (*gust.Response, error) {
+		if started != nil {
+			return a.starter.InvokeStarted(ctx, v, req, started)
+		}
+		return a.cfg.Invoker.Invoke(ctx, v, req)
+	})
+}
+
+// invokeRecovered runs one background invocation (an async event, a
+// stream or subject message): a panic in it, which net/http would have
+// caught on the sync path, here would take the node and every invocation
+// in flight down with it. It becomes that invocation's EINTERNAL failure,
+// retried and dead-lettered like any other, and its stack goes to the log.
+func (a *Async) invokeRecovered(function, id string, call func() (*gust.Response, error)) (resp *gust.Response, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("invocation panicked inside gust; recorded as an internal error",
+				"function", function, "invocation", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			resp, err = nil, gust.Errorf(gust.EINTERNAL, "gust failed while running the invocation (a bug; the node logged it)")
+		}
+	}()
+	return call()
+}
+
+// survive is deferred by the goroutine that handles one message: a panic
+// outside the invocation (which invokeRecovered catches) is logged and the
+// node lives on; the message, unsettled, comes back after its AckWait.
+func (a *Async) survive(what string) {
+	if p := recover(); p != nil {
+		a.log.Error("handling a message panicked inside gust", "from", what, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 	}
-	return a.cfg.Invoker.Invoke(ctx, v, req)
 }
 
 // markRunning moves st, read at revision rev, to running as its next

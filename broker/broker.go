@@ -46,6 +46,11 @@ type Config struct {
 	// means no listener: anything that can reach a port could read and
 	// write gust's state, and gust itself connects in-process.
 	Listen string
+	// MaxPayload is the embedded server's max_payload: the largest message
+	// in bytes (the async body limit and cluster forwarding derive from
+	// it). Zero keeps nats-server's default of 1 MB. An external server's
+	// own setting applies, so it must be zero with URL.
+	MaxPayload int32
 	// Replicas is the replica count of every stream, KV bucket and object
 	// store gust creates: 1 or, on a JetStream cluster, 3 or 5. Zero asks the
 	// servers: 3 when the NATS cluster gust connects to has at least three
@@ -83,6 +88,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.Replicas < 0 || cfg.Replicas > 5 {
 		return nil, fmt.Errorf("broker: replicas %d: want 1 to 5", cfg.Replicas)
+	}
+	if cfg.MaxPayload != 0 && cfg.URL != "" {
+		return nil, errors.New("broker: a max payload applies to the embedded NATS only; set max_payload on the external servers instead")
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
@@ -174,6 +182,7 @@ func (b *Broker) startEmbedded() error {
 		JetStream:  true,
 		StoreDir:   storeDir,
 		SyncAlways: cfg.SyncAlways,
+		MaxPayload: cfg.MaxPayload,
 		NoSigs:     true, // signals belong to gust, not to a library inside it
 	}
 	if cfg.Listen == "" {
@@ -218,7 +227,7 @@ func (b *Broker) startEmbedded() error {
 		return fmt.Errorf("broker: connect to embedded NATS: %w", err)
 	}
 	b.nc = nc
-	b.log.Info("embedded NATS started", "store", storeDir, "syncAlways", cfg.SyncAlways, "clientURL", b.ClientURL())
+	b.log.Info("embedded NATS started", "store", storeDir, "syncAlways", cfg.SyncAlways, "maxPayload", nc.MaxPayload(), "clientURL", b.ClientURL())
 	return nil
 }
 

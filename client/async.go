@@ -12,10 +12,15 @@ import (
 	"github.com/gustfaas/gust"
 )
 
-// InvocationStatus is the status of an async invocation, as
-// GET /v1/invocations/ID reports it.
+// InvocationStatus is the status of an invocation, as
+// GET /v1/invocations/ID reports it. Kind says whether it was async
+// (stored, queued, retried) or sync (its caller waited: /fn, NATS
+// triggers); a sync one is succeeded or failed after one attempt, with
+// DurationMs, Cold and HTTPStatus, and keeps no response body. A server
+// older than Kind answers only async ones and leaves Kind empty.
 type InvocationStatus struct {
 	ID            string              `json:"id"`
+	Kind          string              `json:"kind,omitempty"` // async or sync
 	Function      string              `json:"function"`
 	Ref           string              `json:"ref,omitempty"`
 	Version       int                 `json:"version,omitempty"`
@@ -29,6 +34,9 @@ type InvocationStatus struct {
 	FinishedAt    *time.Time          `json:"finishedAt,omitempty"`
 	NextAttemptAt *time.Time          `json:"nextAttemptAt,omitempty"`
 	Response      *InvocationResponse `json:"response,omitempty"`
+	DurationMs    float64             `json:"durationMs,omitempty"` // sync: time the function ran
+	Cold          *bool               `json:"cold,omitempty"`       // sync: it started an instance
+	HTTPStatus    int                 `json:"httpStatus,omitempty"` // sync: what the function answered
 }
 
 // InvocationResponse is what the function answered, kept up to a size limit.
@@ -130,7 +138,8 @@ func (c *Client) InvokeAsync(ctx context.Context, name, subPath string, body io.
 	return out.ID, nil
 }
 
-// Invocation returns the status of an async invocation. Errors: ENOTFOUND.
+// Invocation returns the status of an invocation, async or sync.
+// Errors: ENOTFOUND.
 func (c *Client) Invocation(ctx context.Context, id string) (*InvocationStatus, error) {
 	var s InvocationStatus
 	if err := c.getJSON(ctx, &s, "v1", "invocations", id); err != nil {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -33,30 +35,22 @@ type Manifest struct {
 	gust.Spec
 }
 
-// durationFields are the Spec fields a bare YAML number would silently turn
-// into nanoseconds ("timeout: 30" would be 30ns); ParseManifest rejects
-// numbers there.
-var durationFields = []string{"timeout", "idleTimeout", "queueTimeout"}
-
 // ParseManifest reads a manifest strictly: an unknown or duplicate field
 // is an error naming it, so a typo ("memroy") fails the deploy instead of
 // being ignored. Errors are EINVALID. Code is returned as written.
 func ParseManifest(data []byte) (*Manifest, error) {
+	// Check the shape of durations on the generic form, where a number is
+	// still a number and not yet nanoseconds, and before the strict
+	// decoder words its own error for 1.5 or true.
+	var raw any
+	if err := yaml.Unmarshal(data, &raw); err == nil {
+		if err := checkDurations(manifestType, raw, ""); err != nil {
+			return nil, err
+		}
+	}
 	var m Manifest
 	if err := yaml.UnmarshalStrict(data, &m); err != nil {
 		return nil, gust.Errorf(gust.EINVALID, "invalid manifest: %s", cleanYAMLError(err))
-	}
-	// Check the shape of durations on the generic form, where a number is
-	// still a number and not yet nanoseconds.
-	var raw map[string]any
-	if err := yaml.Unmarshal(data, &raw); err == nil {
-		for _, f := range durationFields {
-			if v, ok := raw[f]; ok {
-				if _, isString := v.(string); !isString && v != nil {
-					return nil, gust.Errorf(gust.EINVALID, "invalid manifest: %s: write a duration with its unit, such as \"30s\", not %v", f, v)
-				}
-			}
-		}
 	}
 	if m.Name != "" {
 		if err := gust.ValidateName(m.Name); err != nil {
@@ -103,4 +97,112 @@ func cleanYAMLError(err error) string {
 		"Go value of type client.Manifest", "a manifest (want a mapping of fields)",
 		"\n", " ",
 	).Replace(msg)
+}
+
+var (
+	manifestType = reflect.TypeFor[Manifest]()
+	durationType = reflect.TypeFor[gust.Duration]()
+)
+
+// checkDurations refuses a bare number wherever the manifest type t holds
+// a gust.Duration, at any depth (triggers[0].catchUp, routes[2].jwt.leeway):
+// gust.Duration reads a JSON number as nanoseconds, so "maxEventAge: 3600"
+// would be 3.6 µs. v is that part of the manifest as generic YAML and
+// path its place. It follows the types by reflection, so a Duration field
+// added to the spec later is checked without a list to update. A value of
+// the wrong shape is left to the strict decoder, which names it.
+func checkDurations(t reflect.Type, v any, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == durationType {
+		switch v := v.(type) {
+		case string, nil:
+			return nil
+		case float64:
+			n := strconv.FormatFloat(v, 'f', -1, 64)
+			return gust.Errorf(gust.EINVALID, "invalid manifest: %s: write a duration with its unit, such as \"%ss\", not %s (a bare number would be %s nanoseconds)", path, n, n, n)
+		default:
+			return gust.Errorf(gust.EINVALID, "invalid manifest: %s: write a duration with its unit, such as \"30s\", not %v", path, v)
+		}
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		return checkStructDurations(t, m, path)
+	case reflect.Slice, reflect.Array:
+		a, ok := v.([]any)
+		if !ok {
+			return nil
+		}
+		for i, e := range a {
+			if err := checkDurations(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		for k, e := range m {
+			if err := checkDurations(t.Elem(), e, joinPath(path, k)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkStructDurations checks the fields of struct type t present in m.
+// Keys match field names as encoding/json matches them (its tag name, or
+// the Go name; exact first, then without regard to case), and an
+// embedded struct without a name (Manifest's gust.Spec) is inlined.
+func checkStructDurations(t reflect.Type, m map[string]any, path string) error {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() && !f.Anonymous || name == "-" {
+			continue
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if f.Anonymous && name == "" && ft.Kind() == reflect.Struct {
+			if err := checkStructDurations(ft, m, path); err != nil {
+				return err
+			}
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		key, ok := name, false
+		if _, ok = m[name]; !ok {
+			for k := range m {
+				if strings.EqualFold(k, name) {
+					key, ok = k, true
+					break
+				}
+			}
+		}
+		if !ok {
+			continue
+		}
+		if err := checkDurations(f.Type, m[key], joinPath(path, key)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
 }

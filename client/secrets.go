@@ -40,13 +40,49 @@ func (c *Client) Secrets(ctx context.Context) ([]SecretInfo, error) {
 	return out.Secrets, nil
 }
 
-// DeleteSecret removes a secret.
+// SecretUse is a version that needs a secret and that an alias (live or
+// another) points to.
+type SecretUse struct {
+	Function string   `json:"function"`
+	Version  int      `json:"version"`
+	Aliases  []string `json:"aliases"`
+	As       []string `json:"as"` // "env", "webhook PATH", "jwt route ROUTE"
+}
+
+// DeleteSecret removes a secret that no aliased version uses. Errors:
+// ENOTFOUND, ECONFLICT naming the versions that use it.
 func (c *Client) DeleteSecret(ctx context.Context, name string) error {
+	_, err := c.RemoveSecret(ctx, name, false)
+	return err
+}
+
+// RemoveSecret removes a secret. Without force a secret that a version
+// an alias points to uses is refused with ECONFLICT naming them; with
+// force it is removed anyway and the versions that will now answer 503
+// are returned. Errors: ENOTFOUND, ECONFLICT.
+func (c *Client) RemoveSecret(ctx context.Context, name string, force bool) ([]SecretUse, error) {
 	u, err := c.url("v1", "secrets", name)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return c.doJSON(ctx, http.MethodDelete, u, nil, nil)
+	if force {
+		u += "?force=true"
+	}
+	var out struct {
+		Failing []SecretUse `json:"failing"`
+	}
+	resp, err := c.do(ctx, http.MethodDelete, u, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNoContent { // an older server
+		return nil, nil
+	}
+	if err := decode(resp, &out); err != nil {
+		return nil, err
+	}
+	return out.Failing, nil
 }
 
 // RotateSecretKey makes a new master key and re-encrypts every secret.

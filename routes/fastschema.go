@@ -387,7 +387,10 @@ func (w *fastWalker) value(f *fastSchema, depth int) bool {
 		return w.literal("null") && (f == nil || f.allows(tNull) && f.format == nil && f.inEnum(nil))
 	case c == '-' || '0' <= c && c <= '9':
 		lit, ok := w.number()
-		return ok && (f == nil || f.checkNumber(lit))
+		// A number out of range is unsure, so validateBody refuses it
+		// whatever the schema, and checkNumber never makes a big.Rat of
+		// an exponent in the millions.
+		return ok && numberInRange(lit) && (f == nil || f.checkNumber(lit))
 	}
 	return false
 }

@@ -29,6 +29,9 @@ type jwtVerifier struct {
 	ttl     time.Duration
 	now     func() time.Time
 	parser  *jwt.Parser
+	// leeway is cfg.Leeway, at most gust.MaxJWTLeeway: a version stored
+	// before that bound keeps its route, with the bounded skew.
+	leeway time.Duration
 
 	mu      sync.Mutex
 	keys    *keySet
@@ -40,6 +43,21 @@ type jwtVerifier struct {
 	// JSON decodes. It starts over whenever keys are read again, so a
 	// rotated key is never vouched for by the cache.
 	seen map[string]*verified
+	// reading is closed when the read of the keys in progress ends; nil:
+	// none. The read runs outside mu, so requests that have keys are
+	// never held up by the secret store.
+	reading chan struct{}
+	// readErr is the last read's error, for those who waited on it.
+	readErr error
+	// retryAt: a read failed and the last good keys are served until
+	// then without trying again, so a failing store is not asked by
+	// every request.
+	retryAt time.Time
+	// kidRead is when a token naming an unknown key id last made the
+	// keys be read again.
+	kidRead time.Time
+	// readTimeout bounds one read of the keys (keyReadTimeout).
+	readTimeout time.Duration
 }
 
 // verified is what a checked token yields, and when it stops being valid.
@@ -63,15 +81,38 @@ type keySet struct {
 	public map[string]any
 }
 
+const (
+	// staleKeyGrace is how long past its TTL a key stays in use while
+	// the secret store cannot be read: a store outage must not turn
+	// every JWT route into a 503. A secret removed or replaced by an
+	// unusable one ends its keys at once.
+	staleKeyGrace = 10 * time.Minute
+	// keyRetryEvery spaces reads of a failing store while the last good
+	// keys serve.
+	keyRetryEvery = 5 * time.Second
+	// kidReadEvery bounds the reads that tokens naming an unknown key
+	// id cause: a provider's new key is picked up at its first token,
+	// and a flood of made-up ids costs one read per this.
+	kidReadEvery = 5 * time.Second
+	// keyReadTimeout bounds one read of the keys, which outlives the
+	// request that started it.
+	keyReadTimeout = 10 * time.Second
+)
+
+// errUnknownKid is the key lookup's error for a token naming a key id
+// the route's JWKS does not have.
+var errUnknownKid = errors.New("no key with that id")
+
 func newJWTVerifier(cfg gust.RouteJWT, secrets Secrets, ttl time.Duration, now func() time.Time) *jwtVerifier {
 	methods := []string{"HS256"}
 	if cfg.JWKS != "" {
 		methods = []string{"RS256", "ES256"}
 	}
+	leeway := min(max(cfg.Leeway.D(), 0), gust.MaxJWTLeeway)
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(methods),
 		jwt.WithTimeFunc(now),
-		jwt.WithLeeway(cfg.Leeway.D()),
+		jwt.WithLeeway(leeway),
 		// A token without an expiry is valid forever once leaked.
 		jwt.WithExpirationRequired(),
 	}
@@ -81,42 +122,119 @@ func newJWTVerifier(cfg gust.RouteJWT, secrets Secrets, ttl time.Duration, now f
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &jwtVerifier{cfg: cfg, secrets: secrets, ttl: ttl, now: now, parser: jwt.NewParser(opts...)}
+	return &jwtVerifier{cfg: cfg, secrets: secrets, ttl: ttl, now: now, leeway: leeway, readTimeout: keyReadTimeout, parser: jwt.NewParser(opts...)}
 }
 
 // loadKeys returns the route's keys, reading them from the secret store
 // when the cached ones are older than ttl. Errors: EUNAVAILABLE.
 func (v *jwtVerifier) loadKeys(ctx context.Context) (*keySet, error) {
+	return v.load(ctx, false)
+}
+
+// load is loadKeys; force reads the keys again even if they are fresh.
+// When a read fails for want of the store (not for a removed or unusable
+// secret), the last good keys serve for up to staleKeyGrace past their
+// TTL, and the store is tried again every keyRetryEvery.
+func (v *jwtVerifier) load(ctx context.Context, force bool) (*keySet, error) {
+	v.mu.Lock()
+	now := v.now()
+	if v.keys != nil && !force && now.Sub(v.fetched) < v.ttl {
+		ks := v.keys
+		v.mu.Unlock()
+		return ks, nil
+	}
+	if v.usable(now) && !force && now.Before(v.retryAt) {
+		ks := v.keys
+		v.mu.Unlock()
+		return ks, nil
+	}
+	if v.reading != nil && v.usable(now) && !force {
+		// Another request is reading the keys: this one need not wait.
+		ks := v.keys
+		v.mu.Unlock()
+		return ks, nil
+	}
+	if v.reading == nil {
+		if v.secrets == nil {
+			v.mu.Unlock()
+			return nil, gust.Errorf(gust.EUNAVAILABLE, "jwt auth needs the secret store")
+		}
+		v.reading = make(chan struct{})
+		// The read is shared by every request that waits for it, so
+		// one that hangs up must not end it.
+		go v.read(context.WithoutCancel(ctx), v.reading)
+	}
+	done := v.reading
+	v.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, gust.WrapError(gust.EUNAVAILABLE, ctx.Err(), "waiting for the route's JWT keys")
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.keys != nil && v.now().Sub(v.fetched) < v.ttl {
+	if v.usable(v.now()) {
 		return v.keys, nil
 	}
-	if v.secrets == nil {
-		return nil, gust.Errorf(gust.EUNAVAILABLE, "jwt auth needs the secret store")
+	if v.readErr != nil {
+		return nil, v.readErr
 	}
+	return nil, gust.Errorf(gust.EUNAVAILABLE, "the route's JWT keys could not be read")
+}
+
+// usable reports whether v.keys may still verify at now: within their
+// TTL, or within staleKeyGrace past it. Called with mu held.
+func (v *jwtVerifier) usable(now time.Time) bool {
+	return v.keys != nil && now.Sub(v.fetched) < v.ttl+staleKeyGrace
+}
+
+// read reads the keys from the secret store and stores the outcome, then
+// closes done.
+func (v *jwtVerifier) read(ctx context.Context, done chan struct{}) {
+	ctx, cancel := context.WithTimeout(ctx, v.readTimeout)
+	defer cancel()
+	ks, final, err := v.fetch(ctx)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.now()
+	switch {
+	case err == nil:
+		v.keys, v.fetched, v.seen, v.readErr, v.retryAt = ks, now, map[string]*verified{}, nil, time.Time{}
+	case final:
+		// The secret is gone or holds no usable key: that is the
+		// operator's word, and old keys must not outlive it.
+		v.keys, v.seen, v.readErr, v.retryAt = nil, map[string]*verified{}, err, time.Time{}
+	default:
+		v.readErr, v.retryAt = err, now.Add(keyRetryEvery)
+	}
+	v.reading = nil
+	close(done)
+}
+
+// fetch reads and parses the route's key. final says an error is the
+// secret's own (removed, or not a usable key) rather than the store's.
+func (v *jwtVerifier) fetch(ctx context.Context) (ks *keySet, final bool, err error) {
 	name := v.cfg.Secret
 	if name == "" {
 		name = v.cfg.JWKS
 	}
 	vals, err := v.secrets.Values(ctx, []string{name})
 	if err != nil {
-		return nil, gust.WrapError(gust.EUNAVAILABLE, err, "reading the route's JWT key from secret %s", name)
+		return nil, gust.ErrorCode(err) == gust.ENOTFOUND, gust.WrapError(gust.EUNAVAILABLE, err, "reading the route's JWT key from secret %s", name)
 	}
-	ks := &keySet{}
+	ks = &keySet{}
 	if v.cfg.Secret != "" {
 		if len(vals[name]) < 32 {
-			return nil, gust.Errorf(gust.EUNAVAILABLE, "secret %s is too short for an HS256 key: want at least 32 bytes", name)
+			return nil, true, gust.Errorf(gust.EUNAVAILABLE, "secret %s is too short for an HS256 key: want at least 32 bytes", name)
 		}
 		ks.hmac = []byte(vals[name])
 	} else {
 		ks.public, err = parseJWKS([]byte(vals[name]))
 		if err != nil {
-			return nil, gust.WrapError(gust.EUNAVAILABLE, err, "secret %s is not a usable JWKS", name)
+			return nil, true, gust.WrapError(gust.EUNAVAILABLE, err, "secret %s is not a usable JWKS", name)
 		}
 	}
-	v.keys, v.fetched, v.seen = ks, v.now(), map[string]*verified{}
-	return ks, nil
+	return ks, false, nil
 }
 
 // verify checks a token's signature, algorithm, exp, nbf, iss and aud,
@@ -126,6 +244,12 @@ func (v *jwtVerifier) verify(ctx context.Context, tok string) (*verified, error)
 	if len(tok) > maxTokenBytes {
 		return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid token: over %d bytes", maxTokenBytes)
 	}
+	if v.cfg.JWKS != "" && v.cfg.Audience == "" {
+		// A version deployed before jwks needed an audience: it would
+		// take any token its provider signed for any app, so it takes
+		// none until it is deployed again with one.
+		return nil, gust.Errorf(gust.EUNAVAILABLE, "this route's jwt settings name a jwks without an audience; deploy the function again with jwt.audience set")
+	}
 	now := v.now()
 	var hit *verified
 	v.mu.Lock()
@@ -134,7 +258,7 @@ func (v *jwtVerifier) verify(ctx context.Context, tok string) (*verified, error)
 	}
 	v.mu.Unlock()
 	if hit != nil {
-		leeway := v.cfg.Leeway.D()
+		leeway := v.leeway
 		if !now.Before(hit.exp.Add(leeway)) {
 			return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid token: expired")
 		}
@@ -147,7 +271,14 @@ func (v *jwtVerifier) verify(ctx context.Context, tok string) (*verified, error)
 	if err != nil {
 		return nil, err
 	}
-	claims, err := v.parse(tok, ks)
+	claims, unknownKid, err := v.parse(tok, ks)
+	if unknownKid && v.kidReadDue(now) {
+		// A provider may have added a key since the last read.
+		if ks, err = v.load(ctx, true); err != nil {
+			return nil, err
+		}
+		claims, _, err = v.parse(tok, ks)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -177,9 +308,23 @@ func (v *jwtVerifier) verify(ctx context.Context, tok string) (*verified, error)
 	return out, nil
 }
 
-func (v *jwtVerifier) parse(tok string, ks *keySet) (jwt.MapClaims, error) {
-	claims := jwt.MapClaims{}
-	_, err := v.parser.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
+// kidReadDue reports whether a token naming an unknown key id may make
+// the keys be read again now, and if so counts that read.
+func (v *jwtVerifier) kidReadDue(now time.Time) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.kidRead.IsZero() && now.Sub(v.kidRead) < kidReadEvery {
+		return false
+	}
+	v.kidRead = now
+	return true
+}
+
+// parse checks tok with ks. unknownKid says it was refused for naming a
+// key id that ks does not have.
+func (v *jwtVerifier) parse(tok string, ks *keySet) (claims jwt.MapClaims, unknownKid bool, err error) {
+	claims = jwt.MapClaims{}
+	_, err = v.parser.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
 		if ks.hmac != nil {
 			return ks.hmac, nil
 		}
@@ -192,12 +337,12 @@ func (v *jwtVerifier) parse(tok string, ks *keySet) (jwt.MapClaims, error) {
 				return k, nil
 			}
 		}
-		return nil, fmt.Errorf("no key with id %q", kid)
+		return nil, errUnknownKid
 	})
 	if err != nil {
-		return nil, gust.Errorf(gust.EUNAUTHORIZED, "invalid token: %s", jwtReason(err))
+		return nil, errors.Is(err, errUnknownKid), gust.Errorf(gust.EUNAUTHORIZED, "invalid token: %s", jwtReason(err))
 	}
-	return claims, nil
+	return claims, false, nil
 }
 
 // jwtReason names why a token was refused, without echoing the token.

@@ -21,7 +21,9 @@ type Resolver interface {
 // the same routes as /fn/: without it, a function whose routes demand a
 // JWT could be run through that door by anyone. next sees the body again
 // and the identity headers, never client-sent X-Gust-Auth-* ones, and
-// gets the admitted version from gateway.Resolved.
+// gets the admitted version from gateway.Resolved. A request the guard
+// refuses is answered with a fresh X-Gust-Invocation-Id (Config.NewID), as
+// every answer of an invocation is.
 func (r *Router) Guard(prefix string, res Resolver, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		StripHeaders(req.Header)
@@ -38,7 +40,7 @@ func (r *Router) Guard(prefix string, res Resolver, next http.Handler) http.Hand
 		req = gateway.WithResolved(req, v)
 		finish, err := r.Admit(req, v, path)
 		if err != nil {
-			writeError(w, req, err)
+			r.refuse(w, req, err)
 			return
 		}
 		if finish == nil {
@@ -47,18 +49,27 @@ func (r *Router) Guard(prefix string, res Resolver, next http.Handler) http.Hand
 		}
 		body, release, err := gateway.ReadBody(req, v.Spec.MaxBodyBytes)
 		if err != nil {
-			httperr.Write(w, req, err)
+			r.refuse(w, req, err)
 			return
 		}
 		defer release()
 		if err := finish(body, req.Header); err != nil {
-			httperr.Write(w, req, err)
+			r.refuse(w, req, err)
 			return
 		}
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		req.ContentLength = int64(len(body))
 		next.ServeHTTP(w, req)
 	})
+}
+
+// refuse answers a request the guard turns away. Like every answer of a
+// door that invokes, it carries X-Gust-Invocation-Id: a fresh id, since
+// the event's own is decided by the handler behind, which never saw the
+// request. It ties the answer to what the caller reports, as on /fn.
+func (r *Router) refuse(w http.ResponseWriter, req *http.Request, err error) {
+	w.Header().Set(gateway.HeaderInvocationID, r.cfg.NewID())
+	writeError(w, req, err)
 }
 
 // writeError is httperr.Write with the rate limit's own Retry-After.

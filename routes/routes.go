@@ -2,6 +2,8 @@ package routes
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -54,6 +56,9 @@ type Config struct {
 	// time (default 30s).
 	KeyTTL time.Duration
 	Now    func() time.Time // default time.Now
+	// NewID makes the invocation id of an answer Guard refuses (default:
+	// 32 random hex digits, the invoker's format).
+	NewID  func() string
 	Logger *slog.Logger
 }
 
@@ -85,12 +90,22 @@ func New(cfg Config) *Router {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.NewID == nil {
+		cfg.NewID = newID
+	}
 	if cfg.KeyTTL <= 0 {
 		cfg.KeyTTL = 30 * time.Second
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger}
 	r.tables.Store(&map[versionKey]*table{})
 	return r
+}
+
+// newID returns 16 random bytes in hex, as the invoker's ids are.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // table is the compiled routes of one version.

@@ -47,7 +47,8 @@ const maxSchemaErrors = 10
 
 // validateBody checks body against s, by fast (compileFast of s; nil if
 // none) when that can tell. Errors: EINVALID listing where and why the
-// body fails.
+// body fails, or naming a number out of range (numberInRange), which is
+// refused whatever the schema says.
 func validateBody(s *jsonschema.Schema, fast *fastSchema, body []byte) error {
 	if fast != nil && fastValid(fast, body) {
 		return nil
@@ -55,6 +56,11 @@ func validateBody(s *jsonschema.Schema, fast *fastSchema, body []byte) error {
 	inst, err := decodeInstance(body)
 	if err != nil {
 		return gust.Errorf(gust.EINVALID, "request body is not valid JSON: %v", err)
+	}
+	// Before the library sees a number: it makes an exact fraction of
+	// each, at a cost that grows with the exponent.
+	if err := checkNumbers(inst); err != nil {
+		return err
 	}
 	err = validateSafely(s, inst)
 	if err == nil || err == errUncomparable {

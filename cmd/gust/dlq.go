@@ -122,7 +122,7 @@ func newInvocationCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "invocation ID",
-		Short: "Show the status and result of an async invocation, or cancel it",
+		Short: "Show the status and result of an invocation (async or sync, by its X-Gust-Invocation-Id), or cancel a queued one",
 		Example: `  gust invocation 4f1c0b...
   gust invocation 4f1c0b... --wait 30s
   gust invocation 4f1c0b... --cancel`,
@@ -178,10 +178,28 @@ func printInvocation(cmd *cobra.Command, s *client.InvocationStatus, now time.Ti
 		ver = strconv.Itoa(s.Version)
 	}
 	row("id", s.ID)
+	row("kind", s.Kind)
 	row("function", s.Function)
 	row("version", ver)
 	row("trigger", s.Trigger)
 	row("status", s.Status)
+	if s.Kind == "sync" {
+		if s.HTTPStatus > 0 {
+			row("response", strconv.Itoa(s.HTTPStatus))
+		}
+		row("error", s.Error)
+		row("code", s.Code)
+		row("started", ago(s.AcceptedAt, now))
+		row("duration", (time.Duration(s.DurationMs * float64(time.Millisecond))).Round(time.Microsecond).String())
+		if s.Cold != nil {
+			start := "warm"
+			if *s.Cold {
+				start = "cold"
+			}
+			row("start", start)
+		}
+		return tw.Flush()
+	}
 	row("attempts", strconv.Itoa(s.Attempts))
 	row("error", s.Error)
 	row("accepted", ago(s.AcceptedAt, now))

@@ -55,7 +55,16 @@ func asyncAPI(t *testing.T) (*httptest.Server, func() []string) {
 		"acceptedAt": testNow.Add(-time.Minute), "startedAt": testNow.Add(-50 * time.Second), "finishedAt": testNow.Add(-49 * time.Second),
 		"response": map[string]any{"status": 201, "body": "made it", "encoding": "text", "size": 7},
 	}
+	syncStatus := map[string]any{
+		"id": "sync42", "kind": "sync", "function": "hello", "version": 2, "trigger": "http", "status": "failed", "attempts": 1,
+		"error": "function error: panic: boom", "acceptedAt": testNow.Add(-30 * time.Second), "startedAt": testNow.Add(-30 * time.Second),
+		"finishedAt": testNow.Add(-30 * time.Second), "durationMs": 12.5, "cold": true,
+	}
 	mux.HandleFunc("GET /v1/invocations/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") == "sync42" {
+			writeJSON(w, 200, syncStatus)
+			return
+		}
 		if r.PathValue("id") != "abc123" {
 			writeJSON(w, 404, map[string]string{"error": "no invocation", "code": gust.ENOTFOUND})
 			return
@@ -123,5 +132,25 @@ func TestInvocationCommand(t *testing.T) {
 	}
 	if r := runCLI(t, srv.URL, "", "invocation", "abc123", "-o", "json"); r.err != nil || !strings.Contains(r.stdout, `"status": "succeeded"`) {
 		t.Fatalf("json: %v %s", r.err, r.stdout)
+	}
+}
+
+// A sync invocation's status says so, with its duration, cold start and
+// error, and no attempts or accept time.
+func TestInvocationCommandSync(t *testing.T) {
+	srv, _ := asyncAPI(t)
+	r := runCLI(t, srv.URL, "", "invocation", "sync42")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for _, want := range []string{"kind:", "sync", "failed", "function error: panic: boom", "duration:", "12.5ms", "start:", "cold", "30s ago"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("sync invocation: missing %q\n%s", want, r.stdout)
+		}
+	}
+	for _, not := range []string{"attempts:", "accepted:"} {
+		if strings.Contains(r.stdout, not) {
+			t.Fatalf("sync invocation shows %q\n%s", not, r.stdout)
+		}
 	}
 }

@@ -68,7 +68,10 @@ gust (unknown function, throttled, timed out, ...) is printed as
 
 			// No admin token: the gateway hands request headers to the
 			// function, which must not learn it (see client.Invoke).
-			c := client.New(a.baseURL(), "")
+			c, err := a.newClient("")
+			if err != nil {
+				return err
+			}
 			resp, err := c.Invoke(cmd.Context(), args[0], strings.ToUpper(method), path, body, h)
 			if err != nil {
 				return err

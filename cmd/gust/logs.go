@@ -2,10 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -41,7 +45,7 @@ func newLogsCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer body.Close()
-			return printLogs(cmd.OutOrStdout(), body, asJSON)
+			return printLogs(cmd.OutOrStdout(), cmd.ErrOrStderr(), body, asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -53,28 +57,130 @@ func newLogsCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-func printLogs(w io.Writer, r io.Reader, asJSON bool) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if asJSON {
-			fmt.Fprintln(w, sc.Text())
+// maxLogLine bounds one line of the server's answer that printLogs
+// holds. The server cuts function lines far shorter (8 KiB before JSON
+// escaping); a longer line is skipped with a note, never the end of
+// logs -f.
+const maxLogLine = 1 << 20
+
+// printLogs copies the server's log lines (JSON, one a line) to w: as
+// they are with asJSON, else one readable line each, with the function's
+// control characters escaped (escapeControl). Notes go to errw.
+func printLogs(w, errw io.Writer, r io.Reader, asJSON bool) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, skipped, err := readLogLine(br)
+		if skipped > 0 {
+			if asJSON {
+				// stdout stays one JSON document a line.
+				fmt.Fprintf(errw, "gust: skipped a log line of %d bytes (over %d)\n", skipped, maxLogLine)
+			} else {
+				fmt.Fprintf(w, "(a log line of %d bytes was skipped: over %d)\n", skipped, maxLogLine)
+			}
+		}
+		if len(line) > 0 {
+			if asJSON {
+				fmt.Fprintf(w, "%s\n", line)
+			} else if perr := printLogEntry(w, line); perr != nil {
+				return perr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// readLogLine reads the next line of br without its newline. A line over
+// maxLogLine is read to its end and dropped: skipped is its length.
+func readLogLine(br *bufio.Reader) (line []byte, skipped int, err error) {
+	for {
+		frag, err := br.ReadSlice('\n')
+		if skipped == 0 && len(line)+len(frag) <= maxLogLine+1 {
+			line = append(line, frag...)
+		} else {
+			if skipped == 0 {
+				skipped, line = len(line), nil
+			}
+			skipped += len(frag)
+		}
+		if err == bufio.ErrBufferFull {
 			continue
 		}
-		var e client.LogEntry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return fmt.Errorf("server sent a malformed log line: %w", err)
+		if skipped > 0 {
+			return nil, skipped, err
 		}
-		inv := e.Invocation
-		if len(inv) > 8 {
-			inv = inv[:8]
-		}
-		if inv == "" {
-			inv = "-"
-		}
-		fmt.Fprintf(w, "%s v%d %-8s %-6s %s\n", e.Time.Local().Format("2006-01-02T15:04:05.000"), e.Version, inv, e.Stream, e.Message)
+		return bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r")), 0, err
 	}
-	return sc.Err()
+}
+
+func printLogEntry(w io.Writer, line []byte) error {
+	var e client.LogEntry
+	if err := json.Unmarshal(line, &e); err != nil {
+		return fmt.Errorf("server sent a malformed log line: %w", err)
+	}
+	inv := e.Invocation
+	if len(inv) > 8 {
+		inv = inv[:8]
+	}
+	if inv == "" {
+		inv = "-"
+	}
+	_, err := fmt.Fprintf(w, "%s v%d %-8s %-6s %s\n", e.Time.Local().Format("2006-01-02T15:04:05.000"), e.Version,
+		escapeControl(inv), escapeControl(e.Stream), escapeControl(e.Message))
+	return err
+}
+
+// escapeControl writes the control characters of s as Go escapes (\n,
+// \x1b, \u202e), tab aside, and invalid UTF-8 as \xNN. It applies
+// whether or not stdout is a terminal: function output is anyone's
+// input, and what goes to a file or a pipe is read on a terminal later
+// (cat, less -R), where an escape sequence could rewrite the screen or
+// the title, and a newline or carriage return could forge a log line of
+// another invocation. --json prints the server's lines unchanged, with
+// JSON's own escaping, for tools that want the exact bytes.
+func escapeControl(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r == '\t':
+			b.WriteByte('\t')
+		case r == '\n':
+			b.WriteString("\\n")
+		case r == '\r':
+			b.WriteString("\\r")
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case unicode.IsControl(r) || bidiControl(r):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// bidiControl reports the Unicode bidirectional controls, which reorder
+// how the rest of a line is shown.
+func bidiControl(r rune) bool {
+	return r == 0x061c || r == 0x200e || r == 0x200f || 0x202a <= r && r <= 0x202e || 0x2066 <= r && r <= 0x2069
 }
 
 func newInvocationsCmd(a *app) *cobra.Command {

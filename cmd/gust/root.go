@@ -132,6 +132,13 @@ func (a *app) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return a.newClient(tok)
+}
+
+// newClient returns a client of the server at baseURL sending token (""
+// for none), trusting --tls-ca / GUST_TLS_CA for an https URL: every verb
+// reaches the server the same way, gust invoke's tokenless calls included.
+func (a *app) newClient(tok string) (*client.Client, error) {
 	ca := a.tlsCA
 	if ca == "" {
 		ca = a.getenv("GUST_TLS_CA")

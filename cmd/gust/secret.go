@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -78,22 +79,42 @@ func newSecretCmd(a *app) *cobra.Command {
 		},
 	}
 	outputFlag(ls, &out)
+	var force bool
 	rm := &cobra.Command{
-		Use:   "rm NAME",
-		Short: "Delete a secret",
-		Args:  cobra.ExactArgs(1),
+		Use:   "rm NAME [--force]",
+		Short: "Delete a secret that no live or aliased version uses (--force: even if one does)",
+		Long: `Delete a secret. A secret that a version an alias points to (live or
+another) uses, as env, webhook key or JWT key, is refused, naming those
+versions: without it they would answer 503 on every call. Deploy versions
+without it first, or delete it anyway with --force, which says which
+functions will now fail.`,
+		Example: `  gust secret rm OLD_API_KEY
+  gust secret rm OLD_API_KEY --force`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			if err := c.DeleteSecret(cmd.Context(), args[0]); err != nil {
+			failing, err := c.RemoveSecret(cmd.Context(), args[0], force)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "secret %s deleted\n", args[0])
+			if len(failing) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: these versions use %s; wherever they load again (a restart, another node) they answer 503 until it is set again (gust secret set %s):\n", args[0], args[0])
+				for _, u := range failing {
+					who := "live"
+					if len(u.Aliases) != 1 || u.Aliases[0] != "live" {
+						who = "alias " + strings.Join(u.Aliases, ", ")
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "  %s version %d (%s; %s)\n", u.Function, u.Version, who, strings.Join(u.As, ", "))
+				}
+			}
 			return nil
 		},
 	}
+	rm.Flags().BoolVar(&force, "force", false, "delete it even if live or aliased versions use it (they will answer 503)")
 	rotate := &cobra.Command{
 		Use:   "rotate-key",
 		Short: "Make a new master key and re-encrypt every secret under it",

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +23,7 @@ func newServeCmd() *cobra.Command {
 		logLevel  string
 		metering  bool
 		fsync     string
+		payload   = sizeFlag(node.DefaultMaxPayload)
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -47,6 +50,17 @@ the same GUST_MASTER_KEY) before it first starts.`,
 				// --sync-always, the older spelling, still turns it on.
 			default:
 				return fmt.Errorf("invalid --fsync %q: want always or interval", fsync)
+			}
+			if cmd.Flags().Changed("max-payload") {
+				if cfg.NATSURL != "" {
+					return fmt.Errorf("--max-payload sets the embedded NATS server's max_payload; with --nats, set max_payload in the configuration of those NATS servers instead (gust uses what they allow)")
+				}
+				if err := node.CheckMaxPayload("--max-payload", int64(payload)); err != nil {
+					return err
+				}
+			}
+			if cfg.NATSURL == "" {
+				cfg.MaxPayload = int64(payload)
 			}
 			slog.SetDefault(log)
 			node.TuneGC()
@@ -75,6 +89,7 @@ the same GUST_MASTER_KEY) before it first starts.`,
 	f.StringVar(&fsync, "fsync", "interval", "when the embedded NATS fsyncs: always (every write before it is acknowledged: survives a power loss) or interval (every 2 minutes: survives a process crash)")
 	f.BoolVar(&cfg.SyncAlways, "sync-always", false, "same as --fsync always")
 	_ = f.MarkDeprecated("sync-always", "use --fsync always")
+	f.Var(&payload, "max-payload", "largest NATS message of the embedded server (its max_payload): an async event (body, headers and metadata) must fit in one; 1MB to 64MB, in bytes or with KB or MB (1024-based); with --nats set max_payload on those servers instead")
 	f.IntVar(&cfg.Replicas, "replicas", 0, "replicas of every stream, KV bucket and object store (default: 3 when --nats names a cluster of 3 or more servers, else 1)")
 	f.StringVar(&cfg.NodeID, "node-id", "", "this node's id in the cluster (default: host name and random digits)")
 	f.StringVar(&cfg.Advertise, "advertise", "", "base URL other nodes and gust nodes show for this node (default: the --listen URL)")
@@ -108,4 +123,49 @@ func newLogger(format, level string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("invalid --log-format %q: want text or json", format)
 	}
+}
+
+// sizeFlag is a byte count given as digits with an optional KB or MB
+// (also K, KiB, M, MiB; 1024-based, as nats-server reads its config).
+type sizeFlag int64
+
+func (s *sizeFlag) String() string {
+	switch n := int64(*s); {
+	case n != 0 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MB"
+	case n != 0 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KB"
+	default:
+		return strconv.FormatInt(n, 10)
+	}
+}
+
+func (s *sizeFlag) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = sizeFlag(n)
+	return nil
+}
+
+func (s *sizeFlag) Type() string { return "SIZE" }
+
+func parseSize(v string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(v))
+	unit := int64(1)
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"MIB", 1 << 20}, {"MB", 1 << 20}, {"M", 1 << 20}, {"KIB", 1 << 10}, {"KB", 1 << 10}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, unit = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/unit {
+		return 0, fmt.Errorf("invalid size %q: want a whole number of bytes, KB or MB, such as 8MB", v)
+	}
+	return n * unit, nil
 }

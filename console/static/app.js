@@ -3,7 +3,13 @@
 // DOM node is built with el(); data from the server is only ever set as
 // text, never parsed as HTML.
 
-const TOKEN_KEY = "gust.token";
+// The admin token lives in this variable only, never in sessionStorage or
+// localStorage: functions are served from this same origin (/fn/NAME), so
+// a page any function returns runs as this origin and could read the
+// browser's storage for it. Memory dies with the page: a reload asks again.
+let authToken = "";
+// Consoles before this one kept the token in sessionStorage: forget it.
+try { sessionStorage.removeItem("gust.token"); } catch { /* storage disabled */ }
 const main = document.getElementById("main");
 let cleanup = () => {};
 
@@ -88,7 +94,7 @@ class APIError extends Error {
   }
 }
 
-const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
+const token = () => authToken;
 
 async function api(path, opts = {}) {
   let resp;
@@ -126,7 +132,7 @@ const enc = encodeURIComponent;
 // ---------- sign in ----------
 
 function signOut(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
+  authToken = "";
   document.getElementById("nav").hidden = true;
   document.getElementById("signout").hidden = true;
   document.getElementById("node-info").textContent = "";
@@ -154,7 +160,7 @@ function renderSignIn(message) {
           throw new Error("That token was not accepted. Use the admin token that gust serve wrote to DATA/admin.token.");
         }
         if (!resp.ok) throw new Error((await errorOf(resp)).message);
-        sessionStorage.setItem(TOKEN_KEY, tok);
+        authToken = tok;
         if (!location.hash || location.hash === "#/") history.replaceState(null, "", "#/functions");
         start();
       } catch (e) {
@@ -170,7 +176,9 @@ function renderSignIn(message) {
   show(el("div", { class: "signin" },
     el("div", { class: "card" },
       el("h1", {}, "Sign in to gust"),
-      el("p", { class: "muted" }, "The token is kept in this tab only and sent with every request."),
+      el("p", { class: "muted", id: "token-note" }, "The token is kept in this page's memory only and sent with every request: " +
+        "reloading the page asks for it again. It is not stored in the browser because functions are served " +
+        "from this same address (/fn/…), and a page a function serves could read what the console stored."),
       err, form)));
   input.focus();
 }
@@ -236,6 +244,7 @@ function triggerText(t) {
   if (t.cron) return `cron ${t.cron}${t.timezone ? ` (${t.timezone})` : ""}`;
   if (t.subject) return `subject ${t.subject}`;
   if (t.stream) return `stream ${t.stream}${t.filter ? ` (${t.filter})` : ""}`;
+  if (t.webhook) return `webhook ${t.webhook.path}${t.webhook.scheme ? ` (${t.webhook.scheme})` : ""}`;
   return "?";
 }
 
