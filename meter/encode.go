@@ -106,6 +106,14 @@ func (r *Record) appendJSON(b []byte) []byte {
 	b = strconv.AppendBool(b, r.Cold)
 	b = append(b, `,"status":`...)
 	b = jsonstr.Append(b, r.Status)
+	if r.Error != "" {
+		b = append(b, `,"error":`...)
+		b = jsonstr.Append(b, r.Error)
+	}
+	if r.HTTPStatus != 0 {
+		b = append(b, `,"httpStatus":`...)
+		b = strconv.AppendInt(b, int64(r.HTTPStatus), 10)
+	}
 	return append(b, '}')
 }
 
@@ -251,6 +259,8 @@ func (d *fastDecoder) setString(r *Record, key, val []byte) bool {
 		r.Trigger = d.trigger
 	case "status":
 		r.Status = internStatus(val)
+	case "error":
+		r.Error = string(val)
 	case "start":
 		t, err := time.Parse(time.RFC3339Nano, string(val))
 		if err != nil {
@@ -290,6 +300,10 @@ func setLiteral(r *Record, key, val []byte) bool {
 		var v int64
 		v, err = strconv.ParseInt(string(val), 10, 0)
 		r.MemoryMB = int(v)
+	case "httpStatus":
+		var v int64
+		v, err = strconv.ParseInt(string(val), 10, 0)
+		r.HTTPStatus = int(v)
 	case "gbSeconds":
 		if !isNumber(val) {
 			return false // ParseFloat also takes Inf, NaN and hex

@@ -2,6 +2,7 @@ package meter
 
 import (
 	"time"
+	"unicode/utf8"
 
 	"github.com/gustfaas/gust"
 )
@@ -19,6 +20,11 @@ type Record struct {
 	GBSeconds  float64   `json:"gbSeconds"`
 	Cold       bool      `json:"cold"`
 	Status     string    `json:"status"`
+	// Error is the message of a failed invocation (up to maxErrorBytes),
+	// HTTPStatus what the function answered, so that an invocation can
+	// be looked up by id (Invocation).
+	Error      string `json:"error,omitempty"`
+	HTTPStatus int    `json:"httpStatus,omitempty"`
 }
 
 // NewRecord derives the billing of one invocation. Billed time is the
@@ -35,6 +41,8 @@ func NewRecord(inv *gust.Invocation) Record {
 		MemoryMB:   inv.MemoryMB,
 		Cold:       inv.Cold,
 		Status:     inv.Status,
+		Error:      truncate(inv.Error, maxErrorBytes),
+		HTTPStatus: inv.HTTPCode,
 	}
 	if r.Status == "" {
 		r.Status = gust.StatusOK
@@ -62,4 +70,15 @@ func BilledMs(d time.Duration) int64 {
 // exact and independent of the order in which records were added.
 func gbSeconds(mbMs int64) float64 {
 	return float64(mbMs) / (1000 * 1024)
+}
+
+// truncate cuts s to at most n bytes, not inside a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -46,14 +46,20 @@ var Version = "0.1.0-dev"
 
 // Config configures a node. Zero fields take defaults.
 type Config struct {
-	DataDir      string // default ./gust-data
-	Listen       string // default 127.0.0.1:8080; port 0 picks one
-	NATSURL      string // external NATS; "" runs it embedded
-	SyncAlways   bool   // fsync every JetStream write (embedded NATS)
-	Replicas     int    // replicas of streams and buckets; 0: 3 on a NATS cluster of 3 or more servers, else 1
-	MemoryBudget int    // MB for all instances on this node; default DefaultMemoryBudget()
-	MaxCodeBytes int64  // largest accepted artifact; default api.DefaultMaxCodeBytes
-	Metering     *bool  // usage records and metrics; default on
+	DataDir    string // default ./gust-data
+	Listen     string // default 127.0.0.1:8080; port 0 picks one
+	NATSURL    string // external NATS; "" runs it embedded
+	SyncAlways bool   // fsync every JetStream write (embedded NATS)
+	// MaxPayload is the embedded NATS server's max_payload in bytes: the
+	// largest message, which bounds an async event (body, headers and
+	// metadata) and a call forwarded to another node. 0 means
+	// DefaultMaxPayload; it must be 0 with NATSURL, whose servers' own
+	// max_payload applies. See CheckMaxPayload for the range.
+	MaxPayload   int64
+	Replicas     int   // replicas of streams and buckets; 0: 3 on a NATS cluster of 3 or more servers, else 1
+	MemoryBudget int   // MB for all instances on this node; default DefaultMemoryBudget()
+	MaxCodeBytes int64 // largest accepted artifact; default api.DefaultMaxCodeBytes
+	Metering     *bool // usage records and metrics; default on
 	// CallbackAllowPrivate lets async callbacks (X-Gust-Callback-Url) go
 	// to loopback, private and link-local addresses; off, only to public ones.
 	CallbackAllowPrivate    bool
@@ -74,6 +80,29 @@ type Config struct {
 	// allowedHosts check); nil: the system's resolver. Tests map names.
 	WasmDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger   *slog.Logger
+}
+
+// Bounds of Config.MaxPayload. The default leaves a function's default
+// body limit (gust.DefaultMaxBodyBytes, 6 MB) room for 64 KB of headers
+// and the event's metadata, so /async takes what /fn takes. The least is
+// nats-server's own default: below it nothing gets better and deploys
+// fail (code is stored in 128 KB object-store chunks; at 64 KB a deploy
+// failed with "maximum payload exceeded"). The most is nats-server's:
+// no max_payload above its max_pending, 64 MB.
+const (
+	DefaultMaxPayload = 8 << 20
+	MinMaxPayload     = 1 << 20
+	MaxMaxPayload     = 64 << 20
+)
+
+// CheckMaxPayload returns an EINVALID error naming setting (as the user
+// spells it) unless size is within MinMaxPayload..MaxMaxPayload.
+func CheckMaxPayload(setting string, size int64) error {
+	if size < MinMaxPayload || size > MaxMaxPayload {
+		return gust.Errorf(gust.EINVALID, "invalid %s of %d bytes: want 1MB (%d, nats-server's default) to 64MB (%d, the most nats-server allows)",
+			setting, size, int64(MinMaxPayload), int64(MaxMaxPayload))
+	}
+	return nil
 }
 
 // DefaultMemoryBudget is half of the machine's memory, in MB, leaving the
@@ -132,6 +161,17 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.NATSURL != "" && cfg.MaxPayload != 0 {
+		return nil, gust.Errorf(gust.EINVALID, "a max payload applies to the embedded NATS server only; with an external NATS (--nats) set max_payload in its servers' configuration instead")
+	}
+	if cfg.NATSURL == "" {
+		if cfg.MaxPayload == 0 {
+			cfg.MaxPayload = DefaultMaxPayload
+		}
+		if err := CheckMaxPayload("max payload", cfg.MaxPayload); err != nil {
+			return nil, err
+		}
+	}
 	metering := cfg.Metering == nil || *cfg.Metering
 	log := cfg.Logger
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -169,7 +209,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 
 	n.brk, err = broker.Start(ctx, broker.Config{
 		DataDir: cfg.DataDir, URL: cfg.NATSURL, SyncAlways: cfg.SyncAlways,
-		Replicas: cfg.Replicas, Logger: log.With("part", "broker"),
+		MaxPayload: int32(cfg.MaxPayload),
+		Replicas:   cfg.Replicas, Logger: log.With("part", "broker"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting broker: %w", err)
@@ -236,6 +277,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.secrets.CheckUses(n.reg)
 	n.inv = invoke.New(invoke.Config{
 		Tracer:   n.tracer,
 		Secrets:  n.secrets,
@@ -265,11 +307,15 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting cluster membership: %w", err)
 	}
-	n.async, err = async.New(ctx, js, n.brk.Conn(), async.Config{
+	acfg := async.Config{
 		Invoker: n.inv, Registry: n.reg, Replicas: cfg.Replicas,
 		NewID: invoke.NewID, Logger: log.With("part", "async"), Secrets: n.secrets,
 		Tracer: n.tracer, CallbackAllowPrivate: cfg.CallbackAllowPrivate,
-	})
+	}
+	if n.meter != nil {
+		acfg.Sync = n.meter // GET /v1/invocations/ID of a sync call
+	}
+	n.async, err = async.New(ctx, js, n.brk.Conn(), acfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting async invocations: %w", err)
 	}
@@ -281,7 +327,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	guard := routes.New(routes.Config{Tokens: tokens, Secrets: n.secrets, Keys: apiKeys, Logger: log.With("part", "routes")})
+	guard := routes.New(routes.Config{Tokens: tokens, Secrets: n.secrets, Keys: apiKeys, NewID: invoke.NewID, Logger: log.With("part", "routes")})
 	extra := map[string]api.Route{
 		"GET /v1/functions/{name}/logs": {Scope: api.ScopeRead, Handler: n.logs.Handler()},
 		"GET /v1/nodes":                 {Scope: api.ScopeRead, Handler: n.cluster.NodesHandler()},
@@ -342,6 +388,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			},
 			func(_ context.Context, s gust.Spec) error { return async.ValidateSpec(s) },
 			guard.ValidateSpec,
+		},
+		ValidateNamed: []func(context.Context, string, gust.Spec) error{
+			func(ctx context.Context, name string, s gust.Spec) error {
+				return async.CheckWebhookPaths(ctx, n.reg, name, s)
+			},
 		},
 		Require:      tokens.Require,
 		Permits:      auth.Permits,

@@ -8,7 +8,9 @@
 // re-encrypts every secret under it, and drops the old one.
 //
 // A function gets a secret only if its spec lists it, as an environment
-// variable. This package must never log, return in an error, or put in an
+// variable (webhook triggers and JWT routes name secrets too). A secret
+// that a version an alias points to needs is not removed without force:
+// that version would answer 503 on every call (see Remove). This package must never log, return in an error, or put in an
 // API response a secret's value: the only way out of it is Values, which
 // the invoker calls to start instances.
 package secrets

@@ -97,24 +97,54 @@ func decodeKey(s string) ([]byte, error) {
 }
 
 // save writes the keyring, current key last, atomically and mode 0600.
-func (k *Keyring) save() error {
+func (k *Keyring) save() error { return saveKeys(k.path, k.keys, k.current) }
+
+// saveKeys writes keys to path, current last, atomically and mode 0600,
+// and makes it durable (the file, then the directory that names it) before
+// it returns: a key is used to seal only once a restart would find it.
+func saveKeys(path string, keys map[string][]byte, current string) (err error) {
 	var buf bytes.Buffer
 	buf.WriteString("# gust master keys: the last line is current. Keep this file secret.\n")
-	for id, key := range k.keys {
-		if id != k.current {
+	for id, key := range keys {
+		if id != current {
 			buf.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
 		}
 	}
-	buf.WriteString(base64.StdEncoding.EncodeToString(k.keys[k.current]) + "\n")
-	if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
+	buf.WriteString(base64.StdEncoding.EncodeToString(keys[current]) + "\n")
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("writing master key: %w", err)
 	}
-	tmp := k.path + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
 		return fmt.Errorf("writing master key: %w", err)
 	}
-	if err := os.Rename(tmp, k.path); err != nil {
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+		}
+	}()
+	_, err = f.Write(buf.Bytes())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("writing master key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing master key: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("writing master key: sync directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("writing master key: sync directory: %w", err)
 	}
 	return nil
 }
@@ -134,7 +164,9 @@ func (k *Keyring) Key(id string) ([]byte, bool) {
 	return key, ok
 }
 
-// add makes a new current key and saves the keyring.
+// add makes a new current key and saves the keyring. The new key becomes
+// current only once it is saved: a value sealed with a key that no file
+// holds is lost at the next restart.
 func (k *Keyring) add() (string, error) {
 	if k.path == "" {
 		return "", errors.New("the master key comes from GUST_MASTER_KEY: rotate it by setting a new value and re-setting the secrets")
@@ -146,21 +178,30 @@ func (k *Keyring) add() (string, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	id := keyID(key)
-	k.keys[id], k.current = key, id
-	return id, k.save()
+	keys := make(map[string][]byte, len(k.keys)+1)
+	for kid, kk := range k.keys {
+		keys[kid] = kk
+	}
+	keys[id] = key
+	if err := saveKeys(k.path, keys, id); err != nil {
+		return "", err
+	}
+	k.keys, k.current = keys, id
+	return id, nil
 }
 
-// retire drops every key but the current one and saves the keyring.
+// retire drops every key but the current one and saves the keyring. The
+// keys are dropped only once the file without them is saved, so that what
+// this process can open is what a restart could.
 func (k *Keyring) retire() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for id := range k.keys {
-		if id != k.current {
-			delete(k.keys, id)
+	keys := map[string][]byte{k.current: k.keys[k.current]}
+	if k.path != "" {
+		if err := saveKeys(k.path, keys, k.current); err != nil {
+			return err
 		}
 	}
-	if k.path == "" {
-		return nil
-	}
-	return k.save()
+	k.keys = keys
+	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,6 +46,12 @@ type Store struct {
 	kv   jetstream.KeyValue
 	keys *Keyring
 	now  func() time.Time
+	reg  gust.Registry // nil: Remove finds no uses
+	// rotating is held (read) by Set from taking the current key until
+	// its value is stored, and (write) by RotateKey while it makes a new
+	// key current: once that is done, no value sealed with an old key is
+	// still on its way to the bucket.
+	rotating sync.RWMutex
 }
 
 // Open opens (creating if needed) the secret bucket.
@@ -95,6 +103,8 @@ func (s *Store) Set(ctx context.Context, name string, value []byte) error {
 	if len(value) > MaxValueBytes {
 		return gust.Errorf(gust.EINVALID, "secret %s is over the limit of %d bytes", name, MaxValueBytes)
 	}
+	s.rotating.RLock()
+	defer s.rotating.RUnlock()
 	id, key := s.keys.Current()
 	nonce, ct, err := seal(key, name, value)
 	if err != nil {
@@ -197,7 +207,58 @@ func (s *Store) List(ctx context.Context) ([]Info, error) {
 	return out, nil
 }
 
-// Delete removes a secret. Errors: ENOTFOUND.
+// CheckUses makes Remove (and so DELETE /v1/secrets/{secret}) refuse a
+// secret that versions of reg need (see Uses). Call it before serving
+// Routes.
+func (s *Store) CheckUses(reg gust.Registry) { s.reg = reg }
+
+// Remove removes a secret unless a version an alias points to needs it
+// (see Uses): then it answers ECONFLICT naming those versions, unless
+// force, which removes it anyway. It returns the uses, which without the
+// secret answer 503 until it is set again: a node that has a version
+// loaded keeps its values until it loads it again (a restart), and one
+// that loads it afterwards cannot. A deploy that races a Remove
+// may still make a version live that needs it; that version answers 503
+// naming the secret, as a forced Remove's do. Errors: ENOTFOUND,
+// ECONFLICT.
+func (s *Store) Remove(ctx context.Context, name string, force bool) ([]Use, error) {
+	if _, _, err := s.get(ctx, name); err != nil {
+		return nil, err
+	}
+	var uses []Use
+	if s.reg != nil {
+		var err error
+		if uses, err = Uses(ctx, s.reg, name); err != nil {
+			return nil, fmt.Errorf("finding the functions that use secret %s: %w", name, err)
+		}
+	}
+	if len(uses) > 0 && !force {
+		return uses, &usesError{uses: uses, err: gust.Errorf(gust.ECONFLICT,
+			"secret %s is in use by %s; without it %s answer 503 on every call wherever %s loaded again (a restart, another node). "+
+				"Deploy versions that do not use it (or point the aliases elsewhere) first, or remove it anyway with gust secret rm --force %s",
+			name, describeUses(uses), them(uses), itIs(uses), name)}
+	}
+	if err := s.Delete(ctx, name); err != nil {
+		return nil, err
+	}
+	return uses, nil
+}
+
+func them(uses []Use) string {
+	if len(uses) == 1 {
+		return "it would"
+	}
+	return "they would"
+}
+
+func itIs(uses []Use) string {
+	if len(uses) == 1 {
+		return "it is"
+	}
+	return "they are"
+}
+
+// Delete removes a secret, whoever uses it. Errors: ENOTFOUND.
 func (s *Store) Delete(ctx context.Context, name string) error {
 	if _, _, err := s.get(ctx, name); err != nil {
 		return err
@@ -210,36 +271,32 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 
 // RotateKey makes a new master key, re-encrypts every secret under it and
 // then forgets the old keys. It returns the new key id and how many
-// secrets were re-encrypted.
+// secrets were re-encrypted. A secret set or removed meanwhile is not lost:
+// the list is taken once no Set can still store a value sealed with an old
+// key, and a secret that changed since is read again.
 func (s *Store) RotateKey(ctx context.Context) (string, int, error) {
-	infos, err := s.List(ctx)
-	if err != nil {
-		return "", 0, err
-	}
+	s.rotating.Lock()
 	id, err := s.keys.add()
+	s.rotating.Unlock()
 	if err != nil {
 		return "", 0, gust.WrapError(gust.EINVALID, err, "rotating the master key")
 	}
+	infos, err := s.List(ctx)
+	if err != nil {
+		return id, 0, err
+	}
 	n := 0
 	for _, info := range infos {
-		sv, rev, err := s.get(ctx, info.Name)
+		if info.KeyID == id {
+			continue // set since the new key became current
+		}
+		done, err := s.reseal(ctx, info.Name, id)
 		if err != nil {
 			return id, n, err
 		}
-		v, err := s.unseal(sv)
-		if err != nil {
-			return id, n, err
+		if done {
+			n++
 		}
-		_, key := s.keys.Current()
-		nonce, ct, err := seal(key, sv.Name, v)
-		if err != nil {
-			return id, n, err
-		}
-		b, _ := json.Marshal(sealed{Info: Info{Name: sv.Name, KeyID: id, UpdatedAt: s.now().UTC()}, Nonce: nonce, Ciphertext: ct})
-		if _, err := s.kv.Update(ctx, sv.Name, b, rev); err != nil {
-			return id, n, fmt.Errorf("re-encrypting secret %s: %w", sv.Name, err)
-		}
-		n++
 	}
 	if err := s.keys.retire(); err != nil {
 		return id, n, err
@@ -247,9 +304,53 @@ func (s *Store) RotateKey(ctx context.Context) (string, int, error) {
 	return id, n, nil
 }
 
+// reseal seals the secret name again with the current key, id. It reports
+// false if there was nothing to do: the secret was removed, or set again
+// with the new key, since it was listed.
+func (s *Store) reseal(ctx context.Context, name, id string) (bool, error) {
+	for attempt := 0; ; attempt++ {
+		sv, rev, err := s.get(ctx, name)
+		if gust.ErrorCode(err) == gust.ENOTFOUND {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if sv.KeyID == id {
+			return false, nil
+		}
+		v, err := s.unseal(sv)
+		if err != nil {
+			return false, err
+		}
+		_, key := s.keys.Current()
+		nonce, ct, err := seal(key, sv.Name, v)
+		if err != nil {
+			return false, err
+		}
+		b, _ := json.Marshal(sealed{Info: Info{Name: sv.Name, KeyID: id, UpdatedAt: s.now().UTC()}, Nonce: nonce, Ciphertext: ct})
+		_, err = s.kv.Update(ctx, sv.Name, b, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) && attempt < 5 {
+			continue // set or removed since it was read: read it again
+		}
+		if err != nil {
+			return false, fmt.Errorf("re-encrypting secret %s: %w", sv.Name, err)
+		}
+		return true, nil
+	}
+}
+
+// Removed is the answer to DELETE /v1/secrets/{secret}: the secret and,
+// after ?force=true, the versions that now answer 503 (see Uses).
+type Removed struct {
+	Secret  string `json:"secret"`
+	Failing []Use  `json:"failing"`
+}
+
 // Routes are the secret routes (admin scope): PUT /v1/secrets/{secret}
-// (the raw value as body), GET /v1/secrets, DELETE /v1/secrets/{secret},
-// POST /v1/secrets/rotate-key.
+// (the raw value as body), GET /v1/secrets, DELETE
+// /v1/secrets/{secret}[?force=true] (409 while an aliased version uses
+// it, see Remove; answers Removed), POST /v1/secrets/rotate-key.
 func (s *Store) Routes() map[string]http.Handler {
 	return map[string]http.Handler{
 		"PUT /v1/secrets/{secret}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -286,11 +387,24 @@ func (s *Store) Routes() map[string]http.Handler {
 			httperr.WriteJSON(w, http.StatusOK, map[string]any{"secrets": infos})
 		}),
 		"DELETE /v1/secrets/{secret}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := s.Delete(r.Context(), r.PathValue("secret")); err != nil {
+			force := false
+			if v := r.URL.Query().Get("force"); v != "" {
+				var err error
+				if force, err = strconv.ParseBool(v); err != nil {
+					httperr.Write(w, r, gust.Errorf(gust.EINVALID, "invalid force %q: want true or false", v))
+					return
+				}
+			}
+			name := r.PathValue("secret")
+			uses, err := s.Remove(r.Context(), name, force)
+			if err != nil {
 				httperr.Write(w, r, err)
 				return
 			}
-			w.WriteHeader(http.StatusNoContent)
+			if uses == nil {
+				uses = []Use{}
+			}
+			httperr.WriteJSON(w, http.StatusOK, Removed{Secret: name, Failing: uses})
 		}),
 		"POST /v1/secrets/rotate-key": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id, n, err := s.RotateKey(r.Context())

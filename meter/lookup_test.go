@@ -1,0 +1,48 @@
+package meter_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gustfaas/gust"
+)
+
+// An invocation is found by id among the usage records, the newest
+// record of it winning, with its error (bounded) and HTTP status; an id
+// not recorded, or not an id at all, is ENOTFOUND.
+func TestInvocationByID(t *testing.T) {
+	ctx := testContext(t)
+	js := startJetStream(t)
+	m := openMeter(ctx, t, js)
+	start := time.Now().Add(-time.Minute).UTC()
+	for i := range 300 {
+		m.Record(&gust.Invocation{ID: fmt.Sprintf("id%03d", i), Function: []string{"alpha", "beta"}[i%2], Version: 1,
+			Trigger: "http", Start: start, Duration: time.Millisecond, MemoryMB: 128, Status: gust.StatusOK, HTTPCode: 200})
+		if i%100 == 0 {
+			if err := m.Flush(ctx); err != nil { // several messages
+				t.Fatal(err)
+			}
+		}
+	}
+	long := strings.Repeat("é", 1000) // 2000 bytes
+	m.Record(&gust.Invocation{ID: "id007", Function: "beta", Version: 2, Trigger: "http", Start: start.Add(time.Second),
+		Duration: 2500 * time.Microsecond, MemoryMB: 64, Cold: true, Status: gust.StatusError, Error: "function error: \"boom\"\n" + long})
+
+	inv, err := m.Invocation(ctx, "id042")
+	if err != nil || inv.Function != "alpha" || inv.Version != 1 || inv.Status != gust.StatusOK || inv.HTTPCode != 200 ||
+		inv.Duration != time.Millisecond || !inv.Start.Equal(start) || inv.Error != "" || inv.Cold {
+		t.Fatalf("id042: %+v %v", inv, err)
+	}
+	inv, err = m.Invocation(ctx, "id007") // recorded twice: the newest wins
+	if err != nil || inv.Version != 2 || inv.Status != gust.StatusError || !inv.Cold || inv.Duration != 2500*time.Microsecond ||
+		!strings.HasPrefix(inv.Error, "function error: \"boom\"\né") || len(inv.Error) > 1024 || !strings.HasSuffix(inv.Error, "é") {
+		t.Fatalf("id007: %+v %v", inv, err)
+	}
+	for _, id := range []string{"id999", "a.b", ""} {
+		if _, err := m.Invocation(ctx, id); gust.ErrorCode(err) != gust.ENOTFOUND {
+			t.Fatalf("%q: %v", id, err)
+		}
+	}
+}
