@@ -52,6 +52,7 @@ const (
 	DefaultMaxResponseBytes = 256 << 10
 	DefaultDLQMaxAge        = 14 * 24 * time.Hour
 	DefaultThrottleDelay    = 500 * time.Millisecond
+	DefaultHoldUnavailable  = 30 * time.Second
 	DefaultCallbackRetries  = 3
 	DefaultCallbackBackoff  = 1 * time.Second
 	DefaultResyncEvery      = 30 * time.Second
@@ -123,9 +124,13 @@ type Config struct {
 	MaxResponseBytes int           // response body kept in a status
 	DLQMaxAge        time.Duration // how long dead letters are kept
 	ThrottleDelay    time.Duration // base wait of a throttled event (jittered up to 2×)
-	CallbackRetries  int           // attempts after the first
-	CallbackBackoff  time.Duration // first callback retry delay, doubling
-	CallbackClient   *http.Client  // default: 10s timeout, no redirects, public addresses only
+	// HoldUnavailable is how long a stream message whose function is
+	// unavailable or not found on this node is held before it is handed
+	// back, untried, for another node (or this one, later) to take.
+	HoldUnavailable time.Duration
+	CallbackRetries int           // attempts after the first
+	CallbackBackoff time.Duration // first callback retry delay, doubling
+	CallbackClient  *http.Client  // default: 10s timeout, no redirects, public addresses only
 	// CallbackAllowPrivate lets callbacks go to loopback, private,
 	// link-local and other non-public addresses (see callbackaddr.go).
 	CallbackAllowPrivate bool
@@ -196,6 +201,7 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 	def(&cfg.DedupWindow, DefaultDedupWindow)
 	def(&cfg.DLQMaxAge, DefaultDLQMaxAge)
 	def(&cfg.ThrottleDelay, DefaultThrottleDelay)
+	def(&cfg.HoldUnavailable, DefaultHoldUnavailable)
 	def(&cfg.CallbackBackoff, DefaultCallbackBackoff)
 	def(&cfg.ResyncEvery, DefaultResyncEvery)
 	def(&cfg.PublishTimeout, DefaultPublishTimeout)

@@ -241,6 +241,7 @@ func testConfig(mod func(*Config)) Config {
 		NewID:           invoke.NewID,
 		AckWait:         2 * time.Second,
 		ThrottleDelay:   50 * time.Millisecond,
+		HoldUnavailable: 2 * time.Second,
 		CallbackBackoff: 20 * time.Millisecond,
 		ResyncEvery:     200 * time.Millisecond,
 		Logger:          testLogger(),

@@ -330,6 +330,11 @@ func (a *Async) deliverStream(ctx context.Context, name, durable string, t gust.
 	var v *gust.Version
 	stop := a.heartbeat(msg)
 	wait := a.cfg.ThrottleDelay
+	// Unavailable or not found may be this node's alone (its runtime is
+	// not installed, it lacks the master key): after HoldUnavailable the
+	// message goes back, untried, so that another node can take it.
+	var heldSince time.Time
+	handBack := false
 	for warned := false; ; {
 		v, err = a.cfg.Invoker.Resolve(ctx, name, "")
 		if err == nil {
@@ -344,6 +349,11 @@ func (a *Async) deliverStream(ctx context.Context, name, durable string, t gust.
 			if !warned {
 				log.Warn("stream trigger: function not available; holding the message until it is", "err", err)
 				warned = true
+				heldSince = a.now()
+			}
+			if a.now().Sub(heldSince) >= a.cfg.HoldUnavailable {
+				handBack = true
+				break
 			}
 			wait = min(wait*2, maxHeldWait)
 		}
@@ -356,9 +366,10 @@ func (a *Async) deliverStream(ctx context.Context, name, durable string, t gust.
 	case err == nil:
 		_ = msg.Ack()
 		settled()
-	case ctx.Err() != nil:
-		// Shutting down, or the trigger is being replaced: hand it back,
-		// counted as a return so that it spends no attempt.
+	case ctx.Err() != nil || handBack:
+		// Shutting down, the trigger being replaced, or held long enough
+		// on a node that cannot run it: hand it back, counted as a return
+		// so that it spends no attempt.
 		a.recordHandback(hbKey, handbacks+1)
 		_ = msg.NakWithDelay(a.cfg.ThrottleDelay)
 	case attempt >= t.MaxDeliveries:

@@ -52,6 +52,10 @@ type Store struct {
 	// key current: once that is done, no value sealed with an old key is
 	// still on its way to the bucket.
 	rotating sync.RWMutex
+	// rotation is held for a whole RotateKey: a second rotation would
+	// make another key current while the first re-seals, and its retire
+	// would drop the key the second is still re-sealing from.
+	rotation sync.Mutex
 }
 
 // Open opens (creating if needed) the secret bucket.
@@ -275,6 +279,8 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 // the list is taken once no Set can still store a value sealed with an old
 // key, and a secret that changed since is read again.
 func (s *Store) RotateKey(ctx context.Context) (string, int, error) {
+	s.rotation.Lock()
+	defer s.rotation.Unlock()
 	s.rotating.Lock()
 	id, err := s.keys.add()
 	s.rotating.Unlock()
@@ -323,7 +329,10 @@ func (s *Store) reseal(ctx context.Context, name, id string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		_, key := s.keys.Current()
+		key, ok := s.keys.Key(id)
+		if !ok {
+			return false, fmt.Errorf("re-encrypting secret %s: master key %s is gone", sv.Name, id)
+		}
 		nonce, ct, err := seal(key, sv.Name, v)
 		if err != nil {
 			return false, err
