@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gustfaas/gust"
 	"github.com/gustfaas/gust/httperr"
@@ -230,7 +231,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) (err error) {
 	if err := a.fitsBudget("function "+name, spec.MemoryMB); err != nil {
 		return err
 	}
-	if err := a.minInstancesFit(name, spec); err != nil {
+	if err := a.minInstancesFit(r.Context(), name, spec); err != nil {
 		return err
 	}
 	if err := a.checkSecrets(r.Context(), name, spec); err != nil {
@@ -322,29 +323,61 @@ func (a *API) fitsBudget(what string, memoryMB int) error {
 		what, memoryMB, total, total)
 }
 
-// minInstancesFit refuses a spec whose provisioned instances alone need
-// more than this node's whole memory budget: they could never all be
-// warm, and the deploy would say "live" while prewarming failed in the
-// log. Errors: EINVALID naming the product and the budget.
-func (a *API) minInstancesFit(name string, spec gust.Spec) error {
-	if a.cfg.Budget == nil || spec.MinInstances <= 1 {
+// minInstancesFit refuses a spec whose provisioned instances, with those
+// every other function's live version keeps warm on this node, need more
+// than the node's whole memory budget: they could never all be warm, the
+// deploy would say "live" while prewarming failed in the log, and calls
+// would get 429s that no retry cures. Errors: EINVALID naming the figures.
+func (a *API) minInstancesFit(ctx context.Context, name string, spec gust.Spec) error {
+	if a.cfg.Budget == nil || spec.MinInstances == 0 {
 		return nil
 	}
 	total, _ := a.cfg.Budget()
 	need := spec.MinInstances * spec.MemoryMB
-	if total <= 0 || need <= total {
+	if total <= 0 {
 		return nil
 	}
-	return gust.Errorf(gust.EINVALID, "function %s asks for %d provisioned instances (--min-instances) of %d MB each (--memory), %d MB in all, more than this node's whole memory budget of %d MB (gust serve --memory-budget): lower either, or restart the server with a larger --memory-budget",
-		name, spec.MinInstances, spec.MemoryMB, need, total)
+	if need > total {
+		return gust.Errorf(gust.EINVALID, "function %s asks for %d provisioned instances (--min-instances) of %d MB each (--memory), %d MB in all, more than this node's whole memory budget of %d MB (gust serve --memory-budget): lower either, or restart the server with a larger --memory-budget",
+			name, spec.MinInstances, spec.MemoryMB, need, total)
+	}
+	fns, err := a.cfg.Registry.Functions(ctx)
+	if err != nil {
+		return fmt.Errorf("checking provisioned memory: %w", err)
+	}
+	others, names := 0, []string{}
+	for _, fn := range fns {
+		if fn.Name == name || fn.Live == 0 {
+			continue
+		}
+		v, err := a.cfg.Registry.Version(ctx, fn.Name, fn.Live)
+		if gust.ErrorCode(err) == gust.ENOTFOUND {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("checking provisioned memory: %w", err)
+		}
+		s := v.Spec.WithDefaults()
+		if s.MinInstances > 0 {
+			others += s.MinInstances * s.MemoryMB
+			names = append(names, fmt.Sprintf("%s %d MB", fn.Name, s.MinInstances*s.MemoryMB))
+		}
+	}
+	if need+others > total {
+		return gust.Errorf(gust.EINVALID, "function %s asks for %d MB of provisioned instances (--min-instances %d × --memory %d), and other functions keep %d MB warm (%s): %d MB in all, more than this node's memory budget of %d MB (gust serve --memory-budget)",
+			name, need, spec.MinInstances, spec.MemoryMB, others, strings.Join(names, ", "), need+others, total)
+	}
+	return nil
 }
 
-// versionsFit refuses to route traffic to a stored version that does not
-// fit this node's memory budget (one deployed before the node restarted
-// with a smaller --memory-budget), as a deploy of it would be refused.
-// A version that does not exist is left to the registry to report.
+// versionsFit refuses to route traffic to a stored version that could not
+// be deployed now: one that does not fit this node's memory budget (it was
+// deployed before the node restarted with a smaller --memory-budget), or
+// fails a ValidateNamed check (a secret it lists was removed since, a
+// webhook path it has is now another function's). A version that does not
+// exist is left to the registry to report.
 func (a *API) versionsFit(ctx context.Context, name string, numbers ...int) error {
-	if a.cfg.Budget == nil {
+	if a.cfg.Budget == nil && len(a.cfg.ValidateNamed) == 0 {
 		return nil
 	}
 	for _, n := range numbers {
@@ -357,6 +390,11 @@ func (a *API) versionsFit(ctx context.Context, name string, numbers ...int) erro
 		}
 		if err := a.fitsBudget(fmt.Sprintf("function %s version %d", name, n), v.Spec.WithDefaults().MemoryMB); err != nil {
 			return err
+		}
+		for _, check := range a.cfg.ValidateNamed {
+			if err := check(ctx, name, v.Spec); err != nil {
+				return gust.WrapError(gust.ErrorCode(err), err, "version %d of %s cannot take traffic: %s", n, name, gust.ErrorMessage(err))
+			}
 		}
 	}
 	return nil

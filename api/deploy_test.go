@@ -267,8 +267,20 @@ func TestDeployRefusesMinInstancesOverTheNodeBudget(t *testing.T) {
 			t.Errorf("message %q does not name %q", e.Error, want)
 		}
 	}
-	if status, body := postDeploy(t, srv.URL, "warm", `{"memory":128,"minInstances":2}`); status != http.StatusCreated {
-		t.Fatalf("deploy of 2 × 128 MB provisioned on a 256 MB node: %d %s", status, body)
+	if status, body := postDeploy(t, srv.URL, "warm", `{"memory":128,"minInstances":1}`); status != http.StatusCreated {
+		t.Fatalf("deploy of 1 × 128 MB provisioned on a 256 MB node: %d %s", status, body)
+	}
+	// The budget holds every function's provisioned instances: another
+	// 2 × 128 MB does not fit beside warm's 128 MB; 1 × 128 MB does, and
+	// warm itself may deploy again (its own old version does not count).
+	status, body = postDeploy(t, srv.URL, "warm2", `{"memory":128,"minInstances":2}`)
+	if err := json.Unmarshal(body, &e); err != nil || status != http.StatusBadRequest || !strings.Contains(e.Error, "warm 128 MB") {
+		t.Fatalf("deploy of 2 × 128 MB beside warm's 128 MB on a 256 MB node: %d %s", status, body)
+	}
+	for _, name := range []string{"warm2", "warm"} {
+		if status, body := postDeploy(t, srv.URL, name, `{"memory":128,"minInstances":1}`); status != http.StatusCreated {
+			t.Fatalf("deploy of %s, 1 × 128 MB beside 128 MB on a 256 MB node: %d %s", name, status, body)
+		}
 	}
 }
 

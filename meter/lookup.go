@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,13 @@ import (
 // not there at all costs a bounded read (each message holds up to
 // maxMsgRecords records).
 const maxLookupMessages = 2000
+
+// lookupNewest is how many of the newest messages Invocation reads one by
+// one before it streams the rest of its window in batches of lookupBatch.
+const (
+	lookupNewest = 32
+	lookupBatch  = 256
+)
 
 // maxErrorBytes bounds the error message a record keeps.
 const maxErrorBytes = 1024
@@ -37,17 +45,16 @@ func (m *Meter) Invocation(ctx context.Context, id string) (*gust.Invocation, er
 		return nil, fmt.Errorf("finding invocation %s: %w", id, err)
 	}
 	first, last := info.State.FirstSeq, info.State.LastSeq
-	for seq, read := last, 0; seq >= first && seq > 0 && read < maxLookupMessages; seq, read = seq-1, read+1 {
-		msg, err := m.stream.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // removed by age or limits meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("finding invocation %s: %w", id, err)
-		}
-		data, err := messageRecords(msg.Header.Get(encodingHeader), msg.Data)
-		if err != nil {
-			continue
+	if last == 0 || last < first {
+		return nil, gust.Errorf(gust.ENOTFOUND, "no invocation %q in the usage records (kept for %s)", id, m.cfg.Retention)
+	}
+	quoted := []byte(`"` + id + `"`) // validID: nothing in it is escaped in JSON
+	find := func(hdr string, payload []byte) *Record {
+		data, err := messageRecords(hdr, payload)
+		// Most messages do not hold the id: finding that in the bytes
+		// costs far less than decoding each of their records.
+		if err != nil || !bytes.Contains(data, quoted) {
+			return nil
 		}
 		var found *Record
 		_, _ = decodeRecords(data, func(r *Record) {
@@ -56,9 +63,73 @@ func (m *Meter) Invocation(ctx context.Context, id string) (*gust.Invocation, er
 				found = &rc // later lines are newer
 			}
 		})
-		if found != nil {
-			return found.invocation(), nil
+		return found
+	}
+	// An id a caller was just given is in the newest few messages: read
+	// those one by one, newest first.
+	seq := last
+	for ; seq >= first && last-seq < lookupNewest; seq-- {
+		msg, err := m.stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // removed by age or limits meanwhile
 		}
+		if err != nil {
+			return nil, fmt.Errorf("finding invocation %s: %w", id, err)
+		}
+		if r := find(msg.Header.Get(encodingHeader), msg.Data); r != nil {
+			return r.invocation(), nil
+		}
+	}
+	if seq < first {
+		return nil, gust.Errorf(gust.ENOTFOUND, "no invocation %q in the usage records (kept for %s)", id, m.cfg.Retention)
+	}
+	// The rest of the window streams through an ordered consumer, oldest
+	// first, the newest match winning: one request per batch instead of
+	// one per message.
+	start := first
+	if last >= maxLookupMessages && last-maxLookupMessages+1 > start {
+		start = last - maxLookupMessages + 1
+	}
+	cons, err := m.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finding invocation %s: %w", id, err)
+	}
+	var found *Record
+	left := int(seq - start + 1) // at most this many; fewer if some were removed
+	for done := false; !done && left > 0; {
+		// Asking for no more than are left lets Fetch return as soon as
+		// they are in, not at its MaxWait.
+		batch, err := cons.Fetch(min(left, lookupBatch), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("finding invocation %s: %w", id, err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			left--
+			meta, err := msg.Metadata()
+			if err != nil || meta.Sequence.Stream > seq {
+				done = true
+				continue
+			}
+			if r := find(msg.Headers().Get(encodingHeader), msg.Data()); r != nil {
+				found = r
+			}
+			if meta.Sequence.Stream == seq {
+				done = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, fmt.Errorf("finding invocation %s: %w", id, err)
+		}
+		if n == 0 {
+			done = true // nothing more to read: messages removed meanwhile
+		}
+	}
+	if found != nil {
+		return found.invocation(), nil
 	}
 	return nil, gust.Errorf(gust.ENOTFOUND, "no invocation %q in the usage records (kept for %s)", id, m.cfg.Retention)
 }

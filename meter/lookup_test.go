@@ -46,3 +46,34 @@ func TestInvocationByID(t *testing.T) {
 		}
 	}
 }
+
+// Past the newest few messages the lookup streams the rest of its window:
+// an id in an old message is found there, the newest record of it winning,
+// and one recorded nowhere is ENOTFOUND after the whole window.
+func TestInvocationByIDInOlderMessages(t *testing.T) {
+	ctx := testContext(t)
+	js := startJetStream(t)
+	m := openMeter(ctx, t, js)
+	start := time.Now().Add(-time.Minute).UTC()
+	for i := range 100 { // a message each
+		m.Record(&gust.Invocation{ID: fmt.Sprintf("old%03d", i), Function: "alpha", Version: 1, Trigger: "http",
+			Start: start, Duration: time.Millisecond, MemoryMB: 128, Status: gust.StatusOK, HTTPCode: 200})
+		if i == 10 {
+			m.Record(&gust.Invocation{ID: "old002", Function: "alpha", Version: 3, Trigger: "http",
+				Start: start, Duration: time.Millisecond, MemoryMB: 128, Status: gust.StatusError, Error: "again"})
+		}
+		if err := m.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv, err := m.Invocation(ctx, "old002")
+	if err != nil || inv.Version != 3 || inv.Error != "again" {
+		t.Fatalf("old002: %+v %v, want its newer record (version 3)", inv, err)
+	}
+	if inv, err := m.Invocation(ctx, "old000"); err != nil || inv.Version != 1 {
+		t.Fatalf("old000: %+v %v", inv, err)
+	}
+	if _, err := m.Invocation(ctx, "never"); gust.ErrorCode(err) != gust.ENOTFOUND {
+		t.Fatalf("never: %v", err)
+	}
+}

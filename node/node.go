@@ -242,7 +242,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.budget = pool.NewBudget(cfg.MemoryBudget)
 
 	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		// Kept with metering off too: a dropped callback is lost for good,
+		// and this counter is the only trace besides a log line.
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gust_async_callbacks_dropped_total",
+			Help: "Async callbacks (X-Gust-Callback-Url) not sent because async.MaxCallbacks were already in flight.",
+		}, func() float64 { return float64(async.CallbacksDropped()) }))
 	var recorders []gust.Recorder
 	var usage http.Handler
 	var mets *metrics.Metrics
@@ -375,8 +381,15 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			},
 		},
 		Validate: []func(context.Context, gust.Spec) error{
-			func(ctx context.Context, s gust.Spec) error { return n.secrets.Exists(ctx, s.Secrets) },
-			func(ctx context.Context, s gust.Spec) error {
+			func(_ context.Context, s gust.Spec) error { return async.ValidateSpec(s) },
+			guard.ValidateSpec,
+		},
+		// Checked at deploy and again when a rollback or an alias sends
+		// traffic to a stored version: what it needs may be gone or taken
+		// since it was deployed.
+		ValidateNamed: []func(context.Context, string, gust.Spec) error{
+			func(ctx context.Context, _ string, s gust.Spec) error { return n.secrets.Exists(ctx, s.Secrets) },
+			func(ctx context.Context, _ string, s gust.Spec) error {
 				for _, t := range s.Triggers {
 					if t.Webhook != nil {
 						if err := n.secrets.Exists(ctx, []string{t.Webhook.Secret}); err != nil {
@@ -386,10 +399,6 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 				}
 				return nil
 			},
-			func(_ context.Context, s gust.Spec) error { return async.ValidateSpec(s) },
-			guard.ValidateSpec,
-		},
-		ValidateNamed: []func(context.Context, string, gust.Spec) error{
 			func(ctx context.Context, name string, s gust.Spec) error {
 				return async.CheckWebhookPaths(ctx, n.reg, name, s)
 			},
