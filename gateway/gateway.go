@@ -158,7 +158,33 @@ func parsePath(p string) (name, ref, rest string, err error) {
 	if hasRef && ref == "" {
 		return "", "", "", gust.Errorf(gust.ENOTFOUND, "empty version or alias after '@' in %q", seg)
 	}
+	if err := checkSegments(rest); err != nil {
+		return "", "", "", err
+	}
 	return name, ref, rest, nil
+}
+
+// checkSegments refuses (EINVALID) a decoded path with a "." or ".."
+// segment or an empty one before its end ("//"). Routes match the path as
+// given, but a function whose router cleans paths would serve
+// "/public/../admin" or "//admin" as "/admin", past the auth the "/admin"
+// route demands. Refusing rather than cleaning keeps one path for both:
+// browsers and HTTP clients resolve dot segments before sending, so only
+// a hand-made request ("%2E%2E", "%2F..") carries one, and route patterns
+// cannot hold them either (gust.ValidateRoutePath). A trailing "/" stays.
+func checkSegments(rest string) error {
+	s := rest[1:]
+	for s != "" {
+		seg, after, more := strings.Cut(s, "/")
+		switch {
+		case seg == "." || seg == "..":
+			return gust.Errorf(gust.EINVALID, "invalid path %q: segment %q (dot segments are refused, not resolved)", rest, seg)
+		case seg == "" && more:
+			return gust.Errorf(gust.EINVALID, "invalid path %q: empty segment (\"//\")", rest)
+		}
+		s = after
+	}
+	return nil
 }
 
 // rawRest returns gust.Request.RawPath for a request to u under prefix,

@@ -47,7 +47,7 @@ func FuzzJWTVerify(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("....")
 	f.Add("")
-	v := newJWTVerifier(gust.RouteJWT{Secret: "K"}, staticSecrets{"K": hsKey}, time.Hour, func() time.Time { return now })
+	v := newJWTVerifier(gust.RouteJWT{Secret: "K"}, staticSecrets{"K": hsKey}, time.Hour, func() time.Time { return now }, nil)
 	f.Fuzz(func(t *testing.T, tok string) {
 		vt, err := v.verify(context.Background(), tok)
 		if err != nil {

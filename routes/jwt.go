@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type jwtVerifier struct {
 	ttl     time.Duration
 	now     func() time.Time
 	parser  *jwt.Parser
+	log     *slog.Logger
 	// leeway is cfg.Leeway, at most gust.MaxJWTLeeway: a version stored
 	// before that bound keeps its route, with the bounded skew.
 	leeway time.Duration
@@ -58,6 +60,10 @@ type jwtVerifier struct {
 	kidRead time.Time
 	// readTimeout bounds one read of the keys (keyReadTimeout).
 	readTimeout time.Duration
+	// outage is what has been logged of the store failure under way: a
+	// failing store is read every keyRetryEvery, and each failure must
+	// not log again.
+	outage outageState
 }
 
 // verified is what a checked token yields, and when it stops being valid.
@@ -103,7 +109,22 @@ const (
 // the route's JWKS does not have.
 var errUnknownKid = errors.New("no key with that id")
 
-func newJWTVerifier(cfg gust.RouteJWT, secrets Secrets, ttl time.Duration, now func() time.Time) *jwtVerifier {
+// outageState says what has been logged of a secret store failure.
+type outageState uint8
+
+const (
+	outageNone    outageState = iota
+	outageStale               // logged: the last good keys serve
+	outageExpired             // logged: they are past staleKeyGrace too
+)
+
+// newJWTVerifier returns the verifier of a route with cfg. log (nil:
+// slog.Default()) says when a store failure leaves the route on its last
+// good keys, once per failure.
+func newJWTVerifier(cfg gust.RouteJWT, secrets Secrets, ttl time.Duration, now func() time.Time, log *slog.Logger) *jwtVerifier {
+	if log == nil {
+		log = slog.Default()
+	}
 	methods := []string{"HS256"}
 	if cfg.JWKS != "" {
 		methods = []string{"RS256", "ES256"}
@@ -122,7 +143,7 @@ func newJWTVerifier(cfg gust.RouteJWT, secrets Secrets, ttl time.Duration, now f
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &jwtVerifier{cfg: cfg, secrets: secrets, ttl: ttl, now: now, leeway: leeway, readTimeout: keyReadTimeout, parser: jwt.NewParser(opts...)}
+	return &jwtVerifier{cfg: cfg, secrets: secrets, ttl: ttl, now: now, log: log, leeway: leeway, readTimeout: keyReadTimeout, parser: jwt.NewParser(opts...)}
 }
 
 // loadKeys returns the route's keys, reading them from the secret store
@@ -199,16 +220,48 @@ func (v *jwtVerifier) read(ctx context.Context, done chan struct{}) {
 	now := v.now()
 	switch {
 	case err == nil:
+		if v.outage != outageNone {
+			v.log.Info("secret store readable again: route JWT keys fresh", "secret", v.secretName())
+		}
 		v.keys, v.fetched, v.seen, v.readErr, v.retryAt = ks, now, map[string]*verified{}, nil, time.Time{}
+		v.outage = outageNone
 	case final:
 		// The secret is gone or holds no usable key: that is the
 		// operator's word, and old keys must not outlive it.
 		v.keys, v.seen, v.readErr, v.retryAt = nil, map[string]*verified{}, err, time.Time{}
+		v.outage = outageNone
 	default:
 		v.readErr, v.retryAt = err, now.Add(keyRetryEvery)
+		v.noteOutage(now, err)
 	}
 	v.reading = nil
 	close(done)
+}
+
+// noteOutage logs, once per failure of the secret store, that the route
+// verifies tokens with keys older than its TTL (a rotated or revoked key
+// may still be accepted), and once more when those run out and its
+// requests are refused. Called with mu held.
+func (v *jwtVerifier) noteOutage(now time.Time, err error) {
+	switch {
+	case v.usable(now) && v.outage == outageNone:
+		v.outage = outageStale
+		v.log.Warn("secret store unreadable: route verifies JWTs with its last good keys until it can read them again",
+			"secret", v.secretName(), "keysAge", now.Sub(v.fetched).Round(time.Second),
+			"staleUntil", v.fetched.Add(v.ttl+staleKeyGrace), "err", err)
+	case !v.usable(now) && v.keys != nil && v.outage != outageExpired:
+		v.outage = outageExpired
+		v.log.Error("secret store still unreadable: route's last good JWT keys are too old to use; its requests are refused",
+			"secret", v.secretName(), "keysAge", now.Sub(v.fetched).Round(time.Second), "err", err)
+	}
+}
+
+// secretName is the secret that holds the route's keys.
+func (v *jwtVerifier) secretName() string {
+	if v.cfg.Secret != "" {
+		return v.cfg.Secret
+	}
+	return v.cfg.JWKS
 }
 
 // fetch reads and parses the route's key. final says an error is the

@@ -85,7 +85,7 @@ func hsClaims(c *clock) jwt.MapClaims {
 func TestJWTKeysOutliveAStoreOutage(t *testing.T) {
 	c := &clock{t: time.Unix(1_800_000_000, 0)}
 	sec := &flakySecrets{vals: map[string]string{"K": hsKey}}
-	v := newJWTVerifier(gust.RouteJWT{Secret: "K", Issuer: "i", Audience: "a"}, sec, 30*time.Second, c.now)
+	v := newJWTVerifier(gust.RouteJWT{Secret: "K", Issuer: "i", Audience: "a"}, sec, 30*time.Second, c.now, nil)
 	tok := signHS(t, hsKey, hsClaims(c))
 	if _, err := v.verify(ctx(t), tok); err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestJWTKeysOutliveAStoreOutage(t *testing.T) {
 func TestJWTRemovedSecretEndsItsKey(t *testing.T) {
 	c := &clock{t: time.Unix(1_800_000_000, 0)}
 	sec := &flakySecrets{vals: map[string]string{"K": hsKey}}
-	v := newJWTVerifier(gust.RouteJWT{Secret: "K", Issuer: "i", Audience: "a"}, sec, 30*time.Second, c.now)
+	v := newJWTVerifier(gust.RouteJWT{Secret: "K", Issuer: "i", Audience: "a"}, sec, 30*time.Second, c.now, nil)
 	tok := signHS(t, hsKey, hsClaims(c))
 	if _, err := v.verify(ctx(t), tok); err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func TestJWTRemovedSecretEndsItsKey(t *testing.T) {
 func TestJWTSlowStoreHoldsUpNoOne(t *testing.T) {
 	c := &clock{t: time.Unix(1_800_000_000, 0)}
 	sec := &flakySecrets{vals: map[string]string{"K": hsKey}}
-	v := newJWTVerifier(gust.RouteJWT{Secret: "K", Issuer: "i", Audience: "a"}, sec, 30*time.Second, c.now)
+	v := newJWTVerifier(gust.RouteJWT{Secret: "K", Issuer: "i", Audience: "a"}, sec, 30*time.Second, c.now, nil)
 	tok := signHS(t, hsKey, hsClaims(c))
 	if _, err := v.verify(ctx(t), tok); err != nil {
 		t.Fatal(err)
@@ -211,7 +211,7 @@ func TestJWTUnknownKidRereadsOnce(t *testing.T) {
 		return s
 	}
 	sec := &flakySecrets{vals: map[string]string{"IDP": doc(map[string]*ecdsa.PrivateKey{"k1": k1})}}
-	v := newJWTVerifier(gust.RouteJWT{JWKS: "IDP", Audience: "app"}, sec, time.Hour, c.now)
+	v := newJWTVerifier(gust.RouteJWT{JWKS: "IDP", Audience: "app"}, sec, time.Hour, c.now, nil)
 	if _, err := v.verify(ctx(t), sign("k1", k1)); err != nil {
 		t.Fatal(err)
 	}
@@ -249,12 +249,12 @@ func TestJWTStoredVersionsBeforeTheBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := newJWTVerifier(gust.RouteJWT{JWKS: "IDP"}, sec, time.Hour, c.now)
+	v := newJWTVerifier(gust.RouteJWT{JWKS: "IDP"}, sec, time.Hour, c.now, nil)
 	_, err = v.verify(ctx(t), tok)
 	wantCode(t, err, gust.EUNAVAILABLE)
 
 	v = newJWTVerifier(gust.RouteJWT{Secret: "K", Issuer: "i", Audience: "a", Leeway: gust.Duration(time.Hour)},
-		&flakySecrets{vals: map[string]string{"K": hsKey}}, time.Hour, c.now)
+		&flakySecrets{vals: map[string]string{"K": hsKey}}, time.Hour, c.now, nil)
 	tok = signHS(t, hsKey, jwt.MapClaims{"iss": "i", "aud": "a", "exp": c.now().Unix()})
 	c.add(gust.MaxJWTLeeway - time.Second)
 	if _, err := v.verify(ctx(t), tok); err != nil {

@@ -16,7 +16,7 @@ import (
 // checked in full.
 
 func newCacheVerifier(sec staticSecrets, c *clock) *jwtVerifier {
-	return newJWTVerifier(gust.RouteJWT{Secret: "K", Issuer: "i", Audience: "a"}, sec, 30*time.Second, c.now)
+	return newJWTVerifier(gust.RouteJWT{Secret: "K", Issuer: "i", Audience: "a"}, sec, 30*time.Second, c.now, nil)
 }
 
 func signHS(t *testing.T, key string, claims jwt.MapClaims) string {
@@ -71,7 +71,7 @@ func TestJWTCacheExpiry(t *testing.T) {
 
 	// With leeway, as the library has it: valid until exp+leeway.
 	v = newJWTVerifier(gust.RouteJWT{Secret: "K", Issuer: "i", Audience: "a", Leeway: gust.Duration(10 * time.Second)},
-		staticSecrets{"K": hsKey}, 24*time.Hour, c.now)
+		staticSecrets{"K": hsKey}, 24*time.Hour, c.now, nil)
 	tok = signHS(t, hsKey, jwt.MapClaims{"iss": "i", "aud": "a", "exp": c.now().Add(time.Minute).Unix()})
 	if _, err := v.verify(context.Background(), tok); err != nil {
 		t.Fatal(err)

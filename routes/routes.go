@@ -123,8 +123,9 @@ type route struct {
 	limiter *limiter
 }
 
-// compile builds the table of a spec's routes. Errors are EINVALID.
-func (r *Router) compile(spec gust.Spec) (*table, error) {
+// compile builds the table of a spec's routes; log is for its JWT
+// verifiers. Errors are EINVALID.
+func (r *Router) compile(spec gust.Spec, log *slog.Logger) (*table, error) {
 	t := &table{}
 	for i, rs := range spec.Routes {
 		segs, err := gust.ValidateRoutePath(rs.Path)
@@ -140,7 +141,7 @@ func (r *Router) compile(spec gust.Spec) (*table, error) {
 			rt.fast = compileFast(rt.schema)
 		}
 		if rs.Auth == gust.AuthJWT && rs.JWT != nil {
-			rt.jwt = newJWTVerifier(*rs.JWT, r.cfg.Secrets, r.cfg.KeyTTL, r.cfg.Now)
+			rt.jwt = newJWTVerifier(*rs.JWT, r.cfg.Secrets, r.cfg.KeyTTL, r.cfg.Now, log.With("route", rt.id))
 		}
 		if rs.RateLimit != nil {
 			rt.limiter = newLimiter(*rs.RateLimit)
@@ -157,7 +158,7 @@ func (r *Router) ValidateSpec(ctx context.Context, spec gust.Spec) error {
 	if len(spec.Routes) == 0 {
 		return nil
 	}
-	if _, err := r.compile(spec); err != nil {
+	if _, err := r.compile(spec, r.log); err != nil {
 		return err
 	}
 	var names []string
@@ -193,7 +194,7 @@ func (r *Router) ValidateSpec(ctx context.Context, spec gust.Spec) error {
 			if rs.Auth != gust.AuthJWT {
 				continue
 			}
-			v := newJWTVerifier(*rs.JWT, r.cfg.Secrets, r.cfg.KeyTTL, r.cfg.Now)
+			v := newJWTVerifier(*rs.JWT, r.cfg.Secrets, r.cfg.KeyTTL, r.cfg.Now, r.log.With("route", rs.ID()))
 			if _, err := v.loadKeys(ctx); err != nil {
 				return gust.Errorf(gust.EINVALID, "route %d (%s): %s", i+1, rs.ID(), gust.ErrorMessage(err))
 			}
@@ -207,7 +208,7 @@ func (r *Router) table(v *gust.Version) (*table, error) {
 	if t, ok := (*r.tables.Load())[k]; ok {
 		return t, nil
 	}
-	t, err := r.compile(v.Spec)
+	t, err := r.compile(v.Spec, r.log.With("function", v.Function, "version", v.Number))
 	if err != nil {
 		// The deploy checked this; a version that no longer compiles
 		// is a bug, not the caller's fault.

@@ -177,6 +177,10 @@ func (d *Driver) runtimeFor(ctx context.Context, memoryMB int) (*runtime, error)
 
 var wasmMagic = []byte{0, 'a', 's', 'm'}
 
+// snapshotOffReason is why a module loaded with Spec.Snapshot false has no
+// snapshot, as SnapshotState words it after "off: ".
+const snapshotOffReason = "turned off for this version (snapshot: false in its spec, or it lists secrets, whose values a snapshot file would hold)"
+
 // Load validates and compiles code. Errors are EINVALID and name the
 // problem.
 func (d *Driver) Load(ctx context.Context, v *gust.Version, code []byte, logs gust.LogSink) (gust.Module, error) {
@@ -206,7 +210,10 @@ func (d *Driver) Load(ctx context.Context, v *gust.Version, code []byte, logs gu
 	case d.noSnapshots:
 		why = "turned off for the driver"
 	case spec.Snapshot != nil && !*spec.Snapshot:
-		why = "turned off by the function (snapshot: false)"
+		// The invoker turns snapshots off for a version that lists
+		// secrets (a snapshot file would hold their values) and hands the
+		// driver a spec without them, so both causes look alike here.
+		why = snapshotOffReason
 	default:
 		var rewritten []byte
 		var err error

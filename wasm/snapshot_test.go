@@ -220,7 +220,7 @@ func TestSnapshotFallsBack(t *testing.T) {
 	}{
 		{"goroutines after init", wasmtest.GoGuest(t, goroutineGuest), gust.Spec{}, "unsupported: initialization left goroutines running", "initialization left goroutines running"},
 		{"WAGI command", wasmtest.HelloC(t), gust.Spec{}, "off: a WAGI command module starts a fresh instance for every request", "a WAGI command module"},
-		{"turned off", wasmtest.GoGuest(t, goroutineGuest), gust.Spec{Snapshot: &off}, "off: turned off by the function (snapshot: false)", "snapshot: false"},
+		{"turned off", wasmtest.GoGuest(t, goroutineGuest), gust.Spec{Snapshot: &off}, "off: turned off for this version (snapshot: false in its spec, or it lists secrets", "snapshot: false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

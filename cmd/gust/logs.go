@@ -45,7 +45,11 @@ func newLogsCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer body.Close()
-			return printLogs(cmd.OutOrStdout(), cmd.ErrOrStderr(), body, asJSON)
+			err = printLogs(cmd.OutOrStdout(), cmd.ErrOrStderr(), body, asJSON)
+			if err != nil && q.Follow && cmd.Context().Err() != nil {
+				return nil // Ctrl-C is how -f ends: not an error
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()

@@ -454,9 +454,9 @@ func TestListings(t *testing.T) {
 		}},
 		{[]string{"usage"}, []string{
 			"since: 2025-06-01T11:00:00Z",
-			"pricePerGBSecond: 0.0000166667",
+			"pricePerGBSecond: $0.0000166667",
 			"total.invocations: 10",
-			"total.estimatedCost: 0.01",
+			"total.estimatedCost: $0.01",
 			"",
 			"functions:",
 			"FUNCTION INVOCATIONS DURATION GB SECONDS",
@@ -464,9 +464,9 @@ func TestListings(t *testing.T) {
 		}},
 		{[]string{"usage", "--hourly"}, []string{
 			"since: 2025-06-01T11:00:00Z",
-			"pricePerGBSecond: 0.0000166667",
+			"pricePerGBSecond: $0.0000166667",
 			"total.invocations: 10",
-			"total.estimatedCost: 0.01",
+			"total.estimatedCost: $0.01",
 			"",
 			"rows:",
 			"FUNCTION HOUR INVOCATIONS",

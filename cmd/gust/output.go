@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -163,7 +165,7 @@ func renderDocument(w io.Writer, raw json.RawMessage, skip ...string) error {
 				continue
 			}
 			for _, c := range flatten(f.key, f.val) {
-				fmt.Fprintf(tw, "%s:\t%s\n", c.key, c.val)
+				fmt.Fprintf(tw, "%s:\t%s\n", label(c.key), c.val)
 			}
 		}
 		if err := tw.Flush(); err != nil {
@@ -244,7 +246,9 @@ func flatten(key string, v any) []cell {
 
 // scalarText renders a scalar. Numbers in fields named "...Ns" or "...Us"
 // are nano- or microseconds (the conventions of gust.Invocation and the
-// meter) and print as durations.
+// meter) and print as durations, under the label without the unit (see
+// label); money ("...Cost", "price...") prints as dollars in fixed
+// decimals, never in e-notation.
 func scalarText(key string, v any) string {
 	switch t := v.(type) {
 	case nil:
@@ -258,6 +262,14 @@ func scalarText(key string, v any) string {
 		if unit := durationUnit(key); unit != 0 {
 			if n, err := t.Int64(); err == nil {
 				return (time.Duration(n) * unit).String()
+			}
+			if f, err := t.Float64(); err == nil && math.Abs(f*float64(unit)) < math.MaxInt64 {
+				return time.Duration(f * float64(unit)).String()
+			}
+		}
+		if isMoney(key) {
+			if f, err := t.Float64(); err == nil {
+				return dollars(f)
 			}
 		}
 		return t.String()
@@ -273,6 +285,54 @@ func durationUnit(key string) time.Duration {
 		return time.Microsecond
 	}
 	return 0
+}
+
+// label is the name a "key: value" line shows for key: a duration field
+// loses its unit suffix, since its value prints as a duration with its own
+// unit ("total.durationUs" → "total.duration: 920.368ms"), as a column
+// header does.
+func label(key string) string {
+	if durationUnit(key) != 0 {
+		return key[:len(key)-2]
+	}
+	return key
+}
+
+// isMoney reports whether key (dotted) names an amount of money: the
+// meter's "estimatedCost" and its prices "pricePerGBSecond" and
+// "pricePerMillionRequests".
+func isMoney(key string) bool {
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		key = key[i+1:]
+	}
+	return strings.HasSuffix(key, "Cost") || strings.EqualFold(key, "cost") || strings.HasPrefix(key, "price")
+}
+
+// dollars formats an amount of money in fixed decimals: six significant
+// digits, at least two decimals ("$0.20", "$0.0000166667",
+// "$0.000000402083"), trailing zeros past the second decimal dropped.
+// Float sums carry noise in their last digits, which six digits round off.
+func dollars(f float64) string {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Sprint(f)
+	}
+	decimals := 2
+	if a := math.Abs(f); a > 0 && a < 1 {
+		decimals = max(2, 5-int(math.Floor(math.Log10(a))))
+	}
+	s := strconv.FormatFloat(f, 'f', decimals, 64)
+	if dot := strings.IndexByte(s, '.'); dot >= 0 {
+		for len(s) > dot+3 && s[len(s)-1] == '0' {
+			s = s[:len(s)-1]
+		}
+	}
+	if s == "-0.00" {
+		s = "0.00"
+	}
+	if s[0] == '-' {
+		return "-$" + s[1:]
+	}
+	return "$" + s
 }
 
 func compactJSON(v any) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -97,8 +98,9 @@ the same GUST_MASTER_KEY) before it first starts.`,
 	f.Int64Var(&cfg.MaxCodeBytes, "max-code-bytes", 64<<20, "largest code artifact accepted at deploy, in bytes")
 	f.BoolVar(&metering, "metering", true, "record usage and Prometheus metrics for every invocation")
 	f.BoolVar(&cfg.CallbackAllowPrivate, "callback-allow-private", false, "let async callbacks (X-Gust-Callback-Url) reach loopback, private and link-local addresses (off: public addresses only, against request forgery into your network)")
-	f.Float64Var(&cfg.PricePerGBSecond, "price-gb-second", 0.0000166667, "price per GB-second for usage cost estimates")
-	f.Float64Var(&cfg.PricePerMillionRequests, "price-million-requests", 0.20, "price per million requests for usage cost estimates")
+	cfg.PricePerGBSecond, cfg.PricePerMillionRequests = 0.0000166667, 0.20
+	f.Var(dollarsFlag{&cfg.PricePerGBSecond}, "price-gb-second", "price per GB-second for usage cost estimates, in dollars")
+	f.Var(dollarsFlag{&cfg.PricePerMillionRequests}, "price-million-requests", "price per million requests for usage cost estimates, in dollars")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "keyring file of the secrets' master key (default DATA/master.key; env GUST_MASTER_KEY overrides)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -150,6 +152,29 @@ func (s *sizeFlag) Set(v string) error {
 }
 
 func (s *sizeFlag) Type() string { return "SIZE" }
+
+// dollarsFlag is a price flag: its default shows in fixed decimals
+// ("$0.0000166667", not pflag's "1.66667e-05"), and a leading "$" is
+// accepted.
+type dollarsFlag struct{ p *float64 }
+
+func (d dollarsFlag) String() string {
+	if d.p == nil {
+		return ""
+	}
+	return dollars(*d.p)
+}
+
+func (d dollarsFlag) Set(v string) error {
+	f, err := strconv.ParseFloat(strings.TrimPrefix(strings.TrimSpace(v), "$"), 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) {
+		return fmt.Errorf("invalid price %q: want dollars such as 0.0000166667", v)
+	}
+	*d.p = f
+	return nil
+}
+
+func (d dollarsFlag) Type() string { return "USD" }
 
 func parseSize(v string) (int64, error) {
 	t := strings.ToUpper(strings.TrimSpace(v))
