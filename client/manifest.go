@@ -117,7 +117,14 @@ func checkDurations(t reflect.Type, v any, path string) error {
 	}
 	if t == durationType {
 		switch v := v.(type) {
-		case string, nil:
+		case nil:
+			return nil
+		case string:
+			// "3600" quoted: the same mistake, which time.ParseDuration
+			// would only call a missing unit.
+			if _, err := strconv.ParseFloat(v, 64); err == nil && v != "0" {
+				return gust.Errorf(gust.EINVALID, "invalid manifest: %s: write a duration with its unit, such as \"%ss\", not %q", path, v, v)
+			}
 			return nil
 		case float64:
 			n := strconv.FormatFloat(v, 'f', -1, 64)

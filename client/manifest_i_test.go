@@ -22,6 +22,7 @@ func TestManifestRefusesUnitlessDurations(t *testing.T) {
 			"triggers[1].webhook.tolerance", `"300s"`},
 		{"routes:\n- path: /\n  auth: jwt\n  jwt: {secret: k, leeway: 30}\n", "routes[0].jwt.leeway", `"30s"`},
 		{"timeout: true\n", "timeout", `"30s"`},
+		{"maxEventAge: \"3600\"\n", "maxEventAge", `"3600s"`},
 	} {
 		_, err := ParseManifest([]byte("name: f\n" + c.yaml))
 		if gust.ErrorCode(err) != gust.EINVALID {

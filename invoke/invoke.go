@@ -172,7 +172,7 @@ func (iv *Invoker) Resolve(ctx context.Context, name, ref string) (*gust.Version
 		number = pick(fn, ref)
 		if number == 0 {
 			if gust.ValidateName(ref) != nil {
-				return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no version or alias %q: versions are numbered from 1 (%s@1), and alias names are lowercase letters, digits and '-'", name, ref, name)
+				return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no version or alias %q: versions are numbered from 1 (%s@1), and alias names are lowercase letters, digits and '-', starting and ending with a letter or digit", name, ref, name)
 			}
 			return nil, gust.Errorf(gust.ENOTFOUND, "function %q has no alias %q", name, ref)
 		}
