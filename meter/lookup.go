@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gustfaas/gust"
+	"github.com/gustfaas/gust/gateway"
 )
 
 // maxLookupMessages bounds the usage messages one Invocation reads, newest
@@ -34,7 +35,7 @@ const maxErrorBytes = 1024
 // the last attempt of an invocation run more than once. Records this node
 // still buffers are flushed first. Errors: ENOTFOUND.
 func (m *Meter) Invocation(ctx context.Context, id string) (*gust.Invocation, error) {
-	if !validID(id) {
+	if !gateway.ClientInvocationID(id) {
 		return nil, gust.Errorf(gust.ENOTFOUND, "no invocation %q", id)
 	}
 	fctx, cancel := context.WithTimeout(ctx, flushBeforeReport)
@@ -143,19 +144,4 @@ func (r *Record) invocation() *gust.Invocation {
 		// A throttled call and one no instance ran bill nothing.
 		NotRun: r.Status != gust.StatusThrottled && r.BilledMs == 0,
 	}
-}
-
-// validID is the gateway's rule for an invocation id (1 to 64 letters,
-// digits, '_' or '-'); meter does not import the gateway.
-func validID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
