@@ -21,7 +21,10 @@ type fakeModule struct {
 	closedN atomic.Int64 // instances closed
 	live    atomic.Int64 // started and not closed
 	making  atomic.Int64 // NewInstance calls in progress
-	closed  atomic.Bool
+	// provisioned counts NewInstance calls whose ctx is marked
+	// gust.WithProvisioned.
+	provisioned atomic.Int64
+	closed      atomic.Bool
 
 	mu        sync.Mutex
 	failNext  int           // NewInstance calls still to fail
@@ -43,6 +46,9 @@ func (m *fakeModule) NewInstance(ctx context.Context) (gust.Instance, error) {
 	}
 	m.making.Add(1)
 	defer m.making.Add(-1)
+	if gust.Provisioned(ctx) {
+		m.provisioned.Add(1)
+	}
 	m.mu.Lock()
 	gate, entered := m.gate, m.entered
 	fail := m.failNext > 0

@@ -461,10 +461,13 @@ func ColdStart(err error) bool {
 // start for a lease is detached from its caller's cancellation: a client
 // that hangs up must not waste a start the pool can keep warm. A start to
 // reach MinInstances keeps ctx's, which is the background loop's (Drain
-// stops it: nobody will use the instance).
+// stops it: nobody will use the instance). Such a start is marked
+// provisioned (gust.WithProvisioned), as Lambda's provisioned concurrency.
 func (p *Pool) start(ctx context.Context, forLease bool) (*instance, error) {
 	if forLease {
 		ctx = context.WithoutCancel(ctx)
+	} else {
+		ctx = gust.WithProvisioned(ctx)
 	}
 	sctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
 	defer cancel()

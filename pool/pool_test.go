@@ -472,6 +472,36 @@ func TestPrewarmAndMinInstances(t *testing.T) {
 	}
 }
 
+// Starts for MinInstances are provisioned (the driver tells the
+// function, as Lambda's provisioned concurrency); a start for a call is
+// not.
+func TestProvisionedStarts(t *testing.T) {
+	m := newFakeModule(t)
+	p := newTestPool(t, m, Config{MaxConcurrency: 5, MinInstances: 1})
+	if err := p.Prewarm(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.provisioned.Load(); n != 1 {
+		t.Fatalf("%d of %d starts for MinInstances provisioned, want 1", n, m.started.Load())
+	}
+	busy := mustAcquire(t, p)
+	cold := mustAcquire(t, p)
+	if !cold.Cold() {
+		t.Fatal("the second lease did not start an instance")
+	}
+	if n := m.provisioned.Load(); n != 1 {
+		t.Errorf("a start for a call was provisioned (%d provisioned of %d)", n, m.started.Load())
+	}
+	cold.Release(errors.New("trapped"))
+	busy.Release(errors.New("trapped"))
+	if err := p.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, started := m.provisioned.Load(), m.started.Load(); n != 2 || started != 3 {
+		t.Errorf("Reconcile's start: %d provisioned of %d starts, want 2 of 3", n, started)
+	}
+}
+
 func TestPrewarmFailure(t *testing.T) {
 	m := newFakeModule(t)
 	m.failNext = 1

@@ -59,7 +59,12 @@
 // then imports the handler. Until that moment a worker's interpreter runs
 // as root in its namespaces with CAP_SETUID and CAP_SETGID only and
 // no_new_privs; becoming the user clears both, so the function runs with
-// no capabilities, as a cold-started one. /proc/PID/environ of a pooled
+// no capabilities, as a cold-started one. Its bounding set is empty from
+// the start (an interpreter could not empty it once it is the function's
+// user): the helper passes the two through the inheritable set, which
+// python's client then empties too; node's cannot (no capset), so a node
+// function's inheritable set keeps the two, which no exec can make
+// effective under no_new_privs and an empty bounding set. /proc/PID/environ of a pooled
 // instance shows the worker's environment at exec, not the function's;
 // the process is also not dumpable. A worker serves one instance of one
 // version and is never returned; the pool refills in the background at a

@@ -55,7 +55,9 @@ type Config struct {
 	// functions run as: each function gets its own, so that one function
 	// cannot read another's files or /proc entries, derived from its name
 	// and kept in WorkDir/uids.json across restarts. No two loaded
-	// functions share one; a load past UIDCount loaded functions fails.
+	// functions share one, and an unloaded function's uid goes to no
+	// other while an instance of it still runs; a load past UIDCount
+	// such functions fails.
 	// Default 200000 and 10000.
 	UIDBase, UIDCount int
 	// SpareSandboxes is how many sandbox helpers are kept prepared ahead
@@ -290,8 +292,9 @@ const uidsFile = "uids.json"
 // module of it (releaseUID undoes that). A new function's uid is derived
 // from its name (probing on from there past uids taken) and recorded in
 // WorkDir. No two functions share one: when all Config.UIDCount are
-// taken, the uid of a function with no module loaded is given over, and
-// with none such the load fails with EUNAVAILABLE.
+// taken, the uid of a function with no module loaded and no instance
+// still running is given over, and with none such the load fails with
+// EUNAVAILABLE.
 func (d *Driver) acquireUID(function string) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -302,6 +305,13 @@ func (d *Driver) acquireUID(function string) (int, error) {
 	owner := make(map[int]string, len(d.uids))
 	for f, uid := range d.uids {
 		owner[uid] = f
+	}
+	// A module closed with instances still running (a pool closed by
+	// force) leaves their processes running as its uid until they stop:
+	// the uid is not free until then.
+	running := make(map[int]bool, len(d.instances))
+	for in := range d.instances {
+		running[in.m.uid] = true
 	}
 	h := fnv.New32a()
 	h.Write([]byte(function))
@@ -314,7 +324,7 @@ func (d *Driver) acquireUID(function string) (int, error) {
 			uid = cand
 			break
 		}
-		if reclaim < 0 && d.live[f] == 0 {
+		if reclaim < 0 && d.live[f] == 0 && !running[cand] {
 			reclaim = cand
 		}
 	}
@@ -323,7 +333,7 @@ func (d *Driver) acquireUID(function string) (int, error) {
 		delete(d.uids, owner[uid])
 	}
 	if uid < 0 {
-		return 0, gust.Errorf(gust.EUNAVAILABLE, "all %d function user ids (from %d) belong to loaded functions: raise the process driver's UIDCount", d.cfg.UIDCount, d.cfg.UIDBase)
+		return 0, gust.Errorf(gust.EUNAVAILABLE, "all %d function user ids (from %d) belong to loaded functions or to instances still running: raise the process driver's UIDCount", d.cfg.UIDCount, d.cfg.UIDBase)
 	}
 	d.uids[function] = uid
 	d.live[function]++

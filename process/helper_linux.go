@@ -153,9 +153,17 @@ func runHelper() (int, error) {
 	// these two only, to become that user itself at specialization (which
 	// clears them), and no_new_privs keeps it from ever gaining a
 	// capability again. Until then only gust's runtime client runs in it:
-	// the function's code is not even mounted. Any other function starts
-	// with an empty bounding set.
-	if !cfg.Pool && cfg.UID > 0 {
+	// the function's code is not even mounted. Every process starts with
+	// an empty bounding set: an interpreter cannot empty its own once it
+	// has become its function's user (that takes CAP_SETPCAP), so a
+	// worker gets its two through the inheritable set instead, which
+	// root's exec grants whatever the bounding set (see
+	// workerCapabilities).
+	if cfg.Pool {
+		if err := workerCapabilities(); err != nil {
+			return 125, err
+		}
+	} else if cfg.UID > 0 {
 		for _, c := range []int{unix.CAP_SETUID, unix.CAP_SETGID} {
 			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
 				return 125, fmt.Errorf("drop capability %d: %w", c, err)
@@ -273,6 +281,37 @@ next:
 			}
 		}
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("drop capability %d: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// workerCapabilities has this thread pass CAP_SETUID and CAP_SETGID, and
+// nothing else, to what it execs as root, with an empty bounding set. A
+// root exec's permitted set is (inheritable ∩ file inheritable, all for
+// root) ∪ (file permitted ∩ bounding set): with the two in the
+// inheritable set and none in the bounding set, the interpreter runs with
+// these two and a bounding set that is already empty when it becomes its
+// function's user. A capability enters the inheritable set only while it
+// is in the bounding set, hence the order. The inheritable set outlives
+// the change of user: python's runtime client empties it (capset), node
+// cannot, and no_new_privs keeps it inert there (an exec never gains a
+// capability).
+func workerCapabilities() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	for _, c := range []int{unix.CAP_SETUID, unix.CAP_SETGID} {
+		data[c/32].Inheritable |= 1 << (c % 32)
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("set inheritable capabilities: %w", err)
+	}
+	for _, c := range []int{unix.CAP_SETUID, unix.CAP_SETGID} {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
 			return fmt.Errorf("drop capability %d: %w", c, err)
 		}
 	}

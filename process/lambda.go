@@ -279,7 +279,7 @@ func (m *module) newLambda(ctx context.Context, in *instance) (*lambdaInstance, 
 	li := &lambdaInstance{instance: in, api: api}
 	if m.ownNet() {
 		addr := "127.0.0.1:" + strconv.Itoa(nsAPIPort)
-		if err := in.start(ctx, m.lambdaVars(addr, in), 0, nsAPIPort); err != nil {
+		if err := in.start(ctx, m.lambdaVars(ctx, addr, in), 0, nsAPIPort); err != nil {
 			return nil, err
 		}
 		api.serve(newBridgeListener(in.p))
@@ -291,7 +291,7 @@ func (m *module) newLambda(ctx context.Context, in *instance) (*lambdaInstance, 
 		// The host's loopback is open to every local process: only the
 		// instance's own user may take its events and answer them.
 		api.serve(&ownerListener{Listener: ln, uid: m.peerUID(), function: m.function, log: m.d.log})
-		if err := in.start(ctx, m.lambdaVars(ln.Addr().String(), in), 0, 0); err != nil {
+		if err := in.start(ctx, m.lambdaVars(ctx, ln.Addr().String(), in), 0, 0); err != nil {
 			return nil, err
 		}
 	}

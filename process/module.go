@@ -130,7 +130,14 @@ func (m *module) env(in *instance, protocolVars map[string]string) map[string]st
 	return env
 }
 
-func (m *module) lambdaVars(api string, in *instance) map[string]string {
+// lambdaVars are the Lambda runtime's variables. ctx is the start's: a
+// start ahead of invocations (gust.Provisioned) is Lambda's
+// provisioned-concurrency initialization.
+func (m *module) lambdaVars(ctx context.Context, api string, in *instance) map[string]string {
+	initType := "on-demand"
+	if gust.Provisioned(ctx) {
+		initType = "provisioned-concurrency"
+	}
 	return map[string]string{
 		"AWS_LAMBDA_RUNTIME_API":          api,
 		"AWS_LAMBDA_FUNCTION_NAME":        m.function,
@@ -138,7 +145,7 @@ func (m *module) lambdaVars(api string, in *instance) map[string]string {
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(m.spec.MemoryMB),
 		"AWS_LAMBDA_LOG_GROUP_NAME":       "/aws/lambda/" + m.function,
 		"AWS_LAMBDA_LOG_STREAM_NAME":      in.name,
-		"AWS_LAMBDA_INITIALIZATION_TYPE":  "on-demand",
+		"AWS_LAMBDA_INITIALIZATION_TYPE":  initType,
 		"_HANDLER":                        m.spec.Handler,
 	}
 }

@@ -162,7 +162,7 @@ func (m *module) fromWorker(ctx context.Context, in *instance, w *worker) (li *l
 	in.cleanup = append(in.cleanup, w.api.close)
 	li = &lambdaInstance{instance: in, api: w.api}
 	b, err := json.Marshal(specialization{
-		Env: m.env(in, m.lambdaVars("127.0.0.1:"+strconv.Itoa(nsAPIPort), in)),
+		Env: m.env(in, m.lambdaVars(ctx, "127.0.0.1:"+strconv.Itoa(nsAPIPort), in)),
 		UID: uid,
 		Dir: sandboxTaskRoot,
 	})

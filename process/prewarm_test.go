@@ -29,6 +29,7 @@ def handler(event, context):
         ro = True
     return {"env": dict(os.environ), "uid": os.getuid(), "gid": os.getgid(), "groups": status["Groups"].strip(),
             "cwd": os.getcwd(), "capEff": status["CapEff"].strip(), "capPrm": status["CapPrm"].strip(),
+            "capBnd": status["CapBnd"].strip(), "capInh": status["CapInh"].strip(),
             "noNewPrivs": status["NoNewPrivs"].strip(), "codeReadOnly": ro}
 `
 	jsIntrospect = `const fs = require("fs");
@@ -37,7 +38,8 @@ exports.handler = async () => {
   let ro = false;
   try { fs.writeFileSync("/tmp/task/written", "x"); } catch (e) { ro = true; }
   return { env: { ...process.env }, uid: process.getuid(), gid: process.getgid(), groups: status.Groups,
-    cwd: process.cwd(), capEff: status.CapEff, capPrm: status.CapPrm, noNewPrivs: status.NoNewPrivs, codeReadOnly: ro };
+    cwd: process.cwd(), capEff: status.CapEff, capPrm: status.CapPrm,
+    capBnd: status.CapBnd, capInh: status.CapInh, noNewPrivs: status.NoNewPrivs, codeReadOnly: ro };
 };
 `
 )
@@ -50,6 +52,8 @@ type introspection struct {
 	Cwd          string            `json:"cwd"`
 	CapEff       string            `json:"capEff"`
 	CapPrm       string            `json:"capPrm"`
+	CapBnd       string            `json:"capBnd"`
+	CapInh       string            `json:"capInh"`
 	NoNewPrivs   string            `json:"noNewPrivs"`
 	CodeReadOnly bool              `json:"codeReadOnly"`
 }
@@ -130,7 +134,7 @@ func TestPrewarmedWorkerBecomesTheFunction(t *testing.T) {
 					}
 				}
 				// The same environment as a cold start without the pool.
-				want := mods[i].(*module).env(in.(*lambdaInstance).instance, mods[i].(*module).lambdaVars("127.0.0.1:"+strconv.Itoa(nsAPIPort), in.(*lambdaInstance).instance))
+				want := mods[i].(*module).env(in.(*lambdaInstance).instance, mods[i].(*module).lambdaVars(context.Background(), "127.0.0.1:"+strconv.Itoa(nsAPIPort), in.(*lambdaInstance).instance))
 				for k, v := range want {
 					if got.Env[k] != v {
 						t.Errorf("%s: %s=%q, want %q", fn.name, k, got.Env[k], v)
@@ -147,6 +151,11 @@ func TestPrewarmedWorkerBecomesTheFunction(t *testing.T) {
 				}
 				if got.CapEff != "0000000000000000" || got.CapPrm != "0000000000000000" || got.NoNewPrivs != "1" {
 					t.Errorf("%s: capabilities eff %s prm %s, no_new_privs %s", fn.name, got.CapEff, got.CapPrm, got.NoNewPrivs)
+				}
+				// Nothing left for an exec to gain either; node cannot
+				// empty its inheritable set (see workerCapabilities).
+				if got.CapBnd != "0000000000000000" || (runtime == gust.RuntimePython3 && got.CapInh != "0000000000000000") {
+					t.Errorf("%s: capabilities bounding %s inheritable %s", fn.name, got.CapBnd, got.CapInh)
 				}
 				if !got.CodeReadOnly || got.Cwd != sandboxTaskRoot {
 					t.Errorf("%s: code read-only %v, cwd %s", fn.name, got.CodeReadOnly, got.Cwd)
@@ -278,5 +287,57 @@ func TestPrewarmFollowsLoadedRuntimes(t *testing.T) {
 	m.Close(context.Background())
 	if n := d.PrewarmStats().Ready[gust.RuntimeNodejs]; n != 0 {
 		t.Errorf("%d nodejs workers left after the last nodejs version closed", n)
+	}
+}
+
+// A start marked provisioned (a pool's start for MinInstances) tells the
+// function so, as Lambda does; a start for an invocation is on-demand.
+// Both for a cold-started interpreter and a specialized pre-warmed one.
+func TestInitializationType(t *testing.T) {
+	for _, prewarm := range []int{-1, 1} {
+		t.Run(fmt.Sprintf("prewarm=%d", prewarm), func(t *testing.T) {
+			d, err := New(Config{WorkDir: t.TempDir(), Prewarm: prewarm, SpareSandboxes: -1,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StartTimeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close(context.Background())
+			requireInterpreter(t, d, gust.RuntimePython3)
+			if prewarm > 0 {
+				requirePrewarm(t, d)
+			}
+			m := load(t, d, "init-type", gust.Spec{Runtime: gust.RuntimePython3, Handler: "handler.handler"},
+				introspectCode(t, gust.RuntimePython3), nil)
+			for _, provisioned := range []bool{true, false} {
+				if prewarm > 0 {
+					waitPrewarmed(t, d, gust.RuntimePython3, 1)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				if provisioned {
+					ctx = gust.WithProvisioned(ctx)
+				}
+				in, err := m.NewInstance(ctx)
+				cancel()
+				if err != nil {
+					t.Fatalf("NewInstance: %v", err)
+				}
+				if prewarm > 0 && !in.(*lambdaInstance).prewarmed {
+					t.Errorf("the start did not specialize a pre-warmed worker")
+				}
+				var got introspection
+				resp := mustInvoke(t, in, &gust.Request{Path: "/"})
+				in.Close(context.Background())
+				if err := json.Unmarshal(resp.Body, &got); err != nil {
+					t.Fatalf("%v: %s", err, resp.Body)
+				}
+				want := "on-demand"
+				if provisioned {
+					want = "provisioned-concurrency"
+				}
+				if v := got.Env["AWS_LAMBDA_INITIALIZATION_TYPE"]; v != want {
+					t.Errorf("provisioned %v: AWS_LAMBDA_INITIALIZATION_TYPE=%q, want %q", provisioned, v, want)
+				}
+			}
+		})
 	}
 }

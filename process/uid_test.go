@@ -64,3 +64,40 @@ func TestFunctionUIDsStableAndUnique(t *testing.T) {
 		t.Errorf("delta has uid %d, want beta's freed %d (others: %v)", got, uids["beta"], uids)
 	}
 }
+
+// A module closed while an instance of it still runs (a pool closed by
+// force) leaves that instance's process running as the function's uid:
+// the uid is not another function's until the instance is closed.
+func TestUIDHeldByRunningInstance(t *testing.T) {
+	d, err := New(Config{WorkDir: t.TempDir(), UIDCount: 1, SpareSandboxes: -1, Prewarm: -1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StartTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	code := makeZip(t, zipEntry{name: "bootstrap", mode: 0o755, data: goBuild(t, "", "./testdata/httpfn")})
+	spec := gust.Spec{Runtime: gust.RuntimeProcess}
+
+	f, err := loadErr(d, "f", spec, code, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, f)
+	fUID := d.uidFor("f")
+	f.Close(context.Background())
+	if g, err := loadErr(d, "g", spec, code, nil); err == nil {
+		g.Close(context.Background())
+		t.Fatalf("g got uid %d while f's instance still runs as %d", d.uidFor("g"), fUID)
+	} else {
+		wantCode(t, err, gust.EUNAVAILABLE)
+	}
+	in.Close(context.Background())
+	g, err := loadErr(d, "g", spec, code, nil)
+	if err != nil {
+		t.Fatalf("g once f's instance is closed: %v", err)
+	}
+	defer g.Close(context.Background())
+	if got := d.uidFor("g"); got != fUID {
+		t.Errorf("g has uid %d, want f's freed %d", got, fUID)
+	}
+}

@@ -113,6 +113,9 @@ function invoke(handler, event, context) {
 // process becomes, then becomes it: its whole environment replaces the
 // worker's, and it drops to the function's user (which clears the
 // capabilities the worker kept for this) before any of its code loads.
+// Node has no capset: the inheritable set, through which gust's helper
+// passed the two, keeps them, inert under no_new_privs with an empty
+// bounding set (see process/doc.go).
 async function prewarm() {
   const r = await request("GET", "/gust/specialize");
   if (r.status !== 200) {

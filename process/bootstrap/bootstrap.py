@@ -80,6 +80,28 @@ PREWARM_IMPORTS = (
 )
 
 
+def inheritable_clearer():
+    """Returns a function that empties this thread's inheritable
+    capabilities, the one set that becoming the function's user leaves:
+    gust's helper passes a worker its CAP_SETUID and CAP_SETGID through
+    it, with an empty bounding set. Lowering it takes no privilege. Made
+    before specialization, so that ctypes loads while nothing waits; None
+    without ctypes, and the set stays, inert under no_new_privs."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        capset = libc.capset
+    except (ImportError, OSError, AttributeError):
+        return None
+
+    def clear():
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+        data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable of caps 0-31, then of 32-63
+        if capset(header, data) != 0:
+            raise OSError(ctypes.get_errno(), "capset: cannot empty the inheritable capabilities")
+    return clear
+
+
 def prewarm(client):
     """Waits, as a pre-warmed worker, until gust names the function this
     process becomes, then becomes it: its whole environment replaces the
@@ -90,6 +112,7 @@ def prewarm(client):
             importlib.import_module(name)
         except ImportError:
             pass
+    clear_inheritable = inheritable_clearer()
     resp, body = client.request("GET", "/gust/specialize")
     if resp.status != 200:
         print("runtime API: specialize answered %d" % resp.status, file=sys.stderr, flush=True)
@@ -103,6 +126,8 @@ def prewarm(client):
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
+        if clear_inheritable is not None:
+            clear_inheritable()
     os.chdir(spec["dir"])
     importlib.invalidate_caches()
 
