@@ -35,6 +35,23 @@ func natsDigest(hexSum string) string {
 	return "SHA-256=" + base64.URLEncoding.EncodeToString(sum)
 }
 
+// codeStoreTimeout bounds one upload of code to the object store.
+const codeStoreTimeout = 2 * time.Minute
+
+// putBytes uploads code under hexSum. Without a deadline on its context
+// the object store gives each chunk's ack nats.go's default 5 s, which a
+// replicated store on a busy machine can miss; a deadline makes the acks
+// wait for it instead.
+func (r *Registry) putBytes(ctx context.Context, hexSum string, code []byte) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, codeStoreTimeout)
+		defer cancel()
+	}
+	_, err := r.obs.PutBytes(ctx, hexSum, code)
+	return err
+}
+
 // putCode stores code under its digest unless an intact copy is there.
 // Deploys of the same code on this node take turns, so 20 concurrent
 // deploys of one artifact upload it once, not 20 times.
@@ -57,7 +74,7 @@ func (r *Registry) putCode(ctx context.Context, hexSum string, code []byte) erro
 	// mismatch and the next upload intact; so a bad copy is removed and the
 	// upload tried again, a few times, before the deploy fails.
 	for attempt := 1; ; attempt++ {
-		if _, err := r.obs.PutBytes(ctx, hexSum, code); err != nil {
+		if err := r.putBytes(ctx, hexSum, code); err != nil {
 			r.discardCode(hexSum)
 			return fmt.Errorf("store code sha256:%s: %w", hexSum, err)
 		}
