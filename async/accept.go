@@ -102,6 +102,15 @@ func (a *Async) accept(r *http.Request, id string) (*Accepted, error) {
 			return nil, err
 		}
 	}
+	// Refused here as /fn refuses it, on a cluster too: there a node
+	// answers its own EINVALID without forwarding the call (cluster.Invoke),
+	// and an event stored anyway could be taken by any node's workers,
+	// this one's included, to be tried and dead-lettered.
+	if ad, ok := a.cfg.Invoker.(Admitter); ok {
+		if err := ad.Admit(v); err != nil {
+			return nil, err
+		}
+	}
 	callback := r.Header.Get(HeaderCallbackURL)
 	if callback != "" {
 		if err := ValidateCallbackURL(callback); err != nil {

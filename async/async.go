@@ -28,6 +28,7 @@ const (
 	BucketStatus    = "gust_invocations" // invocation id -> Status
 	BucketIdem      = "gust_idempotency" // function.sha256(key) -> invocation id
 	BucketTriggers  = "gust_triggers"    // cron.function.index -> last fired tick
+	BucketHandbacks = "gust_handbacks"   // stream.consumer.seq -> a stream message's returns
 	ConsumerWorkers = "gust-async-workers"
 )
 
@@ -59,6 +60,7 @@ const (
 	DefaultMaxList          = 1000
 	DefaultPublishWindow    = 4096
 	DefaultPublishTimeout   = 10 * time.Second
+	DefaultHandbackTTL      = 24 * time.Hour
 	// maxBackoff caps one retry delay whatever the doubling says.
 	maxBackoff = 1 * time.Hour
 )
@@ -87,6 +89,15 @@ type StartInvoker interface {
 	// puts the event back, and it is neither an invocation nor a throttle
 	// that a client saw.
 	InvokeStarted(ctx context.Context, v *gust.Version, req *gust.Request, started func() error) (*gust.Response, error)
+}
+
+// Admitter is implemented by an invoker that can tell, before an event is
+// stored, that a version can never run on this node (invoke.Invoker: an
+// instance needs more memory than the node's whole budget). An accept of
+// such a version is refused with that error, the answer /fn gives, rather
+// than stored, retried and dead-lettered.
+type Admitter interface {
+	Admit(v *gust.Version) error
 }
 
 // Notifier is implemented by a registry that reports changes
@@ -128,6 +139,14 @@ type Config struct {
 	// unavailable or not found on this node is held before it is handed
 	// back, untried, for another node (or this one, later) to take.
 	HoldUnavailable time.Duration
+	// HandbackTTL is how long a stream message's count of returns
+	// (handbackKey) outlives its last return: the TTL of the handbacks
+	// bucket. A settled message's count is removed at once; this bounds
+	// the counts nobody settles: of a message that left its stream
+	// (MaxAge, limits) before it came back, or written by a node that
+	// went silent after another node settled the message. A count that
+	// expires early costs attempts, never the message.
+	HandbackTTL     time.Duration
 	CallbackRetries int           // attempts after the first
 	CallbackBackoff time.Duration // first callback retry delay, doubling
 	CallbackClient  *http.Client  // default: 10s timeout, no redirects, public addresses only
@@ -163,6 +182,8 @@ type Async struct {
 	status   jetstream.KeyValue
 	idem     jetstream.KeyValue
 	triggers jetstream.KeyValue
+	// handbacksKV holds stream messages' counts of returns (handbackKey).
+	handbacksKV jetstream.KeyValue
 
 	maxPayload int64
 
@@ -202,6 +223,7 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 	def(&cfg.DLQMaxAge, DefaultDLQMaxAge)
 	def(&cfg.ThrottleDelay, DefaultThrottleDelay)
 	def(&cfg.HoldUnavailable, DefaultHoldUnavailable)
+	def(&cfg.HandbackTTL, DefaultHandbackTTL)
 	def(&cfg.CallbackBackoff, DefaultCallbackBackoff)
 	def(&cfg.ResyncEvery, DefaultResyncEvery)
 	def(&cfg.PublishTimeout, DefaultPublishTimeout)
@@ -277,6 +299,22 @@ func New(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, cfg Config)
 	if err != nil {
 		return nil, fmt.Errorf("async: %w", err)
 	}
+	// The counts of returns have a bucket of their own, with a TTL: the
+	// cron ticks must not expire, and a per-key TTL in the triggers
+	// bucket would turn on message TTLs in its stream, which JetStream
+	// never lets a node turn off again, so a node of an older gust could
+	// no longer open it.
+	a.handbacksKV, err = broker.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
+		Bucket: BucketHandbacks, Description: "gust stream triggers: how often a message was handed back untried",
+		History: 1, TTL: cfg.HandbackTTL, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("async: %w", err)
+	}
+	// Counts were kept in the triggers bucket once, without a TTL; those
+	// no settling removed would stay for ever. A node of an older gust
+	// still writing there meanwhile loses at most attempts.
+	a.purgeState(BucketTriggers, "$KV."+BucketTriggers+".handback.>")
 	a.maxPayload = nc.MaxPayload()
 	a.pub, err = newPublisher(nc, cfg.PublishWindow, cfg.PublishTimeout)
 	if err != nil {

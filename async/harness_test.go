@@ -98,6 +98,14 @@ func (c *counter) Invoke(ctx context.Context, v *gust.Version, req *gust.Request
 	return c.Invoker.Invoke(ctx, v, req)
 }
 
+// Admit is the wrapped invoker's, so that accepts see its refusals.
+func (c *counter) Admit(v *gust.Version) error {
+	if ad, ok := c.Invoker.(Admitter); ok {
+		return ad.Admit(v)
+	}
+	return nil
+}
+
 // held refuses a call of a held function.
 func (c *counter) held(v *gust.Version) error {
 	c.mu.Lock()

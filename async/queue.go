@@ -226,7 +226,7 @@ func sanitizeMsgHeader(src nats.Header) http.Header {
 // JetStream. With MaxDeliver set to MaxDeliveries those returns used up
 // its attempts, and once they were spent JetStream stopped delivering it:
 // never run, never dead-lettered. So the consumer redelivers without
-// limit, a return is counted in the triggers bucket (handbackKey), and an
+// limit, a return is counted in the handbacks bucket (handbackKey), and an
 // attempt is a delivery that was not a return. Waiting for a function
 // that is throttled, unavailable or briefly unknown happens with the
 // message held (in progress), and is no delivery at all.
@@ -290,7 +290,10 @@ func (a *Async) deliverStream(ctx context.Context, name, durable string, t gust.
 	}
 	attempt := max(int(meta.NumDelivered)-handbacks, 1)
 	settled := func() {
-		if handbacks > 0 {
+		// A redelivery may have a count though none was read: a node
+		// that missed its AckWait holding the message may write its
+		// return while this one runs it. A first delivery has none.
+		if meta.NumDelivered > 1 {
 			a.forgetHandbacks(hbKey)
 		}
 	}
@@ -383,16 +386,16 @@ func (a *Async) deliverStream(ctx context.Context, name, durable string, t gust.
 	}
 }
 
-// handbackKey is the key, in the triggers bucket, of how many times the
+// handbackKey is the key, in the handbacks bucket, of how many times the
 // message seq of stream was handed back to consumer durable untried.
 func handbackKey(stream, durable string, seq uint64) string {
-	return "handback." + stream + "." + durable + "." + strconv.FormatUint(seq, 10)
+	return stream + "." + durable + "." + strconv.FormatUint(seq, 10)
 }
 
 // handbacksSubject is the subject of every handback key of a consumer, in
 // the bucket's stream.
 func handbacksSubject(stream, durable string) string {
-	return "$KV." + BucketTriggers + ".handback." + stream + "." + durable + ".>"
+	return "$KV." + BucketHandbacks + "." + stream + "." + durable + ".>"
 }
 
 // handbacks returns how many times a message was handed back untried; 0
@@ -401,7 +404,7 @@ func handbacksSubject(stream, durable string) string {
 func (a *Async) handbacks(key string) int {
 	ctx, cancel := opCtx()
 	defer cancel()
-	e, err := a.triggers.Get(ctx, key)
+	e, err := a.handbacksKV.Get(ctx, key)
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyNotFound) {
 			a.log.Warn("stream trigger: reading a message's returns", "key", key, "err", err)
@@ -412,10 +415,13 @@ func (a *Async) handbacks(key string) int {
 	return n
 }
 
+// recordHandback stores a message's count of returns. Each return
+// rewrites it, so it expires cfg.HandbackTTL (the bucket's TTL) after the
+// last one.
 func (a *Async) recordHandback(key string, n int) {
 	ctx, cancel := opCtx()
 	defer cancel()
-	if _, err := a.triggers.Put(ctx, key, []byte(strconv.Itoa(n))); err != nil {
+	if _, err := a.handbacksKV.Put(ctx, key, []byte(strconv.Itoa(n))); err != nil {
 		a.log.Warn("stream trigger: recording a message handed back; its next delivery counts as an attempt", "key", key, "err", err)
 	}
 }
@@ -423,13 +429,14 @@ func (a *Async) recordHandback(key string, n int) {
 // forgetHandbacks removes a settled message's count, leaving no delete
 // marker behind (a purge of the subject in the bucket's stream).
 func (a *Async) forgetHandbacks(key string) {
-	a.purgeTriggerState("$KV." + BucketTriggers + "." + key)
+	a.purgeState(BucketHandbacks, "$KV."+BucketHandbacks+"."+key)
 }
 
-func (a *Async) purgeTriggerState(subject string) {
+// purgeState removes subject's messages from bucket's stream.
+func (a *Async) purgeState(bucket, subject string) {
 	ctx, cancel := opCtx()
 	defer cancel()
-	s, err := a.js.Stream(ctx, "KV_"+BucketTriggers)
+	s, err := a.js.Stream(ctx, "KV_"+bucket)
 	if err == nil {
 		err = s.Purge(ctx, jetstream.WithPurgeSubject(subject))
 	}

@@ -54,7 +54,8 @@ type Status struct {
 	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
 	Response      *Result    `json:"response,omitempty"`
 	// Of a sync invocation: how long it ran, whether it started an
-	// instance, and the status the function answered.
+	// instance (none for a call no instance ran: throttled, or none could
+	// be had), and the status the function answered.
 	DurationMs float64 `json:"durationMs,omitempty"`
 	Cold       *bool   `json:"cold,omitempty"`
 	HTTPStatus int     `json:"httpStatus,omitempty"`
@@ -289,11 +290,16 @@ func (a *Async) syncStatus(ctx context.Context, id string) (*Status, error) {
 // newSyncStatus describes a finished sync invocation in Status's shape.
 func newSyncStatus(inv *gust.Invocation) *Status {
 	start, end := inv.Start, inv.Start.Add(inv.Duration)
-	cold := inv.Cold
 	s := &Status{
 		ID: inv.ID, Kind: KindSync, Function: inv.Function, Version: inv.Version, Trigger: inv.Trigger,
 		Status: StatusSucceeded, Attempts: 1, AcceptedAt: start, StartedAt: &start, FinishedAt: &end,
-		DurationMs: float64(inv.Duration.Microseconds()) / 1000, Cold: &cold, HTTPStatus: inv.HTTPCode,
+		DurationMs: float64(inv.Duration.Microseconds()) / 1000, HTTPStatus: inv.HTTPCode,
+	}
+	// A call no instance ran (throttled, or none could be had) started
+	// neither warm nor cold: it has no Cold.
+	if !inv.NotRun && inv.Status != gust.StatusThrottled {
+		cold := inv.Cold
+		s.Cold = &cold
 	}
 	if inv.Status != "" && inv.Status != gust.StatusOK {
 		s.Status, s.Error = StatusFailed, inv.Error

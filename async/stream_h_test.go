@@ -169,7 +169,7 @@ func TestStreamShutdownSpendsNoAttempt(t *testing.T) {
 	}
 	settledConsumer(t, js, "orders")
 	// A settled message's count of returns is gone.
-	if _, err := h.a.triggers.Get(ctx, handbackKey("ORDERS", durableName("orders", 0), 1)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := h.a.handbacksKV.Get(ctx, handbackKey("ORDERS", durableName("orders", 0), 1)); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("handback count of a settled message: %v, want not found", err)
 	}
 }

@@ -72,3 +72,28 @@ func TestStatusOfSyncInvocation(t *testing.T) {
 		t.Fatalf("cancel of a sync call: %v", err)
 	}
 }
+
+// A sync call no instance ran (throttled, or none could be had) started
+// neither warm nor cold: its status has no cold. It used to say cold
+// false, which the CLI showed as "start: warm".
+func TestStatusOfSyncCallNotRunHasNoStart(t *testing.T) {
+	finder := &recordFinder{}
+	h := newHarness(t, "", func(c *Config) { c.Sync = finder })
+	finder.rec = h.rec
+	ctx := context.Background()
+	h.rec.Record(&gust.Invocation{ID: "sync-throttled", Function: "echo", Version: 1, Trigger: "http", Status: gust.StatusThrottled, Error: "throttled"})
+	h.rec.Record(&gust.Invocation{ID: "sync-notrun", Function: "echo", Version: 1, Trigger: "http", Status: gust.StatusError, Error: "start failed", Cold: true, NotRun: true})
+	h.rec.Record(&gust.Invocation{ID: "sync-warm", Function: "echo", Version: 1, Trigger: "http", Status: gust.StatusOK})
+	for _, id := range []string{"sync-throttled", "sync-notrun"} {
+		s, err := h.c.Invocation(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Kind != KindSync || s.Status != StatusFailed || s.Cold != nil {
+			t.Fatalf("%s: %+v, want a failed sync call without cold", id, s)
+		}
+	}
+	if s, err := h.c.Invocation(ctx, "sync-warm"); err != nil || s.Cold == nil || *s.Cold {
+		t.Fatalf("sync-warm: %+v %v, want cold false", s, err)
+	}
+}

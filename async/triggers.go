@@ -255,7 +255,7 @@ func (m *triggerManager) replace(ctx context.Context, name string, triggers []gu
 				if err := m.a.js.DeleteConsumer(ctx, t.Stream, durableName(name, i)); err != nil {
 					m.a.log.Debug("triggers: deleting consumer", "stream", t.Stream, "consumer", durableName(name, i), "err", err)
 				}
-				m.a.purgeTriggerState(handbacksSubject(t.Stream, durableName(name, i)))
+				m.a.purgeState(BucketHandbacks, handbacksSubject(t.Stream, durableName(name, i)))
 			}
 			if t.Cron != "" && triggers == nil {
 				_ = m.a.triggers.Delete(ctx, cronKey(name, i))

@@ -141,7 +141,9 @@ func (r *Record) invocation() *gust.Invocation {
 		ID: r.ID, Function: r.Function, Version: r.Version, Trigger: r.Trigger, Start: r.Start,
 		Duration: time.Duration(r.DurationUs) * time.Microsecond, MemoryMB: r.MemoryMB, Cold: r.Cold,
 		Status: r.Status, Error: r.Error, HTTPCode: r.HTTPStatus,
-		// A throttled call and one no instance ran bill nothing.
-		NotRun: r.Status != gust.StatusThrottled && r.BilledMs == 0,
+		// Every call an instance ran bills at least 1 ms; a throttled
+		// call and one no instance could be had for bill nothing: neither
+		// ran (gust.Invocation.NotRun), and neither started warm or cold.
+		NotRun: r.BilledMs == 0,
 	}
 }

@@ -77,3 +77,21 @@ func TestInvocationByIDInOlderMessages(t *testing.T) {
 		t.Fatalf("never: %v", err)
 	}
 }
+
+// A throttled call's record is found as one no instance ran (NotRun), as
+// is a call whose instance could not be had; one that ran is not.
+func TestInvocationByIDNotRun(t *testing.T) {
+	ctx := testContext(t)
+	js := startJetStream(t)
+	m := openMeter(ctx, t, js)
+	start := time.Now().Add(-time.Minute).UTC()
+	m.Record(&gust.Invocation{ID: "thr", Function: "f", Version: 1, Trigger: "http", Start: start, Duration: time.Second, MemoryMB: 128, Status: gust.StatusThrottled})
+	m.Record(&gust.Invocation{ID: "nostart", Function: "f", Version: 1, Trigger: "http", Start: start, Duration: time.Second, MemoryMB: 128, Cold: true, Status: gust.StatusError, NotRun: true})
+	m.Record(&gust.Invocation{ID: "ran", Function: "f", Version: 1, Trigger: "http", Start: start, Duration: time.Microsecond, MemoryMB: 128, Status: gust.StatusError})
+	for id, want := range map[string]bool{"thr": true, "nostart": true, "ran": false} {
+		inv, err := m.Invocation(ctx, id)
+		if err != nil || inv.NotRun != want {
+			t.Fatalf("%s: %+v %v, want NotRun %v", id, inv, err, want)
+		}
+	}
+}

@@ -138,6 +138,11 @@ func (b *Budget) tooSmall(cfg Config) error {
 		cfg.Function, cfg.Version, cfg.MemoryMB, b.total, b.total)
 }
 
+// Admit returns the EINVALID a pool of v would refuse every call with
+// (see tooSmall), so that a caller can refuse work for v before storing
+// it; nil if v fits this budget.
+func (b *Budget) Admit(v *gust.Version) error { return b.tooSmall(ConfigFor(v, b, nil)) }
+
 // lruIdle picks the least recently used reclaimable idle instance among
 // pools other than requester.
 func lruIdle(pools []*Pool, requester *Pool) (*Pool, *instance) {

@@ -191,13 +191,16 @@ func printInvocation(cmd *cobra.Command, s *client.InvocationStatus, now time.Ti
 		row("code", s.Code)
 		row("started", ago(s.AcceptedAt, now))
 		row("duration", (time.Duration(s.DurationMs * float64(time.Millisecond))).Round(time.Microsecond).String())
+		// A sync status without cold is a call no instance ran
+		// (throttled, or none could be had).
+		start := "not run"
 		if s.Cold != nil {
-			start := "warm"
+			start = "warm"
 			if *s.Cold {
 				start = "cold"
 			}
-			row("start", start)
 		}
+		row("start", start)
 		return tw.Flush()
 	}
 	row("attempts", strconv.Itoa(s.Attempts))

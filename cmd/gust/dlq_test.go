@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -60,9 +61,19 @@ func asyncAPI(t *testing.T) (*httptest.Server, func() []string) {
 		"error": "function error: panic: boom", "acceptedAt": testNow.Add(-30 * time.Second), "startedAt": testNow.Add(-30 * time.Second),
 		"finishedAt": testNow.Add(-30 * time.Second), "durationMs": 12.5, "cold": true,
 	}
+	// A throttled call: no instance ran it, so the server sends no cold.
+	throttled := map[string]any{
+		"id": "sync43", "kind": "sync", "function": "hello", "version": 2, "trigger": "http", "status": "failed", "attempts": 1,
+		"error": "throttled", "code": gust.ETHROTTLED, "acceptedAt": testNow.Add(-30 * time.Second), "startedAt": testNow.Add(-30 * time.Second),
+		"finishedAt": testNow.Add(-30 * time.Second), "durationMs": 1000,
+	}
 	mux.HandleFunc("GET /v1/invocations/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("id") == "sync42" {
 			writeJSON(w, 200, syncStatus)
+			return
+		}
+		if r.PathValue("id") == "sync43" {
+			writeJSON(w, 200, throttled)
 			return
 		}
 		if r.PathValue("id") != "abc123" {
@@ -152,5 +163,18 @@ func TestInvocationCommandSync(t *testing.T) {
 		if strings.Contains(r.stdout, not) {
 			t.Fatalf("sync invocation shows %q\n%s", not, r.stdout)
 		}
+	}
+}
+
+// A sync call no instance ran (throttled) started neither warm nor cold:
+// its lookup says "start: not run"; it used to say "start: warm".
+func TestInvocationCommandSyncNotRun(t *testing.T) {
+	srv, _ := asyncAPI(t)
+	r := runCLI(t, srv.URL, "", "invocation", "sync43")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !regexp.MustCompile(`(?m)^start:\s+not run$`).MatchString(r.stdout) || strings.Contains(r.stdout, "warm") {
+		t.Fatalf("throttled sync invocation:\n%s", r.stdout)
 	}
 }
