@@ -498,22 +498,14 @@ func (a *API) previousSecrets(ctx context.Context, name string) (env, keys map[s
 	return env, keys, nil
 }
 
-// secretRefs lists the secrets spec names: those the function gets as env
-// variables, and those that only check signatures of its events.
+// secretRefs splits the secrets spec names into those the function gets
+// as env variables and those used as signing keys.
 func secretRefs(spec gust.Spec) (env, keys []string) {
-	env = spec.Secrets
-	for _, t := range spec.Triggers {
-		if t.Webhook != nil && t.Webhook.Secret != "" {
-			keys = append(keys, t.Webhook.Secret)
-		}
-	}
-	for _, rt := range spec.Routes {
-		if rt.JWT != nil {
-			for _, s := range []string{rt.JWT.Secret, rt.JWT.JWKS} {
-				if s != "" {
-					keys = append(keys, s)
-				}
-			}
+	for _, r := range spec.SecretRefs() {
+		if r.Key() {
+			keys = append(keys, r.Name)
+		} else {
+			env = append(env, r.Name)
 		}
 	}
 	return env, keys

@@ -388,16 +388,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		// traffic to a stored version: what it needs may be gone or taken
 		// since it was deployed.
 		ValidateNamed: []func(context.Context, string, gust.Spec) error{
-			func(ctx context.Context, _ string, s gust.Spec) error { return n.secrets.Exists(ctx, s.Secrets) },
 			func(ctx context.Context, _ string, s gust.Spec) error {
-				for _, t := range s.Triggers {
-					if t.Webhook != nil {
-						if err := n.secrets.Exists(ctx, []string{t.Webhook.Secret}); err != nil {
-							return err
-						}
-					}
+				var names []string
+				for _, r := range s.SecretRefs() {
+					names = append(names, r.Name)
 				}
-				return nil
+				return n.secrets.Exists(ctx, names)
 			},
 			func(ctx context.Context, name string, s gust.Spec) error {
 				return async.CheckWebhookPaths(ctx, n.reg, name, s)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gustfaas/gust"
@@ -101,17 +100,9 @@ func Uses(ctx context.Context, reg gust.Registry, name string) ([]Use, error) {
 // trigger's signing key, a JWT route's key or key set.
 func needs(spec gust.Spec, name string) []string {
 	var as []string
-	if slices.Contains(spec.Secrets, name) {
-		as = append(as, "env")
-	}
-	for _, t := range spec.Triggers {
-		if t.Webhook != nil && t.Webhook.Secret == name {
-			as = append(as, "webhook "+t.Webhook.Path)
-		}
-	}
-	for _, r := range spec.Routes {
-		if r.JWT != nil && (r.JWT.Secret == name || r.JWT.JWKS == name) {
-			as = append(as, "jwt route "+strconv.Quote(r.ID()))
+	for _, r := range spec.SecretRefs() {
+		if r.Name == name {
+			as = append(as, r.As)
 		}
 	}
 	return as
