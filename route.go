@@ -194,33 +194,3 @@ func validateRoutes(routes []Route) error {
 	}
 	return nil
 }
-
-// ValidateForDeploy is Validate plus the rules a new deploy must meet that
-// versions stored before them may not: a stored version is still loaded
-// and served (routes/ closes what such a route would have let through),
-// so these are checked where a spec is deployed, never where one is
-// loaded. Errors: EINVALID naming the route.
-func (s Spec) ValidateForDeploy() error {
-	if err := s.Validate(); err != nil {
-		return err
-	}
-	for i, r := range s.Routes {
-		j := r.JWT
-		if r.Auth != AuthJWT || j == nil {
-			continue
-		}
-		at := func(format string, args ...any) error {
-			return Errorf(EINVALID, "route %d (%s): %s", i+1, r.ID(), fmt.Sprintf(format, args...))
-		}
-		// An identity provider's keys sign the tokens of every app it
-		// serves; only the audience says this one was issued for this
-		// route, and the issuer is the same for all.
-		if j.JWKS != "" && j.Audience == "" {
-			return at("jwt.jwks needs jwt.audience: the provider signs tokens for every app it serves with the same keys, so without an audience this route would accept any of them")
-		}
-		if j.Leeway.D() > MaxJWTLeeway {
-			return at("jwt leeway %s: want 0 to %s", j.Leeway, MaxJWTLeeway)
-		}
-	}
-	return nil
-}

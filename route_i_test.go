@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// A provider's JWKS signs tokens for every app it serves: a jwks route
-// must say which audience is its own, and leeway stays a clock skew.
+// Stored specs keep validating whatever their jwks audience and leeway
+// (the deploy rules are routes.Router.ValidateSpec's); a negative leeway
+// never did.
 func TestValidateRoutesJWT(t *testing.T) {
 	jwtRoute := func(j RouteJWT) Spec {
 		s := Spec{Routes: []Route{{Name: "orders", Path: "/orders", Auth: AuthJWT, JWT: &j}}}.WithDefaults()
@@ -27,12 +28,16 @@ func TestValidateRoutesJWT(t *testing.T) {
 		"leeway negative":        {RouteJWT{Secret: "K", Leeway: Duration(-time.Second)}, "jwt leeway -1s"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			// A version stored before these rules still validates, so
-			// a driver that checks the spec at load still loads it.
-			if err := jwtRoute(tc.jwt).Validate(); err != nil && tc.jwt.Leeway.D() >= 0 {
-				t.Fatalf("Validate of a stored spec = %v, want nil", err)
+			// A version stored before the deploy rules (routes.Router.
+			// ValidateSpec) still validates, so a driver that checks the
+			// spec at load still loads it; only a negative leeway never did.
+			if tc.jwt.Leeway.D() >= 0 {
+				if err := jwtRoute(tc.jwt).Validate(); err != nil {
+					t.Fatalf("Validate of a stored spec = %v, want nil", err)
+				}
+				return
 			}
-			err := jwtRoute(tc.jwt).ValidateForDeploy()
+			err := jwtRoute(tc.jwt).Validate()
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -40,7 +45,7 @@ func TestValidateRoutesJWT(t *testing.T) {
 				return
 			}
 			if ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("ValidateForDeploy = %v, want EINVALID with %q", err, tc.want)
+				t.Fatalf("Validate = %v, want EINVALID with %q", err, tc.want)
 			}
 		})
 	}

@@ -225,7 +225,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) (err error) {
 		return err
 	}
 	spec = spec.WithDefaults()
-	if err := spec.ValidateForDeploy(); err != nil {
+	if err := spec.Validate(); err != nil {
 		return err
 	}
 	if err := a.fitsBudget("function "+name, spec.MemoryMB); err != nil {

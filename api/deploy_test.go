@@ -283,13 +283,3 @@ func TestDeployRefusesMinInstancesOverTheNodeBudget(t *testing.T) {
 		}
 	}
 }
-
-// Deploy applies the rules stored versions predate: a jwks route without
-// an audience is refused, though a stored one still loads.
-func TestDeployAppliesNewRouteRules(t *testing.T) {
-	srv := newTestAPIWith(t, nil, nil)
-	status, body := postDeploy(t, srv.URL, "idp", `{"routes":[{"path":"/x","auth":"jwt","jwt":{"jwks":"IDP"}}]}`)
-	if status != http.StatusBadRequest || !strings.Contains(string(body), "jwt.audience") {
-		t.Fatalf("deploy of a jwks route without an audience: %d %s", status, body)
-	}
-}

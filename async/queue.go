@@ -429,7 +429,14 @@ func (a *Async) recordHandback(key string, n int) {
 // forgetHandbacks removes a settled message's count, leaving no delete
 // marker behind (a purge of the subject in the bucket's stream).
 func (a *Async) forgetHandbacks(key string) {
-	a.purgeState(BucketHandbacks, "$KV."+BucketHandbacks+"."+key)
+	// One request (the purge marker ages out with the bucket's TTL), not
+	// the stream lookup and purge purgeState makes: this runs on every
+	// settle of a redelivered message.
+	ctx, cancel := opCtx()
+	defer cancel()
+	if err := a.handbacksKV.Purge(ctx, key); err != nil {
+		a.log.Debug("forgetting handbacks", "key", key, "err", err)
+	}
 }
 
 // purgeState removes subject's messages from bucket's stream.

@@ -141,7 +141,16 @@ func (b *Budget) tooSmall(cfg Config) error {
 // Admit returns the EINVALID a pool of v would refuse every call with
 // (see tooSmall), so that a caller can refuse work for v before storing
 // it; nil if v fits this budget.
-func (b *Budget) Admit(v *gust.Version) error { return b.tooSmall(ConfigFor(v, b, nil)) }
+func (b *Budget) Admit(v *gust.Version) error {
+	if b == nil || b.total == 0 {
+		return nil // the common case, on every /async accept: no copy of the spec
+	}
+	mb := v.Spec.MemoryMB
+	if mb <= 0 {
+		mb = gust.DefaultMemoryMB
+	}
+	return b.tooSmall(Config{Function: v.Function, Version: v.Number, MemoryMB: mb})
+}
 
 // lruIdle picks the least recently used reclaimable idle instance among
 // pools other than requester.

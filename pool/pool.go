@@ -136,7 +136,10 @@ type instance struct {
 	allIdx   int  // index in Pool.all while live
 	inAvail  bool // on Pool.avail
 	dead     bool // removed from the pool: never leased again
-	claimed  bool // someone has taken the job of closing it
+	// usable is inst if its driver can tell that a call that succeeded
+	// left it spent (see release); asserted once, not per call.
+	usable  interface{ Usable() bool }
+	claimed bool // someone has taken the job of closing it
 }
 
 // New returns a pool of instances of m. Unless cfg.Interval is negative it
@@ -500,6 +503,7 @@ func (p *Pool) start(ctx context.Context, forLease bool) (*instance, error) {
 		return nil, err
 	}
 	in := &instance{inst: gi, lastUsed: p.now()}
+	in.usable, _ = gi.(interface{ Usable() bool })
 	p.mu.Lock()
 	p.starting--
 	if p.forced || (p.closed && !forLease) {
@@ -567,7 +571,7 @@ func (p *Pool) release(in *instance, err error) {
 	// whose deadline closed it as the call returned): discard it rather
 	// than hand the next caller an instance that can only fail.
 	if err == nil {
-		if u, ok := in.inst.(interface{ Usable() bool }); ok && !u.Usable() {
+		if in.usable != nil && !in.usable.Usable() {
 			err = errInstanceSpent
 		}
 	}

@@ -176,6 +176,19 @@ func (r *Router) ValidateSpec(ctx context.Context, spec gust.Spec) error {
 			if r.cfg.Secrets == nil {
 				return gust.Errorf(gust.EINVALID, "route %d (%s): jwt auth needs the secret store", i+1, rs.ID())
 			}
+			// Rules a deploy must meet that versions stored before them
+			// may not: those still load (Spec.Validate accepts them), and
+			// the verifier closes what such a route would let through.
+			//
+			// An identity provider's keys sign the tokens of every app it
+			// serves; only the audience says this one was issued for this
+			// route, and the issuer is the same for all.
+			if rs.JWT.JWKS != "" && rs.JWT.Audience == "" {
+				return gust.Errorf(gust.EINVALID, "route %d (%s): jwt.jwks needs jwt.audience: the provider signs tokens for every app it serves with the same keys, so without an audience this route would accept any of them", i+1, rs.ID())
+			}
+			if rs.JWT.Leeway.D() > gust.MaxJWTLeeway {
+				return gust.Errorf(gust.EINVALID, "route %d (%s): jwt leeway %s: want 0 to %s", i+1, rs.ID(), rs.JWT.Leeway, gust.MaxJWTLeeway)
+			}
 			if rs.JWT.Secret != "" {
 				names = append(names, rs.JWT.Secret)
 			}

@@ -235,7 +235,9 @@ func (r *reactor) Invoke(ctx context.Context, req *gust.Request) (*gust.Response
 		return nil, gust.Errorf(gust.EINTERNAL, "instance already in use")
 	}
 	defer r.busy.Store(false)
-	return r.invokeOnce(ctx, req)
+	resp, err := r.invokeOnce(ctx, req)
+	r.afterCall(ctx.Err() != nil)
+	return resp, err
 }
 
 // invokeOnce runs req on the instance, which the caller has marked busy.
@@ -253,7 +255,6 @@ func (r *reactor) invokeOnce(ctx context.Context, req *gust.Request) (*gust.Resp
 	if err != nil {
 		r.dead = true
 	}
-	r.afterCall(ctx.Err() != nil)
 	if r.learn != nil {
 		r.learnHotPages(err == nil)
 	}
