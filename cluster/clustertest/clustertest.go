@@ -27,6 +27,11 @@ type NATS struct {
 }
 
 // URL is the client URL of server i.
+
+// readyWait bounds a server's start. Generous: under -race on a busy
+// 2-core machine a clustered server has taken over 10 s to accept clients.
+const readyWait = 60 * time.Second
+
 func (c *NATS) URL(i int) string { return c.Servers[i].ClientURL() }
 
 // URLs is every server's client URL, comma-separated, as `--nats` takes it.
@@ -85,7 +90,7 @@ func Start(t testing.TB, n int) *NATS {
 			srv.Shutdown()
 			srv.WaitForShutdown()
 		})
-		if !srv.ReadyForConnections(10 * time.Second) {
+		if !srv.ReadyForConnections(readyWait) {
 			t.Fatalf("nats server %d not ready", i)
 		}
 		c.Servers = append(c.Servers, srv)
@@ -125,7 +130,7 @@ func (c *NATS) Restart(t testing.TB, i int) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	})
-	if !srv.ReadyForConnections(10 * time.Second) {
+	if !srv.ReadyForConnections(readyWait) {
 		t.Fatalf("nats server %d not ready after restart", i)
 	}
 	c.Servers[i] = srv
